@@ -1,0 +1,235 @@
+"""The run configuration: one frozen dataclass, built by run.py from flags.
+
+Field names follow the official SimCLR TF2 flags where one exists. Defaults are
+for the embedded MNIST run (a few minutes on 2 CPU cores); the official
+ImageNet defaults are in configs/imagenet_simclr_pretrain.cfg.
+"""
+
+import dataclasses
+import json
+import os
+
+from tfssl.errors import ConfigError
+
+TRAIN_MODES = ("pretrain", "finetune", "distill", "supervised", "mean_teacher", "ladder", "ssvae")
+MODES = TRAIN_MODES + ("eval", "export", "compare", "benchmark", "prepare_data",
+                       "train", "train_then_eval")  # the last two: official spellings
+
+# Fields that define the network; a checkpoint only restores into the same values.
+ARCHITECTURE_FIELDS = ("architecture", "resnet_depth", "width_multiplier", "sk_ratio", "se_ratio",
+                       "proj_head_mode", "proj_out_dim", "num_proj_layers", "ladder_hidden_sizes",
+                       "ssvae_model", "ssvae_latent_dim", "ssvae_hidden_sizes")
+
+
+def _field(default, help, choices=None):
+    metadata = {"help": help}
+    if choices:
+        metadata["choices"] = tuple(choices)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    # --- job ---
+    mode: str = _field("pretrain", "Job to run.", MODES)
+    train_mode: str = _field("", "Official spelling: with --mode=train, pretrain or finetune.",
+                             ("", "pretrain", "finetune"))
+    model_dir: str = _field("", "Run directory (checkpoints, summaries, results). "
+                                "Default: runs/<mode>-<dataset>.")
+    strategy: str = _field("auto", "tf.distribute strategy; auto = mirrored over GPUs, else one device.",
+                           ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu"))
+    tpu_name: str = _field("", "TPU name or grpc address for --strategy=tpu.")
+    precision: str = _field("float32", "Compute precision.",
+                            ("float32", "mixed_bfloat16", "mixed_float16"))
+    jit_compile: bool = _field(False, "XLA-compile the train step (helps on GPU, not on CPU).")
+    steps_per_loop: int = _field(50, "Train steps per tf.function call.")
+    seed: int = _field(0, "Seed for weights, data order and augmentation.")
+    deterministic: bool = _field(False, "Enable TF op determinism (bit-identical reruns, slower).")
+    log_every_secs: float = _field(10.0, "Seconds between progress lines.")
+
+    # --- data ---
+    dataset: str = _field("mnist", "tfds name, or folder:/path/to/root for your own images.")
+    data_dir: str = _field("", "tfds data_dir (default: tfds' own, ~/tensorflow_datasets).")
+    train_split: str = _field("train", "Split to train on.")
+    eval_split: str = _field("test", "Split to evaluate on.")
+    cache_dataset: bool = _field(True, "Cache decoded images in memory.")
+    image_size: int = _field(0, "Input image size; 0 = the dataset's own size.")
+    skip_corrupt_images: bool = _field(False, "Skip unreadable images in a folder dataset (warn).")
+
+    # --- label subsets ---
+    label_fraction: float = _field(1.0, "Fraction of train labels kept (class-balanced).")
+    num_labels: int = _field(0, "Number of labels kept (class-balanced); overrides label_fraction.")
+    label_seed: int = _field(0, "Seed choosing the labeled subset.")
+    label_subset_file: str = _field("", "Reuse the labeled subset saved in this JSON file.")
+
+    # --- optimisation ---
+    train_batch_size: int = _field(256, "Global batch size.")
+    train_epochs: float = _field(2, "Epochs to train for.")
+    train_steps: int = _field(0, "Steps to train for; overrides train_epochs.")
+    eval_batch_size: int = _field(256, "Batch size for evaluation.")
+    eval_steps: int = _field(0, "Eval steps; 0 = the whole eval split.")
+    learning_rate: float = _field(0.3, "Learning rate per 256 examples (see learning_rate_scaling).")
+    learning_rate_scaling: str = _field("linear", "LR scaling with batch size.", ("linear", "sqrt"))
+    warmup_epochs: float = _field(0.2, "Epochs of linear warmup before cosine decay.")
+    weight_decay: float = _field(1e-6, "Weight decay.")
+    optimizer: str = _field("lars", "Optimizer.", ("lars", "momentum", "adam"))
+    momentum: float = _field(0.9, "Momentum for lars and momentum optimizers.")
+    batch_norm_decay: float = _field(0.9, "Batch norm moving-average decay.")
+    global_bn: bool = _field(True, "Synchronise batch norm statistics across replicas.")
+    checkpoint_epochs: float = _field(1, "Epochs between checkpoints and summaries.")
+    checkpoint_steps: int = _field(0, "Steps between checkpoints; overrides checkpoint_epochs.")
+    keep_checkpoint_max: int = _field(5, "Checkpoints kept.")
+    skip_nonfinite_steps: bool = _field(False, "Skip steps with a NaN/Inf loss instead of stopping.")
+
+    # --- network ---
+    architecture: str = _field("auto", "Network; auto = the method's usual one.",
+                               ("auto", "resnet", "convlarge", "mlp"))
+    resnet_depth: int = _field(18, "ResNet depth.", ("18", "34", "50", "101", "152", "200"))
+    width_multiplier: float = _field(0.25, "ResNet width multiplier (1 = 64 channels in the stem).")
+    sk_ratio: float = _field(0.0, "Selective-kernel ratio; > 0 enables SK (SimCLRv2 uses 0.0625).")
+    se_ratio: float = _field(0.0, "Squeeze-excitation ratio; > 0 enables SE.")
+
+    # --- SimCLR ---
+    temperature: float = _field(0.2, "NT-Xent temperature.")
+    hidden_norm: bool = _field(True, "L2-normalise projections before NT-Xent.")
+    proj_head_mode: str = _field("nonlinear", "Projection head.", ("none", "linear", "nonlinear"))
+    proj_out_dim: int = _field(128, "Projection output size.")
+    num_proj_layers: int = _field(3, "Layers in the nonlinear projection head.")
+    ft_proj_selector: int = _field(0, "Projection layers kept for fine-tuning (0 = none).")
+    color_jitter_strength: float = _field(0.5, "Colour jitter strength s.")
+    use_blur: bool = _field(True, "Gaussian blur (p=0.5) in pretraining augmentation.")
+    lineareval_while_pretraining: bool = _field(True, "Train a linear head on frozen features.")
+
+    # --- fine-tune / distill ---
+    checkpoint: str = _field("", "Checkpoint to start from: a model_dir or a checkpoint prefix.")
+    fine_tune_after_block: int = _field(-1, "Freeze up to this block (-1 none, 4 = linear eval).")
+    zero_init_logits_layer: bool = _field(False, "Zero-initialise the supervised head.")
+    teacher: str = _field("", "Distill: teacher model_dir, checkpoint prefix or SavedModel.")
+    student_resnet_depth: int = _field(0, "Distill: student depth (0 = teacher's).")
+    student_width_multiplier: float = _field(0.0, "Distill: student width (0 = teacher's).")
+    distill_temperature: float = _field(1.0, "Distill: softmax temperature T.")
+    distill_label_weight: float = _field(0.0, "Distill: weight of the labeled cross-entropy.")
+
+    # --- eval / export ---
+    export_dir: str = _field("", "Export: SavedModel directory (default: <run>/saved_model).")
+    eval_wait: bool = _field(False, "Eval: keep evaluating new checkpoints until training ends.")
+    eval_timeout_secs: int = _field(3600, "Eval: stop waiting after this many idle seconds.")
+
+    # --- Mean Teacher ---
+    ema_decay: float = _field(0.999, "Teacher EMA decay after ramp-up.")
+    ema_decay_rampup: float = _field(0.99, "Teacher EMA decay during ramp-up.")
+    consistency: str = _field("mse", "Consistency cost between softmaxes.", ("mse", "kl"))
+    consistency_weight: float = _field(100.0, "Maximum consistency weight.")
+    consistency_rampup_steps: int = _field(5000, "Sigmoid ramp-up length in steps.")
+    logit_distance_cost: float = _field(-1.0, "Cost between the two student heads; < 0 = one head.")
+    input_noise_std: float = _field(0.15, "Gaussian input noise for student and teacher.")
+    unlabeled_batch_size: int = _field(0, "Unlabeled examples per step (0 = train_batch_size).")
+
+    # --- Ladder ---
+    ladder_noise_std: float = _field(0.3, "Ladder: corruption noise at every layer.")
+    denoising_costs: str = _field("1000,10,0.1,0.1,0.1,0.1,0.1", "Ladder: cost per layer, input first.")
+    ladder_hidden_sizes: str = _field("1000,500,250,250,250", "Ladder MLP hidden layer sizes.")
+
+    # --- SS-VAE ---
+    ssvae_model: str = _field("m2", "SS-VAE model.", ("m1", "m2", "m1m2"))
+    ssvae_latent_dim: int = _field(50, "SS-VAE latent size.")
+    ssvae_hidden_sizes: str = _field("500", "SS-VAE hidden layer sizes.")
+    ssvae_activation: str = _field("softplus", "SS-VAE hidden activation.")
+    ssvae_likelihood: str = _field("bernoulli", "p(x|z) likelihood.", ("bernoulli", "gaussian"))
+    ssvae_alpha: float = _field(0.1, "Classification weight, times the number of labeled examples.")
+    m1_checkpoint: str = _field("", "M1+M2: the trained M1 run.")
+    m1_latent: str = _field("sample", "M1+M2: feed M1's z samples or means to M2.", ("sample", "mean"))
+
+    # --- compare ---
+    label_fractions: str = _field("0.01,0.1,1.0", "Compare: label fractions.")
+    methods: str = _field("supervised,simclr,simclr_distill", "Compare: methods to run.")
+    budget: str = _field("small", "Compare: epoch budget.", ("tiny", "small", "full"))
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def to_json(self, path):
+        with open(path, "w") as f:
+            json.dump(self.to_dict(), f, indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, path, **overrides):
+        with open(path) as f:
+            values = json.load(f)
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in values.items() if k in known}
+        values.update(overrides)
+        return cls(**values)
+
+    # --- derived values ---
+    @property
+    def job(self):
+        """The mode, with the official spellings (train + train_mode) resolved."""
+        if self.mode in ("train", "train_then_eval"):
+            return self.train_mode or "pretrain"
+        return self.mode
+
+    @property
+    def run_dir(self):
+        return self.model_dir or os.path.join("runs", f"{self.job}-{self.dataset.replace(':', '_').replace('/', '_')}")
+
+    def float_list(self, name):
+        try:
+            return [float(v) for v in getattr(self, name).split(",") if v.strip()]
+        except ValueError:
+            raise ConfigError(f"--{name}={getattr(self, name)!r} must be comma-separated numbers")
+
+    def validate(self):
+        """Raises ConfigError naming the first bad value and how to fix it."""
+        for f in dataclasses.fields(self):
+            choices = f.metadata.get("choices")
+            value = getattr(self, f.name)
+            if choices and str(value) not in choices:
+                raise ConfigError(f"--{f.name}={value} is not one of {', '.join(c for c in choices if c)}")
+        positive = ("train_batch_size", "eval_batch_size", "steps_per_loop", "proj_out_dim",
+                    "keep_checkpoint_max", "num_proj_layers", "ssvae_latent_dim")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"--{name}={getattr(self, name)} must be positive")
+        non_negative = ("train_steps", "train_epochs", "eval_steps", "checkpoint_steps", "warmup_epochs",
+                        "weight_decay", "num_labels", "image_size", "sk_ratio", "se_ratio",
+                        "unlabeled_batch_size", "input_noise_std", "ladder_noise_std")
+        for name in non_negative:
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{name}={getattr(self, name)} must not be negative")
+        if self.job in TRAIN_MODES and not (self.train_steps or self.train_epochs):
+            raise ConfigError("--train_steps and --train_epochs are both 0: set one of them")
+        if self.width_multiplier <= 0:
+            raise ConfigError(f"--width_multiplier={self.width_multiplier} must be positive")
+        if self.learning_rate <= 0:
+            raise ConfigError(f"--learning_rate={self.learning_rate} must be positive")
+        if self.temperature <= 0 or self.distill_temperature <= 0:
+            raise ConfigError("--temperature and --distill_temperature must be positive")
+        if not 0 < self.label_fraction <= 1:
+            raise ConfigError(f"--label_fraction={self.label_fraction} must be in (0, 1], e.g. 0.01 or 0.1")
+        if not 0 <= self.batch_norm_decay < 1:
+            raise ConfigError(f"--batch_norm_decay={self.batch_norm_decay} must be in [0, 1)")
+        if not -1 <= self.fine_tune_after_block <= 4:
+            raise ConfigError(f"--fine_tune_after_block={self.fine_tune_after_block} must be -1..4")
+        if self.ft_proj_selector < 0 or self.ft_proj_selector > self.num_proj_layers:
+            raise ConfigError(f"--ft_proj_selector={self.ft_proj_selector} must be 0..num_proj_layers")
+        if self.mode in ("train", "train_then_eval") and self.train_mode == "":
+            pass  # official default train_mode is pretrain
+        if self.image_size and self.image_size < 8:
+            raise ConfigError(f"--image_size={self.image_size} is too small; use at least 8 pixels")
+        if self.job == "finetune" and not self.checkpoint:
+            raise ConfigError("--mode=finetune needs --checkpoint=<pretrain model_dir or prefix>; "
+                              "to train from scratch use --mode=supervised")
+        if self.job == "distill" and not self.teacher:
+            raise ConfigError("--mode=distill needs --teacher=<fine-tuned model_dir or SavedModel>")
+        if self.job in ("eval", "export") and not (self.checkpoint or self.model_dir):
+            raise ConfigError(f"--mode={self.job} needs --checkpoint=<run dir or checkpoint prefix>")
+        for name in ("denoising_costs", "ladder_hidden_sizes", "ssvae_hidden_sizes", "label_fractions"):
+            self.float_list(name)
+        for fraction in self.float_list("label_fractions"):
+            if not 0 < fraction <= 1:
+                raise ConfigError(f"--label_fractions has {fraction}: each must be in (0, 1]")
+        return self

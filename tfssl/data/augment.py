@@ -1,0 +1,157 @@
+"""SimCLR augmentations as pure, seeded TensorFlow functions.
+
+Every function takes a float image in [0, 1] of shape (H, W, C), C = 1 or 3,
+and a stateless seed (a shape-[2] integer tensor). The same seed gives the same
+output eagerly, inside tf.function and inside tf.data, on any number of
+parallel calls. Semantics follow the official SimCLR code (data_util.py):
+random resized crop (area 0.08-1, aspect 3/4-4/3, bicubic), horizontal flip,
+colour jitter in random order applied with p=0.8 (SimCLRv2's multiplicative
+brightness), grayscale with p=0.2, Gaussian blur with p=0.5 (kernel image_size/10,
+sigma 0.1-2). Grayscale images get brightness and contrast only: saturation,
+hue and grayscale have no meaning for them.
+"""
+
+import tensorflow as tf
+
+CROP_PROPORTION = 0.875  # central crop kept at eval, for images above 32 px
+
+
+def split_seed(seed, num):
+    """`num` independent stateless seeds derived from `seed`."""
+    return tf.unstack(tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num))
+
+
+def uniform(seed, low=0.0, high=1.0):
+    return tf.random.stateless_uniform([], seed, minval=low, maxval=high)
+
+
+def apply_with_probability(fn, p, image, seed):
+    """fn(image) with probability p, else image."""
+    return tf.cond(uniform(seed) < p, lambda: fn(image), lambda: image)
+
+
+def resize(image, size):
+    image = tf.image.resize(image, [size, size], method="bicubic")
+    return tf.clip_by_value(image, 0.0, 1.0)
+
+
+def random_resized_crop(image, size, seed, area_range=(0.08, 1.0), aspect_range=(3 / 4, 4 / 3)):
+    """Crop a random box (area and aspect ratio in range) and resize it to size x size."""
+    begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        tf.shape(image), bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=seed,
+        min_object_covered=0.1, aspect_ratio_range=aspect_range, area_range=area_range,
+        max_attempts=100, use_image_if_no_bounding_boxes=True)
+    image = tf.slice(image, begin, crop_size)
+    return resize(image, size)
+
+
+def random_flip(image, seed):
+    return tf.image.stateless_random_flip_left_right(image, seed)
+
+
+def to_grayscale(image):
+    """Luma, kept at the image's channel count."""
+    if image.shape[-1] == 1:
+        return image
+    return tf.tile(tf.image.rgb_to_grayscale(image), [1, 1, 3])
+
+
+def color_jitter(image, strength, seed):
+    """Brightness, contrast, saturation (0.8 s) and hue (0.2 s) in a random order."""
+    b, c, s, h = 0.8 * strength, 0.8 * strength, 0.8 * strength, 0.2 * strength
+    order_seed, *op_seeds = split_seed(seed, 5)
+    is_rgb = image.shape[-1] == 3
+
+    def brightness(x):  # SimCLRv2: multiplicative
+        return x * uniform(op_seeds[0], max(1.0 - b, 0.0), 1.0 + b)
+
+    def contrast(x):
+        return tf.image.stateless_random_contrast(x, 1.0 - c, 1.0 + c, op_seeds[1])
+
+    def saturation(x):
+        return tf.image.stateless_random_saturation(x, 1.0 - s, 1.0 + s, op_seeds[2]) if is_rgb else x
+
+    def hue(x):
+        return tf.image.stateless_random_hue(x, min(h, 0.5), op_seeds[3]) if is_rgb else x
+
+    order = tf.argsort(tf.random.stateless_uniform([4], order_seed))
+    for i in range(4):
+        image = tf.switch_case(order[i], [lambda: brightness(image), lambda: contrast(image),
+                                          lambda: saturation(image), lambda: hue(image)])
+        image = tf.clip_by_value(image, 0.0, 1.0)
+    return image
+
+
+def random_color_distortion(image, strength, seed):
+    """Colour jitter with p=0.8, then grayscale with p=0.2."""
+    jitter_seed, jitter_apply_seed, gray_seed = split_seed(seed, 3)
+    image = apply_with_probability(lambda x: color_jitter(x, strength, jitter_seed), 0.8, image,
+                                   jitter_apply_seed)
+    return apply_with_probability(to_grayscale, 0.2, image, gray_seed)
+
+
+def gaussian_kernel(kernel_size, sigma):
+    """1-D normalised Gaussian of 2 * (kernel_size // 2) + 1 taps."""
+    radius = kernel_size // 2
+    x = tf.range(-radius, radius + 1, dtype=tf.float32)
+    weights = tf.exp(-tf.square(x) / (2.0 * tf.square(tf.cast(sigma, tf.float32))))
+    return weights / tf.reduce_sum(weights)
+
+
+def gaussian_blur(image, kernel_size, sigma):
+    """Separable Gaussian blur with zero padding ('SAME'), as in the official code."""
+    weights = gaussian_kernel(kernel_size, sigma)
+    taps = weights.shape[0]
+    channels = image.shape[-1]
+    vertical = tf.tile(tf.reshape(weights, [taps, 1, 1, 1]), [1, 1, channels, 1])
+    horizontal = tf.tile(tf.reshape(weights, [1, taps, 1, 1]), [1, 1, channels, 1])
+    x = image[tf.newaxis]
+    x = tf.nn.depthwise_conv2d(x, horizontal, [1, 1, 1, 1], "SAME")
+    x = tf.nn.depthwise_conv2d(x, vertical, [1, 1, 1, 1], "SAME")
+    return x[0]
+
+
+def random_blur(image, image_size, seed, p=0.5):
+    """Gaussian blur with probability p, sigma uniform in [0.1, 2], kernel image_size // 10."""
+    sigma_seed, apply_seed = split_seed(seed, 2)
+    kernel_size = max(image_size // 10, 1)
+    blur = lambda x: tf.clip_by_value(gaussian_blur(x, kernel_size, uniform(sigma_seed, 0.1, 2.0)), 0.0, 1.0)
+    return apply_with_probability(blur, p, image, apply_seed)
+
+
+def simclr_view(image, size, seed, color_jitter_strength=1.0, use_blur=True):
+    """One pretraining view: crop, flip, colour distortion, blur."""
+    crop_seed, flip_seed, color_seed, blur_seed = split_seed(seed, 4)
+    image = random_resized_crop(image, size, crop_seed)
+    image = random_flip(image, flip_seed)
+    if color_jitter_strength > 0:
+        image = random_color_distortion(image, color_jitter_strength, color_seed)
+    if use_blur:
+        image = random_blur(image, size, blur_seed)
+    return tf.ensure_shape(tf.clip_by_value(image, 0.0, 1.0), [size, size, image.shape[-1]])
+
+
+def finetune_view(image, size, seed):
+    """Fine-tuning and supervised training: crop and flip, no colour."""
+    crop_seed, flip_seed = split_seed(seed, 2)
+    image = random_flip(random_resized_crop(image, size, crop_seed), flip_seed)
+    return tf.ensure_shape(image, [size, size, image.shape[-1]])
+
+
+def center_crop(image, size, crop_proportion=CROP_PROPORTION):
+    """Central crop keeping crop_proportion of the shorter side, resized to size x size."""
+    shape = tf.shape(image)
+    height, width = shape[0], shape[1]
+    side = tf.cast(tf.math.rint(crop_proportion * tf.cast(tf.minimum(height, width), tf.float32)), tf.int32)
+    top = (height - side + 1) // 2
+    left = (width - side + 1) // 2
+    return resize(image[top:top + side, left:left + side], size)
+
+
+def eval_view(image, size):
+    """Evaluation: central crop above 32 px, else a plain resize (none at native size)."""
+    if size > 32:
+        image = center_crop(image, size)
+    elif image.shape[0] != size or image.shape[1] != size:
+        image = resize(image, size)
+    return tf.ensure_shape(image, [size, size, image.shape[-1]])

@@ -16,6 +16,7 @@ setup(
         "tensorflow-datasets>=4.9",
         "importlib_resources",  # tfds' dataset writer needs it
         "absl-py",
+        "tensorboard",
         "numpy",
         "pillow",
         "matplotlib",

@@ -21,6 +21,26 @@ ARCHITECTURE_FIELDS = ("architecture", "resnet_depth", "width_multiplier", "sk_r
                        "ssvae_model", "ssvae_latent_dim", "ssvae_hidden_sizes")
 
 
+# Defaults that differ by job; a flag given on the command line or in a flagfile wins.
+# (pretrain uses the field defaults below.)
+_LABELED_TRAINING = dict(optimizer="momentum", learning_rate=0.1, weight_decay=0.0, warmup_epochs=0.0,
+                         train_epochs=30, checkpoint_epochs=10, color_jitter_strength=0.0, use_blur=False)
+JOB_DEFAULTS = {
+    "finetune": dict(_LABELED_TRAINING, ft_proj_selector=1),
+    "supervised": dict(_LABELED_TRAINING, weight_decay=1e-4, proj_head_mode="none"),
+    "distill": dict(_LABELED_TRAINING, train_epochs=2, checkpoint_epochs=1),
+    "mean_teacher": dict(optimizer="adam", learning_rate=0.003, learning_rate_scaling="constant",
+                         lr_schedule="constant", weight_decay=0.0, warmup_epochs=0.0, train_batch_size=100,
+                         architecture="convlarge", train_steps=10000, checkpoint_steps=1000),
+    "ladder": dict(optimizer="adam", learning_rate=0.002, learning_rate_scaling="constant", lr_schedule="constant",
+                   weight_decay=0.0, warmup_epochs=0.0, train_batch_size=100, architecture="mlp",
+                   train_steps=20000, checkpoint_steps=2000),
+    "ssvae": dict(optimizer="adam", learning_rate=3e-4, learning_rate_scaling="constant", lr_schedule="constant",
+                  weight_decay=0.0, warmup_epochs=0.0, train_batch_size=200, architecture="mlp",
+                  train_epochs=100, checkpoint_epochs=10),
+}
+
+
 def _field(default, help, choices=None):
     metadata = {"help": help}
     if choices:
@@ -69,11 +89,14 @@ class Config:
     eval_batch_size: int = _field(256, "Batch size for evaluation.")
     eval_steps: int = _field(0, "Eval steps; 0 = the whole eval split.")
     learning_rate: float = _field(0.3, "Learning rate per 256 examples (see learning_rate_scaling).")
-    learning_rate_scaling: str = _field("linear", "LR scaling with batch size.", ("linear", "sqrt"))
+    learning_rate_scaling: str = _field("linear", "LR scaling with batch size (constant: no scaling).",
+                                        ("linear", "sqrt", "constant"))
     warmup_epochs: float = _field(0.2, "Epochs of linear warmup before cosine decay.")
     weight_decay: float = _field(1e-6, "Weight decay.")
     optimizer: str = _field("lars", "Optimizer.", ("lars", "momentum", "adam"))
     momentum: float = _field(0.9, "Momentum for lars and momentum optimizers.")
+    lr_schedule: str = _field("cosine", "Learning-rate schedule: linear warmup + cosine decay, or constant.",
+                              ("cosine", "constant"))
     batch_norm_decay: float = _field(0.9, "Batch norm moving-average decay.")
     global_bn: bool = _field(True, "Synchronise batch norm statistics across replicas.")
     checkpoint_epochs: float = _field(1, "Epochs between checkpoints and summaries.")
@@ -144,6 +167,13 @@ class Config:
     label_fractions: str = _field("0.01,0.1,1.0", "Compare: label fractions.")
     methods: str = _field("supervised,simclr,simclr_distill", "Compare: methods to run.")
     budget: str = _field("small", "Compare: epoch budget.", ("tiny", "small", "full"))
+
+    @classmethod
+    def for_job(cls, given):
+        """A validated config from the flags the user gave; unset ones take their job's default."""
+        mode = given.get("mode", cls.mode)
+        job = (given.get("train_mode") or "pretrain") if mode in ("train", "train_then_eval") else mode
+        return cls(**{**JOB_DEFAULTS.get(job, {}), **given}).validate()
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)

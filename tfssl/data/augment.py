@@ -41,7 +41,9 @@ def random_resized_crop(image, size, seed, area_range=(0.08, 1.0), aspect_range=
         tf.shape(image), bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=seed,
         min_object_covered=0.1, aspect_ratio_range=aspect_range, area_range=area_range,
         max_attempts=100, use_image_if_no_bounding_boxes=True)
+    channels = image.shape[-1]
     image = tf.slice(image, begin, crop_size)
+    image.set_shape([None, None, channels])
     return resize(image, size)
 
 

@@ -72,8 +72,10 @@ class DataBundle:
         return records.enumerate().filter(lambda i, r: keep[i]).map(lambda i, r: r)
 
     def to_float(self, record):
-        """Decoded image as float32 in [0, 1]."""
-        return tf.image.convert_image_dtype(self.source.decode(record["encoded"]), tf.float32)
+        """Decoded image as float32 in [0, 1], with its channel count known."""
+        image = tf.image.convert_image_dtype(self.source.decode(record["encoded"]), tf.float32)
+        image.set_shape([None, None, self.info.channels])
+        return image
 
     def train_batches(self, view_fn, batch_size, part="all", input_context=None, start_step=0, stream=0):
         """Endless per-replica batches of (view_fn(image, seed), label) from the train split.

@@ -1,0 +1,65 @@
+"""tfssl command line: python run.py --mode=pretrain|finetune|distill|supervised|mean_teacher|ladder|ssvae|
+eval|export|compare|benchmark|prepare_data [--flagfile=configs/...cfg] [--flag=value ...].
+
+This is the only module that reads absl FLAGS: it turns them into a tfssl.config.Config.
+"""
+
+import dataclasses
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _import_tensorflow_quietly():
+    """TF prints start-up lines that TF_CPP_MIN_LOG_LEVEL does not silence; hide stderr while it loads."""
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow as tf
+        tf.config.list_logical_devices()
+    finally:
+        os.dup2(saved, 2)
+        os.close(devnull)
+        os.close(saved)
+
+
+_import_tensorflow_quietly()
+
+from absl import app, flags, logging  # noqa: E402
+
+from tfssl.config import Config  # noqa: E402
+from tfssl.errors import UserError  # noqa: E402
+
+_DEFINE = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer, float: flags.DEFINE_float, str: flags.DEFINE_string}
+for _field in dataclasses.fields(Config):
+    _help = _field.metadata["help"]
+    if "choices" in _field.metadata:
+        _help += " One of: " + ", ".join(c for c in _field.metadata["choices"] if c) + "."
+    _DEFINE[_field.type](_field.name, _field.default, _help)
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        print(f"error: unexpected argument(s) {' '.join(argv[1:])}; flags are written --name=value",
+              file=sys.stderr)
+        return 2
+    logging.set_verbosity(logging.WARNING)  # tfds' info lines
+    given = {f.name: FLAGS[f.name].value for f in dataclasses.fields(Config) if FLAGS[f.name].present}
+    try:
+        from tfssl import jobs
+        jobs.run(Config.for_job(given))
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: the last checkpoint in model_dir is kept; rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

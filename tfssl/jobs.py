@@ -1,0 +1,63 @@
+"""Runs one job from a Config: train a method, evaluate, export, compare, prepare data."""
+
+import logging
+import sys
+
+import keras
+import tensorflow as tf
+
+from tfssl.methods import METHODS, method_class
+
+log = logging.getLogger("tfssl")
+
+
+def setup_logging(level=logging.INFO):
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname).1s %(message)s", "%H:%M:%S"))
+        log.addHandler(handler)
+    log.setLevel(level)
+    log.propagate = False
+
+
+def setup_runtime(cfg):
+    """Seeds, op determinism and the precision policy, before any model is built."""
+    keras.utils.set_random_seed(cfg.seed)
+    if cfg.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.mixed_precision.set_global_policy(cfg.precision)
+
+
+def train(cfg, strategy=None):
+    """Trains cfg.job in cfg.run_dir (resuming if it holds a checkpoint) and returns its result dict."""
+    from tfssl.data.pipeline import DataBundle
+    from tfssl.train.distribute import make_strategy
+    from tfssl.train.trainer import Trainer
+
+    strategy = strategy or make_strategy(cfg.strategy, cfg.tpu_name)
+    setup_runtime(cfg)
+    data = DataBundle(cfg, cfg.run_dir)
+    return Trainer(cfg, method_class(cfg.job), data, strategy).fit()
+
+
+def run(cfg):
+    setup_logging()
+    job = cfg.job
+    if job in METHODS:
+        return train(cfg)
+    if job == "eval":
+        from tfssl.restore import evaluate_checkpoints
+        return evaluate_checkpoints(cfg)
+    if job == "export":
+        from tfssl.export import export_run
+        return export_run(cfg)
+    if job == "prepare_data":
+        from tfssl.data.offline import prepare_all
+        return prepare_all(cfg.data_dir)
+    if job == "compare":
+        from tfssl.compare import compare
+        return compare(cfg)
+    if job == "benchmark":
+        from tfssl.benchmark import benchmark
+        return benchmark(cfg)
+    raise ValueError(f"unknown job {job}")

@@ -1,0 +1,85 @@
+"""What a training method defines. Everything else (strategy, optimizer, loop,
+checkpoints, summaries, progress, eval and results) belongs to the shared trainer."""
+
+import tensorflow as tf
+
+from tfssl.data import augment
+
+
+class Method:
+    """Base class: a method builds its networks and says how one replica computes its loss.
+
+    Lifecycle, all driven by the trainer:
+      build()                  inside strategy.scope(); creates self.model (the network that
+                               is evaluated and exported) and anything else it trains
+      initialize()             only on a fresh start (no checkpoint in model_dir yet), e.g.
+                               restore pretrained weights
+      train_dataset(ctx, step) per-replica batches, resuming at `step`
+      loss(batch)              in replica context under a GradientTape: (loss, {metric: value}),
+                               the loss averaged over this replica's examples
+      after_update()           in replica context after each optimizer step (e.g. an EMA)
+    """
+
+    #: The job name (the --mode that runs it).
+    job = ""
+    #: Metrics reported by loss() that belong in the progress line (the rest go to TensorBoard).
+    progress_metrics = ("loss",)
+    #: Whether the method trains on the labeled subset (--label_fraction / --num_labels).
+    uses_label_subset = True
+
+    def __init__(self, cfg, data, num_replicas=1):
+        self.cfg = cfg
+        self.data = data
+        self.num_replicas = num_replicas
+        self.model = None
+
+    @property
+    def examples_per_epoch(self):
+        return self.data.num_examples("all")
+
+    def build(self):
+        raise NotImplementedError
+
+    def initialize(self):
+        """Called on a fresh start, after build(), before training."""
+
+    def trainable_variables(self):
+        return self.model.trainable_variables
+
+    def checkpoint_items(self):
+        """Named trackables saved in every checkpoint (the optimizer and step are added by the trainer)."""
+        return {"model": self.model}
+
+    def train_dataset(self, input_context, start_step):
+        raise NotImplementedError
+
+    def loss(self, batch):
+        raise NotImplementedError
+
+    @tf.autograph.experimental.do_not_convert
+    def after_update(self):
+        """Per replica, after the optimizer step."""
+
+    def summary_images(self, batch):
+        """Images (N, H, W, C) in [0, 1] from a training batch for TensorBoard, or None."""
+        return None
+
+    # --- evaluation and export ---
+    def eval_view(self, image):
+        return augment.eval_view(image, self.data.image_size)
+
+    def has_classifier(self):
+        return True
+
+    def eval_logits(self, images):
+        """Class logits of the evaluated network (e.g. Mean Teacher's teacher)."""
+        return self.model(images, training=False)["logits"]
+
+    def export_outputs(self, images, training=False):
+        """Named outputs of the exported network: 'logits' plus any feature maps."""
+        return self.model(images, training=training)
+
+    def export_variables(self):
+        """Variables of the exported network (trainable ones are fine-tuned after loading)."""
+        return self.model.variables
+

@@ -1,0 +1,54 @@
+"""SimCLR contrastive pretraining, with an optional linear head trained on frozen features."""
+
+import tensorflow as tf
+
+from tfssl.data import augment
+from tfssl.losses.contrastive import contrast_metrics, nt_xent
+from tfssl.losses.supervised import accuracy, cross_entropy
+from tfssl.methods.base import Method
+from tfssl.models.factory import build_simclr_model
+
+
+class SimCLRPretrain(Method):
+    job = "pretrain"
+    uses_label_subset = False
+    progress_metrics = ("loss", "contrast_loss", "contrast_acc", "supervised_acc")
+
+    def build(self):
+        cfg = self.cfg
+        self.model = build_simclr_model(
+            cfg, self.data.info.num_classes if cfg.lineareval_while_pretraining else 0, self.data.image_shape,
+            self.num_replicas, stop_gradient_to_head=True)
+
+    def train_dataset(self, input_context, start_step):
+        cfg, size = self.cfg, self.data.image_size
+
+        def two_views(image, seed):  # concatenated on channels, as in the official input pipeline
+            seed_1, seed_2 = augment.split_seed(seed, 2)
+            return tf.concat([augment.simclr_view(image, size, seed_1, cfg.color_jitter_strength, cfg.use_blur),
+                              augment.simclr_view(image, size, seed_2, cfg.color_jitter_strength, cfg.use_blur)], -1)
+
+        return self.data.train_batches(two_views, cfg.train_batch_size, "all", input_context, start_step)
+
+    def loss(self, batch):
+        images, labels = batch
+        views = tf.concat(tf.split(images, 2, axis=-1), 0)
+        outputs = self.model(views, training=True)
+        projection_1, projection_2 = tf.split(outputs["projection"], 2, 0)
+        contrast_loss, logits, targets = nt_xent(projection_1, projection_2, self.cfg.temperature,
+                                                 self.cfg.hidden_norm)
+        metrics = {"contrast_loss": contrast_loss, **contrast_metrics(logits, targets)}
+        loss = contrast_loss
+        if "logits" in outputs:  # linear eval while pretraining: its input is stop-gradiented
+            both_labels = tf.concat([labels, labels], 0)
+            supervised_loss = cross_entropy(both_labels, outputs["logits"])
+            metrics.update(supervised_loss=supervised_loss, supervised_acc=accuracy(both_labels, outputs["logits"]))
+            loss += supervised_loss
+        return loss, metrics
+
+    def summary_images(self, batch):
+        view_1, view_2 = tf.split(batch[0][:8], 2, axis=-1)
+        return tf.concat([view_1, view_2], axis=2)  # each pair side by side
+
+    def has_classifier(self):
+        return self.cfg.lineareval_while_pretraining

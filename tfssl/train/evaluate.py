@@ -1,0 +1,34 @@
+"""Top-1 / top-5 accuracy and cross-entropy of a method's evaluated network on a split."""
+
+import numpy as np
+import tensorflow as tf
+
+
+def evaluate(method, data, split, batch_size, max_batches=0):
+    """Runs method.eval_logits over `split` in order; returns accuracies, loss and example count."""
+    logits_fn = tf.function(method.eval_logits, reduce_retracing=True)
+    correct_1 = correct_5 = loss_sum = 0.0
+    count = 0
+    for images, labels in data.eval_batches(method.eval_view, batch_size, split, max_batches):
+        logits = tf.cast(logits_fn(images), tf.float32)
+        labels = tf.cast(labels, tf.int32)
+        k = min(5, logits.shape[-1])
+        correct_1 += float(tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, logits, 1), tf.float32)))
+        correct_5 += float(tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, logits, k), tf.float32)))
+        loss_sum += float(tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)))
+        count += int(labels.shape[0])
+    if not count:
+        return {"top_1_accuracy": float("nan"), "top_5_accuracy": float("nan"), "loss": float("nan"),
+                "num_examples": 0}
+    return {"top_1_accuracy": correct_1 / count, "top_5_accuracy": correct_5 / count, "loss": loss_sum / count,
+            "num_examples": count}
+
+
+def predict_labels(method, data, split, batch_size):
+    """(true labels, predicted labels) over a split, for confusion matrices and agreement."""
+    logits_fn = tf.function(method.eval_logits, reduce_retracing=True)
+    truth, predicted = [], []
+    for images, labels in data.eval_batches(method.eval_view, batch_size, split):
+        predicted.append(np.argmax(logits_fn(images).numpy(), -1))
+        truth.append(labels.numpy())
+    return np.concatenate(truth), np.concatenate(predicted)

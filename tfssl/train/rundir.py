@@ -1,0 +1,92 @@
+"""The run directory: an exclusive lock, flags.json, and results written atomically."""
+
+import fcntl
+import json
+import os
+
+import numpy as np
+
+from tfssl.errors import ConfigError
+
+FLAGS_FILE = "flags.json"
+RESULT_FILE = "result.json"
+LOCK_FILE = ".lock"
+
+
+def _to_json(value):
+    if isinstance(value, (np.generic,)):
+        return value.item()
+    if hasattr(value, "numpy"):
+        return _to_json(value.numpy())
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def write_json(path, data):
+    """Writes data as JSON through a temporary file, so readers never see half a file."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1, sort_keys=True, default=_to_json)
+    os.replace(tmp, path)
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+class RunDirectory:
+    """Holds model_dir for one process: creates it, locks it, and records what runs in it."""
+
+    def __init__(self, path, writer=True):
+        self.path = path
+        self.writer = writer
+        self._lock = None
+
+    def file(self, name):
+        return os.path.join(self.path, name)
+
+    def open(self, job):
+        """Creates and locks the directory; refuses a directory held by another job or live run."""
+        try:
+            os.makedirs(self.path, exist_ok=True)
+            probe = self.file(f".write_test{os.getpid()}")
+            open(probe, "w").close()
+            os.remove(probe)
+        except OSError as e:
+            raise ConfigError(f"--model_dir={self.path} is not writable ({e.strerror}); choose another "
+                              "directory") from None
+        if not self.writer:
+            return self
+        previous = self.file(FLAGS_FILE)
+        if os.path.exists(previous):
+            previous_job = read_json(previous).get("job")
+            if previous_job and previous_job != job:
+                raise ConfigError(f"--model_dir={self.path} holds a {previous_job} run, not {job}; use a new "
+                                  "--model_dir (or --checkpoint to start from it)")
+        self._lock = open(self.file(LOCK_FILE), "a+")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            self._lock = None
+            raise ConfigError(f"--model_dir={self.path} is in use by another live run; wait for it to end or "
+                              "choose another --model_dir") from None
+        return self
+
+    def close(self):
+        if self._lock is not None:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
+
+    def write_flags(self, config_dict, job):
+        if self.writer:
+            write_json(self.file(FLAGS_FILE), {**config_dict, "job": job})
+
+    def write_result(self, result, step):
+        """result.json (latest) and result_<step>.json, as the official code writes per eval."""
+        if self.writer:
+            write_json(self.file(f"result_{step}.json"), result)
+            write_json(self.file(RESULT_FILE), result)

@@ -1,0 +1,232 @@
+"""The shared trainer: one custom train step under any tf.distribute strategy.
+
+It owns the optimizer (built inside the strategy scope before the first step),
+the learning-rate schedule, weight decay, the non-finite guard, several steps
+per tf.function call, checkpoints that resume, TensorBoard scalars, progress
+lines, the final evaluation and the result JSON. A method supplies only its
+networks, its data and its per-replica loss (tfssl/methods/base.py).
+"""
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+
+import keras
+import tensorflow as tf
+
+from tfssl.errors import CheckpointError, ConfigError, NonFiniteLossError
+from tfssl.train import distribute, optim
+from tfssl.train.evaluate import evaluate
+from tfssl.train.progress import Progress, Summaries
+from tfssl.train.rundir import RunDirectory
+
+log = logging.getLogger("tfssl")
+
+
+def total_train_steps(cfg, examples_per_epoch):
+    """train_steps, else the official epochs * N // batch + 1."""
+    return cfg.train_steps or int(examples_per_epoch * cfg.train_epochs // cfg.train_batch_size + 1)
+
+
+def checkpoint_interval(cfg, examples_per_epoch):
+    return cfg.checkpoint_steps or max(int(round(cfg.checkpoint_epochs * examples_per_epoch / cfg.train_batch_size)), 1)
+
+
+class Trainer:
+    def __init__(self, cfg, method_class, data, strategy):
+        self.cfg = cfg
+        self.strategy = strategy
+        self.num_replicas = strategy.num_replicas_in_sync
+        if cfg.train_batch_size % self.num_replicas:
+            raise ConfigError(f"--train_batch_size={cfg.train_batch_size} is not divisible by the "
+                              f"{self.num_replicas} replicas; use a multiple of {self.num_replicas}")
+        self.is_chief = distribute.is_chief(strategy)
+        self.run_dir = RunDirectory(cfg.run_dir, writer=self.is_chief)
+        self.method = method_class(cfg, data, self.num_replicas)
+        self.total_steps = total_train_steps(cfg, self.method.examples_per_epoch)
+        self.checkpoint_every = checkpoint_interval(cfg, self.method.examples_per_epoch)
+        self.loss_scaling = cfg.precision == "mixed_float16"
+
+        with strategy.scope():
+            self.method.build()
+            self.variables = self.method.trainable_variables()
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            self.train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="train_seconds")
+            self.optimizer = self._build_optimizer()
+            self.optimizer.build(self.variables)
+            self.checkpoint = tf.train.Checkpoint(step=self.step, train_seconds=self.train_seconds,
+                                                  optimizer=self.optimizer, **self.method.checkpoint_items())
+
+    def _build_optimizer(self):
+        cfg = self.cfg
+        peak = optim.scaled_learning_rate(cfg.learning_rate, cfg.train_batch_size, cfg.learning_rate_scaling)
+        warmup = int(round(cfg.warmup_epochs * self.method.examples_per_epoch // cfg.train_batch_size))
+        schedule = optim.WarmupCosineDecay(peak, warmup, self.total_steps) if cfg.lr_schedule == "cosine" else peak
+        optimizer = optim.build_optimizer(cfg.optimizer, schedule, cfg.momentum, cfg.weight_decay)
+        if self.loss_scaling:
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        return optimizer
+
+    # --- the step ---
+    def _replica_step(self, batch):
+        cfg = self.cfg
+        with tf.GradientTape() as tape:
+            loss, metrics = self.method.loss(batch)
+            loss = tf.cast(loss, tf.float32)
+            weight_decay = optim.l2_weight_decay(self.variables, cfg.weight_decay, cfg.optimizer)
+            total_loss = loss + weight_decay
+            scaled_loss = total_loss / self.num_replicas
+            if self.loss_scaling:
+                scaled_loss = self.optimizer.scale_loss(scaled_loss)
+        grads = tape.gradient(scaled_loss, self.variables)
+        pairs = [(g, v) for g, v in zip(grads, self.variables) if g is not None]
+        finite = tf.math.is_finite(total_loss)
+        if not self.loss_scaling:  # LossScaleOptimizer already skips non-finite gradients itself
+            finite = tf.logical_and(finite, tf.math.is_finite(tf.linalg.global_norm([g for g, _ in pairs])))
+        context = tf.distribute.get_replica_context()
+        bad_replicas = context.all_reduce(tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(finite, tf.float32))
+        finite = bad_replicas == 0
+        # A non-finite step applies zero gradients: the weights stay finite; the host stops or skips it.
+        pairs = [(tf.where(finite, g, tf.zeros_like(g)), v) for g, v in pairs]
+        self.optimizer.apply_gradients(pairs)
+        self.method.after_update()
+        learning_rate = self.optimizer.learning_rate
+        metrics = {"loss": total_loss, "weight_decay": weight_decay, **metrics,
+                   "learning_rate": learning_rate, "nonfinite_steps": 1.0 - tf.cast(finite, tf.float32)}
+        return {k: tf.cast(v, tf.float32) for k, v in metrics.items()}
+
+    def _distributed_step(self, iterator):
+        per_replica = self.strategy.run(self._replica_step, args=(next(iterator),))
+        self.step.assign_add(1)
+        reduced = {}
+        for name, value in per_replica.items():
+            op = tf.distribute.ReduceOp.SUM if name == "nonfinite_steps" else tf.distribute.ReduceOp.MEAN
+            reduced[name] = self.strategy.reduce(op, value, axis=None)
+        if "nonfinite_steps" in reduced:
+            reduced["nonfinite_steps"] = tf.minimum(reduced["nonfinite_steps"], 1.0)
+        return reduced
+
+    def _make_train_loop(self):
+        stop_on_nonfinite = not self.cfg.skip_nonfinite_steps
+
+        def train_loop(iterator, num_steps):
+            """Runs up to num_steps steps; returns (summed metrics, steps run). Stops at a non-finite step."""
+            totals = self._distributed_step(iterator)
+            steps_run = tf.constant(1)
+            for _ in tf.range(num_steps - 1):
+                if stop_on_nonfinite and totals["nonfinite_steps"] > 0:
+                    break
+                metrics = self._distributed_step(iterator)
+                totals = {k: totals[k] + metrics[k] for k in totals}
+                steps_run += 1
+            return totals, steps_run
+
+        return tf.function(train_loop, jit_compile=self.cfg.jit_compile or None)
+
+    # --- checkpoints ---
+    def _checkpoint_manager(self):
+        directory = self.run_dir.path
+        if not self.is_chief:  # other workers must save too (collectives), but to a scratch dir
+            task_type, task_id = distribute.task_of(self.strategy)
+            directory = os.path.join(tempfile.gettempdir(), f"tfssl-{task_type}-{task_id}-{os.getpid()}")
+        return tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=self.cfg.keep_checkpoint_max,
+                                          step_counter=self.step)
+
+    def _restore_or_initialize(self):
+        latest = tf.train.latest_checkpoint(self.run_dir.path)
+        if latest:
+            try:
+                self.checkpoint.restore(latest).assert_existing_objects_matched()
+            except (AssertionError, ValueError, tf.errors.OpError) as e:
+                raise CheckpointError(f"checkpoint {latest} does not fit this model ({str(e).splitlines()[0][:200]}); "
+                                      "use the flags it was trained with or a new --model_dir") from None
+            log.info("resumed from %s at step %d", latest, int(self.step.numpy()))
+        else:
+            self.method.initialize()
+
+    def _save(self, manager):
+        manager.save(checkpoint_number=self.step)
+
+    # --- the run ---
+    def fit(self):
+        """Trains to total_steps (resuming from model_dir), evaluates, writes result.json. Returns the result."""
+        cfg = self.cfg
+        self.run_dir.open(self.method.job)
+        try:
+            self.run_dir.write_flags(cfg.to_dict(), self.method.job)
+            manager = self._checkpoint_manager()
+            self._restore_or_initialize()
+            result = self._train(manager)
+            if not self.is_chief:
+                shutil.rmtree(manager.directory, ignore_errors=True)
+            return result
+        finally:
+            self.run_dir.close()
+
+    def _train(self, manager):
+        cfg = self.cfg
+        start_step = int(self.step.numpy())
+        summaries = Summaries(self.run_dir.file("train"), enabled=self.is_chief)
+        progress = Progress(self.total_steps, start_step, cfg.train_batch_size, cfg.log_every_secs, self.method.job)
+        averages = {}
+        if start_step < self.total_steps:
+            log.info("%s: %d steps of batch %d (%d per epoch) on %d replica(s), model_dir=%s", self.method.job,
+                     self.total_steps, cfg.train_batch_size, self.method.examples_per_epoch, self.num_replicas,
+                     self.run_dir.path)
+            self._write_view_summary(summaries, start_step)
+            dataset = self.strategy.distribute_datasets_from_function(
+                lambda ctx: self.method.train_dataset(ctx, start_step))
+            iterator = iter(dataset)
+            train_loop = self._make_train_loop()
+            step = start_step
+            while step < self.total_steps:
+                loop_start = time.time()
+                next_checkpoint = (step // self.checkpoint_every + 1) * self.checkpoint_every
+                num_steps = min(cfg.steps_per_loop, self.total_steps - step, next_checkpoint - step)
+                totals, steps_run = train_loop(iterator, tf.constant(num_steps))
+                steps_run = int(steps_run)
+                step = int(self.step.numpy())
+                averages = {k: float(v) / steps_run for k, v in totals.items()}
+                self.train_seconds.assign_add(time.time() - loop_start)
+                if averages["nonfinite_steps"] > 0:
+                    if not cfg.skip_nonfinite_steps:
+                        raise NonFiniteLossError(
+                            f"the loss or its gradients became NaN/Inf at step {step}; the last good checkpoint "
+                            f"in {self.run_dir.path} is kept. Lower --learning_rate, or pass --skip_nonfinite_steps")
+                    log.warning("skipped %d non-finite step(s) before step %d",
+                                round(averages["nonfinite_steps"] * steps_run), step)
+                summaries.scalars(averages, step, prefix="train/")
+                progress.update(step, {k: v for k, v in averages.items() if k in self.method.progress_metrics},
+                                force=step >= self.total_steps)
+                if step % self.checkpoint_every == 0 or step >= self.total_steps:
+                    self._save(manager)
+        return self._finish(summaries, averages)
+
+    def _write_view_summary(self, summaries, step):
+        if not self.is_chief:
+            return
+        batch = next(iter(self.method.train_dataset(None, step).take(1)))
+        images = self.method.summary_images(batch)
+        if images is not None:
+            summaries.images("train/augmented_views", images, step)
+
+    def _finish(self, summaries, train_metrics):
+        cfg = self.cfg
+        step = int(self.step.numpy())
+        eval_metrics = {}
+        if self.method.has_classifier():
+            eval_metrics = evaluate(self.method, self.method.data, cfg.eval_split, cfg.eval_batch_size,
+                                    cfg.eval_steps)
+            summaries.scalars(eval_metrics, step, prefix="eval/")
+            log.info("%s eval on %s at step %d: top-1 %.4f, top-5 %.4f", self.method.job, cfg.eval_split, step,
+                     eval_metrics["top_1_accuracy"], eval_metrics["top_5_accuracy"])
+        data = self.method.data
+        result = {"job": self.method.job, "dataset": cfg.dataset, "global_step": step,
+                  "epochs": step * cfg.train_batch_size / self.method.examples_per_epoch,
+                  "num_labeled_examples": data.num_examples("labeled") if self.method.uses_label_subset else None,
+                  "train_wall_time_s": float(self.train_seconds.numpy()),
+                  "train": train_metrics, "eval": eval_metrics, "eval_split": cfg.eval_split}
+        self.run_dir.write_result(result, step)
+        return result

@@ -35,12 +35,18 @@ def resize(image, size):
     return tf.clip_by_value(image, 0.0, 1.0)
 
 
-def random_resized_crop(image, size, seed, area_range=(0.08, 1.0), aspect_range=(3 / 4, 4 / 3)):
-    """Crop a random box (area and aspect ratio in range) and resize it to size x size."""
-    begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
-        tf.shape(image), bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=seed,
+def sample_crop_box(image_shape, seed, area_range=(0.08, 1.0), aspect_range=(3 / 4, 4 / 3)):
+    """(begin, size) of a random box with area fraction and aspect ratio (w / h) in range."""
+    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        image_shape, bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=seed,
         min_object_covered=0.1, aspect_ratio_range=aspect_range, area_range=area_range,
         max_attempts=100, use_image_if_no_bounding_boxes=True)
+    return begin, size
+
+
+def random_resized_crop(image, size, seed, area_range=(0.08, 1.0), aspect_range=(3 / 4, 4 / 3)):
+    """Crop a random box (area and aspect ratio in range) and resize it to size x size (bicubic)."""
+    begin, crop_size = sample_crop_box(tf.shape(image), seed, area_range, aspect_range)
     channels = image.shape[-1]
     image = tf.slice(image, begin, crop_size)
     image.set_shape([None, None, channels])

@@ -27,7 +27,7 @@ def _import_tensorflow_quietly():
 
 _import_tensorflow_quietly()
 
-from absl import app, flags, logging  # noqa: E402
+from absl import flags, logging  # noqa: E402
 
 from tfssl.config import Config  # noqa: E402
 from tfssl.errors import UserError  # noqa: E402
@@ -39,11 +39,22 @@ for _field in dataclasses.fields(Config):
         _help += " One of: " + ", ".join(c for c in _field.metadata["choices"] if c) + "."
     _DEFINE[_field.type](_field.name, _field.default, _help)
 FLAGS = flags.FLAGS
+_THIS_MODULE = sys.modules[__name__]
 
 
 def main(argv):
-    if len(argv) > 1:
-        print(f"error: unexpected argument(s) {' '.join(argv[1:])}; flags are written --name=value",
+    """Parses argv into a Config and runs its job. Returns the exit status; errors are one line."""
+    if any(arg in ("-h", "--help", "--helpshort", "--helpfull") for arg in argv[1:]):
+        print(__doc__ + "\n" + FLAGS.module_help(_THIS_MODULE))
+        return 0
+    FLAGS.unparse_flags()
+    try:
+        rest = FLAGS(argv)
+    except flags.Error as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if len(rest) > 1:
+        print(f"error: unexpected argument(s) {' '.join(rest[1:])}; flags are written --name=value",
               file=sys.stderr)
         return 2
     logging.set_verbosity(logging.WARNING)  # tfds' info lines
@@ -62,4 +73,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    sys.exit(main(sys.argv))

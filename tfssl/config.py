@@ -120,6 +120,8 @@ class Config:
     num_proj_layers: int = _field(3, "Layers in the nonlinear projection head.")
     ft_proj_selector: int = _field(0, "Projection layers kept for fine-tuning (0 = none).")
     color_jitter_strength: float = _field(0.5, "Colour jitter strength s.")
+    crop_min_area: float = _field(0.08, "Smallest crop area fraction in random resized crops (official: 0.08).")
+    use_flip: bool = _field(True, "Random horizontal flips in training augmentation.")
     use_blur: bool = _field(True, "Gaussian blur (p=0.5) in pretraining augmentation.")
     lineareval_while_pretraining: bool = _field(True, "Train a linear head on frozen features.")
 
@@ -238,6 +240,8 @@ class Config:
             raise ConfigError(f"--learning_rate={self.learning_rate} must be positive")
         if self.temperature <= 0 or self.distill_temperature <= 0:
             raise ConfigError("--temperature and --distill_temperature must be positive")
+        if not 0 < self.crop_min_area <= 1:
+            raise ConfigError(f"--crop_min_area={self.crop_min_area} must be in (0, 1]")
         if not 0 < self.label_fraction <= 1:
             raise ConfigError(f"--label_fraction={self.label_fraction} must be in (0, 1], e.g. 0.01 or 0.1")
         if not 0 <= self.batch_norm_decay < 1:

@@ -28,6 +28,19 @@ def setup_runtime(cfg):
     keras.mixed_precision.set_global_policy(cfg.precision)
 
 
+def inherit_architecture(cfg):
+    """A fine-tune takes its network from --checkpoint; a distillation from --teacher (a tfssl run)."""
+    from tfssl import restore
+    source = {"finetune": ("--checkpoint", cfg.checkpoint), "distill": ("--teacher", cfg.teacher)}.get(cfg.job)
+    if source is None:
+        return cfg
+    resolved = restore.resolve_checkpoint(source[1], source[0], allow_saved_model=cfg.job == "distill")
+    if resolved.saved_model_dir:
+        return cfg
+    trained_cfg, _ = restore.run_config(resolved.run_dir, source[0])
+    return restore.with_architecture_of(cfg, trained_cfg)
+
+
 def train(cfg, strategy=None):
     """Trains cfg.job in cfg.run_dir (resuming if it holds a checkpoint) and returns its result dict."""
     from tfssl.data.pipeline import DataBundle
@@ -35,6 +48,7 @@ def train(cfg, strategy=None):
     from tfssl.train.trainer import Trainer
 
     strategy = strategy or make_strategy(cfg.strategy, cfg.tpu_name)
+    cfg = inherit_architecture(cfg)
     setup_runtime(cfg)
     data = DataBundle(cfg, cfg.run_dir)
     return Trainer(cfg, method_class(cfg.job), data, strategy).fit()

@@ -127,11 +127,12 @@ def random_blur(image, image_size, seed, p=0.5):
     return apply_with_probability(blur, p, image, apply_seed)
 
 
-def simclr_view(image, size, seed, color_jitter_strength=1.0, use_blur=True):
+def simclr_view(image, size, seed, color_jitter_strength=1.0, use_blur=True, crop_min_area=0.08, flip=True):
     """One pretraining view: crop, flip, colour distortion, blur."""
     crop_seed, flip_seed, color_seed, blur_seed = split_seed(seed, 4)
-    image = random_resized_crop(image, size, crop_seed)
-    image = random_flip(image, flip_seed)
+    image = random_resized_crop(image, size, crop_seed, area_range=(crop_min_area, 1.0))
+    if flip:
+        image = random_flip(image, flip_seed)
     if color_jitter_strength > 0:
         image = random_color_distortion(image, color_jitter_strength, color_seed)
     if use_blur:
@@ -139,27 +140,36 @@ def simclr_view(image, size, seed, color_jitter_strength=1.0, use_blur=True):
     return tf.ensure_shape(tf.clip_by_value(image, 0.0, 1.0), [size, size, image.shape[-1]])
 
 
-def finetune_view(image, size, seed):
+def finetune_view(image, size, seed, crop_min_area=0.08, flip=True):
     """Fine-tuning and supervised training: crop and flip, no colour."""
     crop_seed, flip_seed = split_seed(seed, 2)
-    image = random_flip(random_resized_crop(image, size, crop_seed), flip_seed)
+    image = random_resized_crop(image, size, crop_seed, area_range=(crop_min_area, 1.0))
+    if flip:
+        image = random_flip(image, flip_seed)
     return tf.ensure_shape(image, [size, size, image.shape[-1]])
 
 
 def center_crop(image, size, crop_proportion=CROP_PROPORTION):
-    """Central crop keeping crop_proportion of the shorter side, resized to size x size."""
+    """Central crop keeping crop_proportion of the shorter side, resized to size x size.
+
+    Works on one image (H, W, C) or a batch (B, H, W, C)."""
     shape = tf.shape(image)
-    height, width = shape[0], shape[1]
+    height, width = shape[-3], shape[-2]
     side = tf.cast(tf.math.rint(crop_proportion * tf.cast(tf.minimum(height, width), tf.float32)), tf.int32)
     top = (height - side + 1) // 2
     left = (width - side + 1) // 2
-    return resize(image[top:top + side, left:left + side], size)
+    return resize(image[..., top:top + side, left:left + side, :], size)
 
 
 def eval_view(image, size):
-    """Evaluation: central crop above 32 px, else a plain resize (none at native size)."""
+    """Evaluation: central crop above 32 px, else a plain resize (none at native size).
+
+    Works on one image (H, W, C) or a batch (B, H, W, C); the SavedModel uses the same code."""
     if size > 32:
         image = center_crop(image, size)
-    elif image.shape[0] != size or image.shape[1] != size:
+    elif image.shape[-3] is None or image.shape[-2] is None:
+        native = tf.reduce_all(tf.equal(tf.shape(image)[-3:-1], size))
+        image = tf.cond(native, lambda: image, lambda: resize(image, size))
+    elif image.shape[-3] != size or image.shape[-2] != size:
         image = resize(image, size)
-    return tf.ensure_shape(image, [size, size, image.shape[-1]])
+    return tf.ensure_shape(image, [*image.shape[:-3], size, size, image.shape[-1]])

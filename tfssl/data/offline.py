@@ -86,3 +86,20 @@ def prepare(name, data_dir=None):
         split_datasets=splits, data_dir=data_dir or default_data_dir(),
         description=f"{name}, prepared offline by tfssl from a local package")
     return True
+
+
+def prepare_all(data_dir=None):
+    """Prepares every offline dataset whose package is installed; returns {name: prepared}."""
+    import logging
+    import tensorflow_datasets as tfds
+    done = {}
+    for name in OFFLINE_SOURCES:
+        if tfds.builder(name, data_dir=data_dir or None).is_prepared():
+            done[name] = True
+            continue
+        done[name] = prepare(name, data_dir)
+        if not done[name]:
+            logging.getLogger("tfssl").warning("%s not prepared: install it with `%s`", name,
+                                               offline_install_hint(name))
+    logging.getLogger("tfssl").info("offline datasets in %s: %s", data_dir or default_data_dir(), done)
+    return done

@@ -69,7 +69,14 @@ class DataBundle:
             raise DataError(f"the {part} part of {self.cfg.dataset}:{self.cfg.train_split} is empty; "
                             "use fewer labels or a method without unlabeled data")
         keep = tf.constant(mask)
-        return records.enumerate().filter(lambda i, r: keep[i]).map(lambda i, r: r)
+
+        def is_kept(index, record):
+            return keep[index]
+
+        def drop_index(index, record):
+            return record
+
+        return records.enumerate().filter(is_kept).map(drop_index)
 
     def to_float(self, record):
         """Decoded image as float32 in [0, 1], with its channel count known."""

@@ -14,6 +14,7 @@ class Method:
                                is evaluated and exported) and anything else it trains
       initialize()             only on a fresh start (no checkpoint in model_dir yet), e.g.
                                restore pretrained weights
+      setup_training()         before training, fresh or resumed (e.g. load a frozen teacher)
       train_dataset(ctx, step) per-replica batches, resuming at `step`
       loss(batch)              in replica context under a GradientTape: (loss, {metric: value}),
                                the loss averaged over this replica's examples
@@ -42,6 +43,9 @@ class Method:
 
     def initialize(self):
         """Called on a fresh start, after build(), before training."""
+
+    def setup_training(self):
+        """Called inside the strategy scope before training (fresh or resumed), e.g. to load a teacher."""
 
     def trainable_variables(self):
         return self.model.trainable_variables

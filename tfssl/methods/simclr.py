@@ -23,10 +23,13 @@ class SimCLRPretrain(Method):
     def train_dataset(self, input_context, start_step):
         cfg, size = self.cfg, self.data.image_size
 
+        def view(image, seed):
+            return augment.simclr_view(image, size, seed, cfg.color_jitter_strength, cfg.use_blur,
+                                       cfg.crop_min_area, cfg.use_flip)
+
         def two_views(image, seed):  # concatenated on channels, as in the official input pipeline
             seed_1, seed_2 = augment.split_seed(seed, 2)
-            return tf.concat([augment.simclr_view(image, size, seed_1, cfg.color_jitter_strength, cfg.use_blur),
-                              augment.simclr_view(image, size, seed_2, cfg.color_jitter_strength, cfg.use_blur)], -1)
+            return tf.concat([view(image, seed_1), view(image, seed_2)], -1)
 
         return self.data.train_batches(two_views, cfg.train_batch_size, "all", input_context, start_step)
 

@@ -158,6 +158,8 @@ class Trainer:
             self.run_dir.write_flags(cfg.to_dict(), self.method.job)
             manager = self._checkpoint_manager()
             self._restore_or_initialize()
+            with self.strategy.scope():
+                self.method.setup_training()
             result = self._train(manager)
             if not self.is_chief:
                 shutil.rmtree(manager.directory, ignore_errors=True)

@@ -1,0 +1,69 @@
+"""SimCLR pretraining end to end: it learns, it resumes, it evaluates."""
+
+import logging
+
+import numpy as np
+import pytest
+
+from tests.conftest import tiny_config
+from tfssl import jobs
+from tfssl.train import trainer as trainer_module
+from tfssl.train.rundir import read_json
+from tfssl.train.summaries_io import read_scalars
+
+
+def test_pretrain_on_mnist_learns(mnist_data_dir, tmp_path):
+    cfg = tiny_config(mode="pretrain", dataset="mnist", data_dir=mnist_data_dir, model_dir=str(tmp_path),
+                      train_steps=300, train_batch_size=64, steps_per_loop=25, checkpoint_steps=100,
+                      width_multiplier=0.125, learning_rate=1.0, temperature=0.5, eval_batch_size=500, eval_steps=4)
+    result = jobs.train(cfg)
+    curves = read_scalars(str(tmp_path / "train"))
+    loss = [v for _, v in curves["train/contrast_loss"]]
+    accuracy = [v for _, v in curves["train/contrast_acc"]]
+    assert len(loss) == 12
+    assert np.mean(loss[-3:]) < np.mean(loss[:2]) - 0.5
+    assert np.mean(accuracy[-3:]) > np.mean(accuracy[:2]) + 0.1
+    assert result["eval"]["num_examples"] == 2000
+    assert result["eval"]["top_1_accuracy"] > 0.5  # chance is 0.1
+    assert read_json(str(tmp_path / "result.json"))["global_step"] == 300
+    assert (tmp_path / "train").is_dir() and (tmp_path / "flags.json").exists()
+
+
+class Crash(Exception):
+    pass
+
+
+def final_weights(cfg):
+    from tfssl.data.pipeline import DataBundle
+    from tfssl.methods.simclr import SimCLRPretrain
+    from tfssl.train.distribute import make_strategy
+    jobs.setup_runtime(cfg)
+    trainer = trainer_module.Trainer(cfg, SimCLRPretrain, DataBundle(cfg, cfg.run_dir), make_strategy("one_device"))
+    trainer.fit()
+    return [v.numpy() for v in trainer.checkpoint.model.variables]
+
+
+def test_restart_resumes_from_the_last_checkpoint(gray_folder, tmp_path, monkeypatch, caplog):
+    cfg = tiny_config(mode="pretrain", dataset=f"folder:{gray_folder}", train_steps=6, checkpoint_steps=2,
+                      steps_per_loop=2, eval_steps=1)
+    uninterrupted = final_weights(cfg.replace(model_dir=str(tmp_path / "whole")))
+
+    interrupted = cfg.replace(model_dir=str(tmp_path / "cut"))
+    save = trainer_module.Trainer._save
+
+    def save_then_crash_at_step_4(self, manager):
+        save(self, manager)
+        if int(self.step.numpy()) == 4:
+            raise Crash()
+
+    monkeypatch.setattr(trainer_module.Trainer, "_save", save_then_crash_at_step_4)
+    with pytest.raises(Crash):
+        final_weights(interrupted)
+    monkeypatch.setattr(trainer_module.Trainer, "_save", save)
+    with caplog.at_level(logging.INFO, logger="tfssl"):
+        logging.getLogger("tfssl").propagate = True
+        resumed = final_weights(interrupted)
+    assert "resumed from" in caplog.text and "at step 4" in caplog.text
+    assert read_json(str(tmp_path / "cut" / "result.json"))["global_step"] == 6
+    for a, b in zip(uninterrupted, resumed):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)

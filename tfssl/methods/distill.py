@@ -1,0 +1,72 @@
+"""SimCLRv2 stage 3: distil a fine-tuned teacher into a student on unlabeled images.
+
+The teacher (a tfssl run or an exported SavedModel) labels each augmented
+image with its softened class probabilities; the student, of the same size
+(self-distillation) or smaller, learns them. The paper distils on every train
+image, labeled or not, without using labels; --distill_label_weight adds the
+labeled cross-entropy.
+"""
+
+import tensorflow as tf
+
+from tfssl import restore
+from tfssl.data import augment
+from tfssl.losses.supervised import accuracy, cross_entropy, distillation_loss
+from tfssl.methods.base import Method
+from tfssl.models.factory import build_simclr_model
+
+
+class Distill(Method):
+    job = "distill"
+    progress_metrics = ("loss", "distill_loss", "teacher_agreement")
+
+    def build(self):
+        cfg = self.cfg
+        self.model = build_simclr_model(cfg, self.data.info.num_classes, self.data.image_shape, self.num_replicas,
+                                        proj_head_mode="none", depth=cfg.student_resnet_depth,
+                                        width=cfg.student_width_multiplier)
+        self.teacher = None
+
+    def setup_training(self):
+        self.teacher = load_teacher(self.cfg.teacher)
+
+    def view(self, image, seed):
+        return augment.finetune_view(image, self.data.image_size, seed, self.cfg.crop_min_area, self.cfg.use_flip)
+
+    def train_dataset(self, input_context, start_step):
+        cfg = self.cfg
+        unlabeled = self.data.train_batches(self.view, cfg.train_batch_size, "all", input_context, start_step)
+        if not cfg.distill_label_weight:
+            return unlabeled
+        labeled = self.data.train_batches(self.view, cfg.train_batch_size, "labeled", input_context, start_step,
+                                          stream=1)
+        return tf.data.Dataset.zip(unlabeled, labeled)
+
+    def loss(self, batch):
+        cfg = self.cfg
+        (images, _), labeled = (batch, None) if not cfg.distill_label_weight else batch
+        teacher_logits = self.teacher(images)
+        student_logits = self.model(images, training=True)["logits"]
+        loss = distillation_loss(teacher_logits, student_logits, cfg.distill_temperature)
+        agreement = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(teacher_logits, -1), tf.argmax(student_logits, -1)),
+                                           tf.float32))
+        metrics = {"distill_loss": loss, "teacher_agreement": agreement}
+        if labeled is not None:
+            labeled_logits = self.model(labeled[0], training=True)["logits"]
+            supervised_loss = cross_entropy(labeled[1], labeled_logits)
+            metrics.update(supervised_loss=supervised_loss, supervised_acc=accuracy(labeled[1], labeled_logits))
+            loss += cfg.distill_label_weight * supervised_loss
+        return loss, metrics
+
+    def summary_images(self, batch):
+        return (batch if not self.cfg.distill_label_weight else batch[0])[0][:8]
+
+
+def load_teacher(path):
+    """A function images -> teacher logits, from a tfssl run or an exported SavedModel."""
+    resolved = restore.resolve_checkpoint(path, "--teacher", allow_saved_model=True)
+    if resolved.saved_model_dir:
+        loaded = tf.saved_model.load(resolved.saved_model_dir)
+        return lambda images: loaded.call_inference(images)["logits"]
+    method, _, _, _ = restore.load_trained(path, flag="--teacher", setup=False)
+    return method.eval_logits

@@ -75,13 +75,21 @@ class Method:
     def has_classifier(self):
         return True
 
+    def compiled_eval_logits(self):
+        """eval_logits as one tf.function per method (traced once per input shape)."""
+        if getattr(self, "_compiled_eval_logits", None) is None:
+            self._compiled_eval_logits = tf.function(self.eval_logits, reduce_retracing=True)
+        return self._compiled_eval_logits
+
     def eval_logits(self, images):
         """Class logits of the evaluated network (e.g. Mean Teacher's teacher)."""
         return self.model(images, training=False)["logits"]
 
     def export_outputs(self, images, training=False):
-        """Named outputs of the exported network: 'logits' plus any feature maps."""
-        return self.model(images, training=training)
+        """Named outputs of the exported network: 'logits' plus the official SimCLR feature names
+        (block_group1..4, final_avg_pool, proj_head_input, proj_head_output)."""
+        outputs = self.model(images, training=training, return_endpoints=True)
+        return {k: v for k, v in outputs.items() if k not in ("hiddens", "projection")}
 
     def export_variables(self):
         """Variables of the exported network (trainable ones are fine-tuned after loading)."""

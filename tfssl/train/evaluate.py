@@ -6,7 +6,7 @@ import tensorflow as tf
 
 def evaluate(method, data, split, batch_size, max_batches=0):
     """Runs method.eval_logits over `split` in order; returns accuracies, loss and example count."""
-    logits_fn = tf.function(method.eval_logits, reduce_retracing=True)
+    logits_fn = method.compiled_eval_logits()
     correct_1 = correct_5 = loss_sum = 0.0
     count = 0
     for images, labels in data.eval_batches(method.eval_view, batch_size, split, max_batches):
@@ -26,7 +26,7 @@ def evaluate(method, data, split, batch_size, max_batches=0):
 
 def predict_labels(method, data, split, batch_size):
     """(true labels, predicted labels) over a split, for confusion matrices and agreement."""
-    logits_fn = tf.function(method.eval_logits, reduce_retracing=True)
+    logits_fn = method.compiled_eval_logits()
     truth, predicted = [], []
     for images, labels in data.eval_batches(method.eval_view, batch_size, split):
         predicted.append(np.argmax(logits_fn(images).numpy(), -1))

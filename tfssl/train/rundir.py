@@ -47,6 +47,15 @@ class RunDirectory:
     def file(self, name):
         return os.path.join(self.path, name)
 
+    def check_job(self, job):
+        """Refuses a directory that holds another job's run."""
+        previous = self.file(FLAGS_FILE)
+        if os.path.exists(previous):
+            previous_job = read_json(previous).get("job")
+            if previous_job and previous_job != job:
+                raise ConfigError(f"--model_dir={self.path} holds a {previous_job} run, not {job}; use a new "
+                                  "--model_dir (or --checkpoint to start from it)")
+
     def open(self, job):
         """Creates and locks the directory; refuses a directory held by another job or live run."""
         try:
@@ -59,12 +68,7 @@ class RunDirectory:
                               "directory") from None
         if not self.writer:
             return self
-        previous = self.file(FLAGS_FILE)
-        if os.path.exists(previous):
-            previous_job = read_json(previous).get("job")
-            if previous_job and previous_job != job:
-                raise ConfigError(f"--model_dir={self.path} holds a {previous_job} run, not {job}; use a new "
-                                  "--model_dir (or --checkpoint to start from it)")
+        self.check_job(job)
         self._lock = open(self.file(LOCK_FILE), "a+")
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -44,6 +44,7 @@ class Trainer:
                               f"{self.num_replicas} replicas; use a multiple of {self.num_replicas}")
         self.is_chief = distribute.is_chief(strategy)
         self.run_dir = RunDirectory(cfg.run_dir, writer=self.is_chief)
+        self.run_dir.check_job(method_class.job)
         self.method = method_class(cfg, data, self.num_replicas)
         self.total_steps = total_train_steps(cfg, self.method.examples_per_epoch)
         self.checkpoint_every = checkpoint_interval(cfg, self.method.examples_per_epoch)

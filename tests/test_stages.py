@@ -1,0 +1,180 @@
+"""SimCLRv2 stages 2 and 3 (fine-tune, distill), the supervised baseline, eval and export."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.conftest import REPO, tiny_config
+from tfssl import jobs, restore
+from tfssl.data.pipeline import DataBundle
+from tfssl.errors import CheckpointError, ConfigError
+from tfssl.train.evaluate import predict_labels
+
+
+def train(**values):
+    return jobs.train(tiny_config(**values))
+
+
+@pytest.fixture(scope="module")
+def runs(gray_folder, tmp_path_factory):
+    """A short pretrain, then a fine-tune that fits the easy synthetic classes."""
+    root = tmp_path_factory.mktemp("stages")
+    common = dict(dataset=f"folder:{gray_folder}", eval_steps=1)
+    train(mode="pretrain", model_dir=str(root / "pre"), train_steps=4, **common)
+    finetune = train(mode="finetune", checkpoint=str(root / "pre"), model_dir=str(root / "ft"), num_labels=16,
+                     train_steps=40, steps_per_loop=20, learning_rate=0.4, **common)
+    return root, common, finetune
+
+
+def encoder_values(model):
+    return [v.numpy().copy() for v in model.encoder.variables]
+
+
+def test_fine_tune_learns_the_labeled_subset(runs):
+    _, _, finetune = runs
+    assert finetune["num_labeled_examples"] == 16
+    assert finetune["eval"]["top_1_accuracy"] >= 0.9  # 4 easy classes, chance 0.25
+
+
+def test_linear_eval_keeps_encoder_and_bn_statistics_bit_identical(runs):
+    root, common, _ = runs
+    from tfssl.methods.finetune import FineTune
+    from tfssl.train.distribute import make_strategy
+    from tfssl.train.trainer import Trainer
+    cfg = jobs.inherit_architecture(tiny_config(
+        mode="finetune", checkpoint=str(root / "pre"), model_dir=str(root / "linear"), fine_tune_after_block=4,
+        ft_proj_selector=0, num_labels=16, train_steps=3, **common))
+    jobs.setup_runtime(cfg)
+    trainer = Trainer(cfg, FineTune, DataBundle(cfg, cfg.run_dir), make_strategy("one_device"))
+    model = trainer.method.model
+    trainer.method.initialize()
+    before = encoder_values(model)
+    pretrained = encoder_values(restore.load_trained(str(root / "pre"))[0].model)
+    for a, b in zip(before, pretrained):  # the pretrained weights were loaded
+        np.testing.assert_array_equal(a, b)
+    head_before = model.supervised_head.dense.kernel.numpy().copy()
+    trainer.fit()
+    assert any("moving_variance" in v.path for v in model.encoder.variables)
+    for variable, value in zip(model.encoder.variables, before):
+        np.testing.assert_array_equal(variable.numpy(), value, err_msg=variable.path)
+    assert not np.array_equal(head_before, model.supervised_head.dense.kernel.numpy())  # the head did learn
+
+
+def test_same_seed_same_subset_in_every_mode(mnist_data_dir, tmp_path):
+    subsets = {}
+    for mode in ("finetune", "supervised", "mean_teacher"):
+        cfg = tiny_config(mode=mode, dataset="mnist", data_dir=mnist_data_dir, label_fraction=0.01,
+                          checkpoint="unused", model_dir=str(tmp_path / mode))
+        subsets[mode] = DataBundle(cfg, cfg.run_dir).labeled_indices
+    labels = DataBundle(cfg, str(tmp_path / "x")).source.labels("train")
+    for indices in subsets.values():
+        assert len(indices) == 600 and np.all(np.bincount(labels[indices]) == 60)
+        np.testing.assert_array_equal(indices, subsets["finetune"])
+    other = tiny_config(mode="supervised", dataset="mnist", data_dir=mnist_data_dir, label_fraction=0.01,
+                        label_seed=1, model_dir=str(tmp_path / "seed1"))
+    assert not np.array_equal(DataBundle(other, other.run_dir).labeled_indices, subsets["finetune"])
+    saved = json.load(open(tmp_path / "supervised" / "label_subset.json"))
+    assert saved["indices"] == subsets["finetune"].tolist()
+
+
+def test_distilled_student_agrees_with_teacher(runs):
+    root, common, _ = runs
+    result = train(mode="distill", teacher=str(root / "ft"), model_dir=str(root / "distill"), train_steps=80,
+                   steps_per_loop=40, learning_rate=2.0, **common)
+    student = restore.load_trained(str(root / "distill"))
+    teacher = restore.load_trained(str(root / "ft"))
+    truth, student_labels = predict_labels(student[0], student[1], "test", 32)
+    _, teacher_labels = predict_labels(teacher[0], teacher[1], "test", 32)
+    assert np.mean(student_labels == teacher_labels) >= 0.8
+    assert result["train"]["teacher_agreement"] > 0.5
+
+
+def test_smaller_student(runs):
+    root, common, _ = runs
+    result = train(mode="distill", teacher=str(root / "ft"), model_dir=str(root / "small"), train_steps=2,
+                   student_width_multiplier=0.03125, **common)
+    model = restore.load_trained(str(root / "small"))[0].model
+    assert model.encoder.get_config()["width_multiplier"] == 0.03125
+    assert result["global_step"] == 2
+
+
+EXPORT_CHECK = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+assert 'tfssl' not in sys.modules
+export_dir, images_path = sys.argv[1], sys.argv[2]
+images = np.load(images_path)
+loaded = tf.saved_model.load(export_dir)
+out = loaded.serve(tf.constant(images))
+signature = loaded.signatures['serving_default'](images=tf.constant(images))
+variables = list(loaded.trainable_variables)
+before = [v.numpy().copy() for v in variables]
+opt_images = tf.image.convert_image_dtype(tf.constant(images), tf.float32)
+labels = tf.argmax(out['logits'], -1)
+losses = []
+for _ in range(3):
+    with tf.GradientTape() as tape:
+        logits = loaded.call_training(opt_images)['logits']
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+    grads = tape.gradient(loss, variables)
+    for v, g in zip(variables, grads):
+        if g is not None:
+            v.assign_sub(0.1 * g)
+    losses.append(float(loss))
+changed = sum(not np.array_equal(b, v.numpy()) for b, v in zip(before, variables))
+json.dump({'probabilities': out['probabilities'].numpy().tolist(),
+           'signature_probabilities': signature['probabilities'].numpy().tolist(),
+           'features': sorted(out), 'losses': losses, 'changed': changed, 'num_trainable': len(variables),
+           'tfssl_imported': 'tfssl' in sys.modules}, open(sys.argv[3], 'w'))
+"""
+
+
+@pytest.mark.parametrize("folder", ["gray_folder", "rgb_folder"])
+def test_export_round_trip_without_tfssl(folder, request, tmp_path):
+    data_root = request.getfixturevalue(folder)
+    run_dir = str(tmp_path / "sup")
+    train(mode="supervised", dataset=f"folder:{data_root}", model_dir=run_dir, train_steps=2, eval_steps=1)
+    export_dir = str(tmp_path / "exported")
+    jobs.run(tiny_config(mode="export", checkpoint=run_dir, export_dir=export_dir))
+    assert os.path.exists(export_dir + ".keras")
+    method, data, _, _ = restore.load_trained(run_dir)
+    raw = np.stack([data.source.decode(r["encoded"]).numpy() for r in data.source.records("test").take(6)])
+    expected = tf.nn.softmax(method.eval_logits(tf.image.convert_image_dtype(raw, tf.float32))).numpy()
+    np.save(tmp_path / "images.npy", raw)
+    script = tmp_path / "check.py"
+    script.write_text(EXPORT_CHECK)
+    subprocess.run([sys.executable, str(script), export_dir, str(tmp_path / "images.npy"), str(tmp_path / "out.json")],
+                   check=True, cwd=str(tmp_path), timeout=300, env={**os.environ, "PYTHONPATH": ""})
+    out = json.load(open(tmp_path / "out.json"))
+    assert not out["tfssl_imported"]
+    np.testing.assert_allclose(out["probabilities"], expected, atol=1e-5)
+    np.testing.assert_allclose(out["signature_probabilities"], expected, atol=1e-5)
+    assert {"probabilities", "logits", "final_avg_pool", "block_group4"} <= set(out["features"])
+    assert out["changed"] > 0 and out["num_trainable"] > 0
+    assert out["losses"][-1] < out["losses"][0]
+
+
+def test_bad_checkpoints(runs, tmp_path):
+    root, common, _ = runs
+    with pytest.raises(CheckpointError, match="--teacher=.*does not exist"):
+        train(mode="distill", teacher=str(tmp_path / "missing"), model_dir=str(tmp_path / "d"), **common)
+    empty = tmp_path / "empty_run"
+    empty.mkdir()
+    with pytest.raises(CheckpointError, match="holds no checkpoint"):
+        train(mode="finetune", checkpoint=str(empty), model_dir=str(tmp_path / "f"), **common)
+    changed = tmp_path / "changed"
+    shutil.copytree(root / "pre", changed)
+    flags = json.load(open(changed / "flags.json"))
+    flags["resnet_depth"] = 34
+    json.dump(flags, open(changed / "flags.json", "w"))
+    with pytest.raises(CheckpointError, match="does not fit"):
+        train(mode="finetune", checkpoint=str(changed), model_dir=str(tmp_path / "g"), **common)
+    with pytest.raises(ConfigError, match="holds a finetune run, not supervised"):
+        train(mode="supervised", model_dir=str(root / "ft"), **common)

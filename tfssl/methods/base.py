@@ -33,6 +33,8 @@ class Method:
         self.data = data
         self.num_replicas = num_replicas
         self.model = None
+        #: The trainer's step counter (a tf.Variable, 0 at the first step), for ramp-ups in loss().
+        self.step = None
 
     @property
     def examples_per_epoch(self):
@@ -46,6 +48,11 @@ class Method:
 
     def setup_training(self):
         """Called inside the strategy scope before training (fresh or resumed), e.g. to load a teacher."""
+
+    def learning_rate_schedule(self, peak, warmup_steps, total_steps):
+        """The learning rate: a float or a keras LearningRateSchedule (default from --lr_schedule)."""
+        from tfssl.train.optim import WarmupCosineDecay
+        return WarmupCosineDecay(peak, warmup_steps, total_steps) if self.cfg.lr_schedule == "cosine" else peak
 
     def trainable_variables(self):
         return self.model.trainable_variables
@@ -74,6 +81,10 @@ class Method:
 
     def has_classifier(self):
         return True
+
+    def extra_eval_metrics(self, split, batch_size, max_batches=0):
+        """More eval figures for the result JSON (e.g. Mean Teacher's student), {name: value}."""
+        return {}
 
     def compiled_eval_logits(self):
         """eval_logits as one tf.function per method (traced once per input shape)."""

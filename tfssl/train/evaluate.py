@@ -4,9 +4,9 @@ import numpy as np
 import tensorflow as tf
 
 
-def evaluate(method, data, split, batch_size, max_batches=0):
-    """Runs method.eval_logits over `split` in order; returns accuracies, loss and example count."""
-    logits_fn = method.compiled_eval_logits()
+def evaluate(method, data, split, batch_size, max_batches=0, logits_fn=None):
+    """Runs method.eval_logits (or logits_fn) over `split` in order; returns accuracies, loss and count."""
+    logits_fn = logits_fn or method.compiled_eval_logits()
     correct_1 = correct_5 = loss_sum = 0.0
     count = 0
     for images, labels in data.eval_batches(method.eval_view, batch_size, split, max_batches):

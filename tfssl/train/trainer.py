@@ -54,6 +54,7 @@ class Trainer:
             self.method.build()
             self.variables = self.method.trainable_variables()
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            self.method.step = self.step
             self.train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="train_seconds")
             self.optimizer = self._build_optimizer()
             self.optimizer.build(self.variables)
@@ -64,7 +65,7 @@ class Trainer:
         cfg = self.cfg
         peak = optim.scaled_learning_rate(cfg.learning_rate, cfg.train_batch_size, cfg.learning_rate_scaling)
         warmup = int(round(cfg.warmup_epochs * self.method.examples_per_epoch // cfg.train_batch_size))
-        schedule = optim.WarmupCosineDecay(peak, warmup, self.total_steps) if cfg.lr_schedule == "cosine" else peak
+        schedule = self.method.learning_rate_schedule(peak, warmup, self.total_steps)
         optimizer = optim.build_optimizer(cfg.optimizer, schedule, cfg.momentum, cfg.weight_decay)
         if self.loss_scaling:
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
@@ -222,6 +223,7 @@ class Trainer:
         if self.method.has_classifier():
             eval_metrics = evaluate(self.method, self.method.data, cfg.eval_split, cfg.eval_batch_size,
                                     cfg.eval_steps)
+            eval_metrics.update(self.method.extra_eval_metrics(cfg.eval_split, cfg.eval_batch_size, cfg.eval_steps))
             summaries.scalars(eval_metrics, step, prefix="eval/")
             log.info("%s eval on %s at step %d: top-1 %.4f, top-5 %.4f", self.method.job, cfg.eval_split, step,
                      eval_metrics["top_1_accuracy"], eval_metrics["top_5_accuracy"])

@@ -1,0 +1,83 @@
+"""--mode=benchmark: throughput of the real pretrain step, and of the input pipeline alone.
+
+The step is the trainer's own tf.function (the code path of --mode=pretrain),
+fed one fixed batch of augmented views so that the input pipeline is not
+timed with it. Warm-up steps are excluded; the step time is the median of the
+timed calls. Prints one JSON line per figure.
+"""
+
+import json
+import logging
+import resource
+import statistics
+import time
+
+import tensorflow as tf
+
+from tfssl.data.pipeline import DataBundle
+from tfssl.methods.simclr import SimCLRPretrain
+from tfssl.train.distribute import make_strategy
+from tfssl.train.trainer import Trainer
+
+log = logging.getLogger("tfssl")
+WARMUP_STEPS = 10
+
+
+def peak_rss_gib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+
+
+def time_train_step(cfg, timed_calls=5):
+    """Median seconds per pretrain step of cfg (steps_per_loop steps per call), on a fixed batch."""
+    import tempfile
+    from tfssl.jobs import setup_runtime
+    setup_runtime(cfg)
+    strategy = make_strategy(cfg.strategy, cfg.tpu_name)
+    with tempfile.TemporaryDirectory() as run_dir:
+        cfg = cfg.replace(model_dir=run_dir)
+        trainer = Trainer(cfg, SimCLRPretrain, DataBundle(cfg, run_dir), strategy)
+        fixed = iter(strategy.distribute_datasets_from_function(
+            lambda ctx: trainer.method.train_dataset(ctx, 0).take(1).cache().repeat()))
+        train_loop = trainer._make_train_loop()
+        steps = tf.constant(cfg.steps_per_loop)
+        done = 0
+        while done < WARMUP_STEPS:
+            train_loop(fixed, steps)[1].numpy()
+            done += cfg.steps_per_loop
+        times = []
+        for _ in range(timed_calls):
+            start = time.perf_counter()
+            train_loop(fixed, steps)[1].numpy()
+            times.append((time.perf_counter() - start) / cfg.steps_per_loop)
+    return statistics.median(times), times
+
+
+def time_input_pipeline(cfg, batches=30):
+    """Images per second that the pretrain input pipeline delivers (two views each), after warm-up."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as run_dir:
+        method = SimCLRPretrain(cfg, DataBundle(cfg, run_dir))
+        iterator = iter(method.train_dataset(None, 0))
+        for _ in range(5):
+            next(iterator)
+        start = time.perf_counter()
+        for _ in range(batches):
+            next(iterator)
+        return batches * cfg.train_batch_size / (time.perf_counter() - start)
+
+
+def benchmark(cfg):
+    step_seconds, all_times = time_train_step(cfg)
+    step = {"figure": "pretrain_step", "dataset": cfg.dataset, "resnet_depth": cfg.resnet_depth,
+            "width_multiplier": cfg.width_multiplier, "image_size": cfg.image_size,
+            "train_batch_size": cfg.train_batch_size, "precision": cfg.precision, "optimizer": cfg.optimizer,
+            "steps_per_loop": cfg.steps_per_loop, "jit_compile": cfg.jit_compile,
+            "step_time_s": round(step_seconds, 4), "images_per_s": round(cfg.train_batch_size / step_seconds, 1),
+            "step_times_s": [round(t, 4) for t in all_times], "peak_rss_gib": round(peak_rss_gib(), 2),
+            "device": tf.config.list_logical_devices()[-1].device_type}
+    print(json.dumps(step), flush=True)
+    pipeline = {"figure": "input_pipeline", "dataset": cfg.dataset,
+                "images_per_s": round(time_input_pipeline(cfg), 1), "train_batch_size": cfg.train_batch_size}
+    pipeline["ratio_to_step"] = round(pipeline["images_per_s"] / step["images_per_s"], 2)
+    print(json.dumps(pipeline), flush=True)
+    return step, pipeline

@@ -95,5 +95,5 @@ def test_help_lists_official_flags(capsys):
     assert run.main(["run.py", "--help"]) == 0
     text = capsys.readouterr().out
     for flag in ("--train_batch_size", "--learning_rate_scaling", "--proj_head_mode", "--fine_tune_after_block",
-                 "--color_jitter_strength", "--lineareval_while_pretraining", "--sk_ratio", "--global_bn"):
+                 "--color_jitter_strength", "--[no]lineareval_while_pretraining", "--sk_ratio", "--[no]global_bn"):
         assert flag in text

@@ -149,11 +149,15 @@ class Config:
     logit_distance_cost: float = _field(-1.0, "Cost between the two student heads; < 0 = one head.")
     input_noise_std: float = _field(0.15, "Gaussian input noise for student and teacher.")
     unlabeled_batch_size: int = _field(0, "Unlabeled examples per step (0 = train_batch_size).")
+    unlabeled_includes_labeled: bool = _field(False, "Draw unlabeled batches from the whole train split.")
+    random_translate: int = _field(2, "Mean Teacher / Ladder: random translation in pixels (0 = none).")
 
     # --- Ladder ---
     ladder_noise_std: float = _field(0.3, "Ladder: corruption noise at every layer.")
     denoising_costs: str = _field("1000,10,0.1,0.1,0.1,0.1,0.1", "Ladder: cost per layer, input first.")
     ladder_hidden_sizes: str = _field("1000,500,250,250,250", "Ladder MLP hidden layer sizes.")
+    ladder_model: str = _field("full", "Ladder: full MLP ladder, or the conv Gamma-model (top layer only).",
+                               ("full", "gamma"))
 
     # --- SS-VAE ---
     ssvae_model: str = _field("m2", "SS-VAE model.", ("m1", "m2", "m1m2"))

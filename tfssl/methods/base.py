@@ -18,7 +18,8 @@ class Method:
       train_dataset(ctx, step) per-replica batches, resuming at `step`
       loss(batch)              in replica context under a GradientTape: (loss, {metric: value}),
                                the loss averaged over this replica's examples
-      after_update()           in replica context after each optimizer step (e.g. an EMA)
+      after_update()           in cross-replica context after each optimizer step (e.g. an EMA:
+                               assigning a mirrored variable there updates every replica's copy)
     """
 
     #: The job name (the --mode that runs it).
@@ -69,7 +70,7 @@ class Method:
 
     @tf.autograph.experimental.do_not_convert
     def after_update(self):
-        """Per replica, after the optimizer step."""
+        """After each optimizer step, in cross-replica context (inside the train tf.function)."""
 
     def summary_images(self, batch):
         """Images (N, H, W, C) in [0, 1] from a training batch for TensorBoard, or None."""

@@ -93,7 +93,6 @@ class Trainer:
         # A non-finite step applies zero gradients: the weights stay finite; the host stops or skips it.
         pairs = [(tf.where(finite, g, tf.zeros_like(g)), v) for g, v in pairs]
         self.optimizer.apply_gradients(pairs)
-        self.method.after_update()
         learning_rate = self.optimizer.learning_rate
         metrics = {"loss": total_loss, "weight_decay": weight_decay, **metrics,
                    "learning_rate": learning_rate, "nonfinite_steps": 1.0 - tf.cast(finite, tf.float32)}
@@ -101,6 +100,7 @@ class Trainer:
 
     def _distributed_step(self, iterator):
         per_replica = self.strategy.run(self._replica_step, args=(next(iterator),))
+        self.method.after_update()
         self.step.assign_add(1)
         reduced = {}
         for name, value in per_replica.items():

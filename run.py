@@ -11,21 +11,10 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def _import_tensorflow_quietly():
-    """TF prints start-up lines that TF_CPP_MIN_LOG_LEVEL does not silence; hide stderr while it loads."""
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        import tensorflow as tf
-        tf.config.list_logical_devices()
-    finally:
-        os.dup2(saved, 2)
-        os.close(devnull)
-        os.close(saved)
+from tfssl.quiet import without_stderr  # noqa: E402
 
-
-_import_tensorflow_quietly()
+with without_stderr():  # TF prints start-up lines that TF_CPP_MIN_LOG_LEVEL does not silence
+    import tensorflow  # noqa: E402, F401
 
 from absl import flags, logging  # noqa: E402
 

@@ -54,11 +54,23 @@ def train(cfg, strategy=None):
     return Trainer(cfg, method_class(cfg.job), data, strategy).fit()
 
 
+def start_tensorflow(cfg):
+    """Creates the multi-worker strategy first (it must precede any op), or initialises the devices, quietly."""
+    from tfssl.quiet import without_stderr
+    with without_stderr():
+        if cfg.strategy == "multi_worker" and cfg.job in METHODS:
+            from tfssl.train.distribute import make_strategy
+            return make_strategy(cfg.strategy)
+        tf.config.list_logical_devices()
+    return None
+
+
 def run(cfg):
     setup_logging()
     job = cfg.job
+    strategy = start_tensorflow(cfg)
     if job in METHODS:
-        return train(cfg)
+        return train(cfg, strategy)
     if job == "eval":
         from tfssl.restore import evaluate_checkpoints
         return evaluate_checkpoints(cfg)

@@ -6,9 +6,10 @@ augmentation is seeded by (seed, element number). So the stream does not
 depend on parallelism or on how it is sharded over replicas and workers, and a
 resumed run can skip straight to the step it stopped at.
 
-Under tf.distribute, global batch k holds the same elements whatever the
-number of replicas or workers: each input pipeline keeps every n-th element,
-and its per-replica batches are handed to its replicas in order.
+Under tf.distribute, global batch k holds the same elements, in the same
+per-replica groups, whatever the number of workers: the stream is cut into
+per-replica batches, each input pipeline (worker) keeps every n-th one, and
+hands its batches to its replicas in order.
 """
 
 import functools
@@ -35,6 +36,7 @@ class DataBundle:
         self.num_train_examples = self.source.num_examples(cfg.train_split)
         if self.num_train_examples == 0:
             raise DataError(f"split '{cfg.train_split}' of {cfg.dataset} is empty")
+        self.source.num_examples(cfg.eval_split)  # fails early, with the splits it has, if eval_split is unknown
         native = self.info.image_shape[0]
         if not cfg.image_size and native is None:
             raise DataError(f"images in {cfg.dataset} have different sizes: pass --image_size=N to resize them")
@@ -98,16 +100,18 @@ class DataBundle:
         num_examples = self.num_examples(part)
         records = records.shuffle(min(num_examples, MAX_SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)
         ds = records.repeat().enumerate().skip(start_step * batch_size)
-        per_replica_batch = batch_size
+        num_pipelines, pipeline_id, per_replica_batch = 1, 0, batch_size
         if input_context is not None:
-            if input_context.num_input_pipelines > 1:
-                ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+            num_pipelines = input_context.num_input_pipelines
+            pipeline_id = input_context.input_pipeline_id
             per_replica_batch = input_context.get_per_replica_batch_size(batch_size)
 
         def make_example(index, record):
             element_seed = tf.stack([tf.constant(seed, tf.int64), index])
             return view_fn(self.to_float(record), element_seed), record["label"]
 
+        if num_pipelines > 1:  # keep every n-th per-replica batch, before the costly map
+            ds = ds.batch(per_replica_batch, drop_remainder=True).shard(num_pipelines, pipeline_id).unbatch()
         ds = ds.map(make_example, num_parallel_calls=AUTOTUNE, deterministic=True)
         return ds.batch(per_replica_batch, drop_remainder=True).prefetch(AUTOTUNE)
 

@@ -171,7 +171,9 @@ class FolderSource:
     def _slice(self, split):
         name, start, stop, is_percent = parse_split(split)
         if name not in self._files:
-            raise DataError(f"folder dataset {self.root} has no split '{name}'; it has {', '.join(self._files)}")
+            hint = " (e.g. --train_split=train[:80%] --eval_split=train[80%:])" if list(self._files) == ["train"] else ""
+            raise DataError(f"folder dataset {self.root} has no split '{name}'; it has "
+                            f"{', '.join(self._files)}{hint}")
         files, labels = self._files[name]
         n = len(files)
         to_index = (lambda v: None if v in (None, "") else (round(int(v) * n / 100) if is_percent else int(v)))

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from tfssl import restore
 from tfssl.data import augment
+from tfssl.errors import ConfigError
 from tfssl.losses.supervised import accuracy, cross_entropy, distillation_loss
 from tfssl.methods.base import Method
 from tfssl.models.factory import build_simclr_model
@@ -28,7 +29,10 @@ class Distill(Method):
         self.teacher = None
 
     def setup_training(self):
-        self.teacher = load_teacher(self.cfg.teacher)
+        self.teacher, teacher_classes = load_teacher(self.cfg.teacher, self.data.image_shape)
+        if teacher_classes != self.data.info.num_classes:
+            raise ConfigError(f"--teacher={self.cfg.teacher} predicts {teacher_classes} classes but "
+                              f"{self.cfg.dataset} has {self.data.info.num_classes}; distil on the teacher's dataset")
 
     def view(self, image, seed):
         return augment.finetune_view(image, self.data.image_size, seed, self.cfg.crop_min_area, self.cfg.use_flip)
@@ -62,11 +66,12 @@ class Distill(Method):
         return (batch if not self.cfg.distill_label_weight else batch[0])[0][:8]
 
 
-def load_teacher(path):
-    """A function images -> teacher logits, from a tfssl run or an exported SavedModel."""
+def load_teacher(path, image_shape):
+    """(images -> teacher logits, number of classes), from a tfssl run or an exported SavedModel."""
     resolved = restore.resolve_checkpoint(path, "--teacher", allow_saved_model=True)
     if resolved.saved_model_dir:
         loaded = tf.saved_model.load(resolved.saved_model_dir)
-        return lambda images: loaded.call_inference(images)["logits"]
-    method, _, _, _ = restore.load_trained(path, flag="--teacher", setup=False)
-    return method.eval_logits
+        teacher = lambda images: loaded.call_inference(images)["logits"]  # noqa: E731
+    else:
+        teacher = restore.load_trained(path, flag="--teacher", setup=False)[0].eval_logits
+    return teacher, int(teacher(tf.zeros([1, *image_shape])).shape[-1])

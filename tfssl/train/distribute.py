@@ -10,6 +10,8 @@ from tfssl.errors import ConfigError
 
 def make_strategy(name="auto", tpu_name=""):
     """auto = mirrored over GPUs when there are several, else one device."""
+    if name == "multi_worker":  # before any device query: collectives are configured at start-up
+        return _multi_worker_strategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
         name = "mirrored" if len(gpus) > 1 else "one_device"
@@ -24,13 +26,6 @@ def make_strategy(name="auto", tpu_name=""):
         # gathered negatives across replica threads; reducing to one device keeps them in step.
         return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")],
                                               cross_device_ops=tf.distribute.ReductionToOneDevice())
-    if name == "multi_worker":
-        if "TF_CONFIG" not in os.environ:
-            raise ConfigError("--strategy=multi_worker needs the TF_CONFIG environment variable "
-                              "(cluster and task); see README 'Several machines'")
-        communication = tf.distribute.experimental.CommunicationOptions(
-            implementation=tf.distribute.experimental.CommunicationImplementation.AUTO)
-        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=communication)
     if name == "tpu":
         try:
             resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_name or None)
@@ -40,6 +35,13 @@ def make_strategy(name="auto", tpu_name=""):
             raise ConfigError(f"--strategy=tpu found no TPU ({e}); set --tpu_name or use another strategy") from None
         return tf.distribute.TPUStrategy(resolver)
     raise ConfigError(f"--strategy={name} is not one of auto, default, one_device, mirrored, multi_worker, tpu")
+
+
+def _multi_worker_strategy():
+    if "TF_CONFIG" not in os.environ:
+        raise ConfigError("--strategy=multi_worker needs the TF_CONFIG environment variable (cluster and task); "
+                          "see README 'Distributed training'")
+    return tf.distribute.MultiWorkerMirroredStrategy()
 
 
 def task_of(strategy):

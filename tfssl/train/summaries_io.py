@@ -10,7 +10,8 @@ def read_scalars(logdir):
     """{tag: [(step, value), ...]} sorted by step, from every event file in logdir."""
     scalars = {}
     for path in sorted(glob.glob(os.path.join(logdir, "events.out.tfevents.*"))):
-        for event in tf.compat.v1.train.summary_iterator(path):
+        for record in tf.data.TFRecordDataset(path):
+            event = tf.compat.v1.Event.FromString(record.numpy())
             for value in event.summary.value:
                 if value.HasField("tensor") and value.metadata.plugin_data.plugin_name == "scalars":
                     number = float(tf.make_ndarray(value.tensor))

@@ -134,3 +134,30 @@ def test_get_config_round_trip(layer):
     assert clone.get_config() == config
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
     assert type(restored) is type(layer) and restored.get_config() == config
+
+
+@pytest.mark.parametrize("shape", [(8, 5, 5, 6), (16, 6)], ids=["conv", "dense"])
+@pytest.mark.parametrize("center", [True, False])
+def test_fused_batch_norm_equals_keras_batch_norm(shape, center):
+    """Outputs, input gradients, moving statistics and inference match keras' BatchNormalization."""
+    x = tf.random.normal(shape, seed=1) * 3 + 1
+    fused = resnet.BatchNormRelu(relu=True, center=center, momentum=0.9)
+    fused.build(shape)
+    reference = keras.layers.BatchNormalization(momentum=0.9, epsilon=resnet.BATCH_NORM_EPSILON, center=center)
+    reference.build(shape)
+    rng = np.random.default_rng(0)
+    for mine, theirs in zip(fused.bn.weights, reference.weights):
+        value = mine.numpy() + (0.1 * rng.normal(size=mine.shape) if mine.trainable else 0.0)
+        mine.assign(value)
+        theirs.assign(value)
+    weights = tf.range(shape[-1], dtype=tf.float32)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        y_fused = fused(x, training=True)
+        y_keras = tf.nn.relu(reference(x, training=True))
+        loss_fused, loss_keras = tf.reduce_sum(y_fused * weights), tf.reduce_sum(y_keras * weights)
+    np.testing.assert_allclose(y_fused, y_keras, atol=1e-5)
+    np.testing.assert_allclose(tape.gradient(loss_fused, x), tape.gradient(loss_keras, x), atol=1e-5)
+    for mine, theirs in zip(fused.bn.weights, reference.weights):
+        np.testing.assert_allclose(mine.numpy(), theirs.numpy(), atol=1e-5, err_msg=mine.path)
+    np.testing.assert_allclose(fused(x, training=False), tf.nn.relu(reference(x, training=False)), atol=1e-5)

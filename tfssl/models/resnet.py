@@ -32,6 +32,16 @@ class ConfigMixin:
 
 @keras.saving.register_keras_serializable("tfssl")
 class BatchNormRelu(ConfigMixin, layers.Layer):
+    """Batch norm (optionally followed by ReLU) computed with TF's fused kernel.
+
+    The variables are those of a keras BatchNormalization (so checkpoints, paths
+    and synchronised BN are unchanged), but the arithmetic is one fused op, which
+    is much faster on CPU than Keras 3's separate moments and normalisation,
+    especially under mixed_bfloat16. The moving averages follow Keras:
+    moving = momentum * moving + (1 - momentum) * batch statistic (biased variance).
+    Synchronised BN in training uses keras' all-reduced moments instead.
+    """
+
     def __init__(self, relu=True, init_zero=False, center=True, momentum=0.9, synchronized=False, **kwargs):
         super().__init__(**kwargs)
         self._config = dict(relu=relu, init_zero=init_zero, center=center, momentum=momentum,
@@ -41,9 +51,34 @@ class BatchNormRelu(ConfigMixin, layers.Layer):
             momentum=momentum, epsilon=BATCH_NORM_EPSILON, center=center, synchronized=synchronized,
             gamma_initializer="zeros" if init_zero else "ones", dtype=self.dtype_policy)
 
+    def build(self, input_shape):
+        self.bn.build(input_shape)
+
     def call(self, inputs, training=None):
-        x = self.bn(inputs, training=training)
+        bn = self.bn
+        training = bool(training) and bn.trainable
+        if training and bn.synchronized:
+            x = bn(inputs, training=True)
+        else:
+            x = self._fused(inputs, training)
         return tf.nn.relu(x) if self.relu else x
+
+    def _fused(self, inputs, training):
+        bn = self.bn
+        shape = tf.shape(inputs)
+        x = inputs if inputs.shape.rank == 4 else tf.reshape(inputs, [-1, 1, 1, inputs.shape[-1]])
+        offset = bn.beta if bn.center else tf.zeros_like(bn.gamma)
+        if not training:
+            y, _, _ = tf.compat.v1.nn.fused_batch_norm(x, bn.gamma, offset, bn.moving_mean, bn.moving_variance,
+                                                       epsilon=bn.epsilon, is_training=False)
+        else:
+            y, mean, corrected_variance = tf.compat.v1.nn.fused_batch_norm(x, bn.gamma, offset, epsilon=bn.epsilon,
+                                                                           is_training=True)
+            count = tf.cast(tf.size(x) // tf.shape(x)[-1], tf.float32)
+            variance = corrected_variance * (count - 1.0) / count  # the op returns the Bessel-corrected one
+            bn.moving_mean.assign(bn.moving_mean * bn.momentum + mean * (1.0 - bn.momentum))
+            bn.moving_variance.assign(bn.moving_variance * bn.momentum + variance * (1.0 - bn.momentum))
+        return y if inputs.shape.rank == 4 else tf.reshape(y, shape)
 
 
 @keras.saving.register_keras_serializable("tfssl")

@@ -58,12 +58,12 @@ def test_pretrain_steps_give_same_weights_on_one_and_two_replicas(gray_folder, t
     """Global BN, gathered negatives and summed gradients make 2 replicas equal 1 (same global batch).
 
     The sums run in another order (two halves, then added), so float32 rounding
-    differs: the losses agree to 1e-6 relative, the weights after two steps to 1e-4.
+    differs in the last bits: one step's loss agrees to 1e-5 relative and the weights to 1e-5.
     """
     results = {}
     for name, strategy in (("one", tf.distribute.OneDeviceStrategy("/cpu:0")), ("two", two_replicas())):
         cfg = tiny_config(mode="pretrain", dataset=f"folder:{gray_folder}", model_dir=str(tmp_path / name),
-                          train_steps=2, steps_per_loop=2, optimizer="momentum", learning_rate=0.1,
+                          train_steps=1, steps_per_loop=1, optimizer="momentum", learning_rate=0.1,
                           eval_steps=1)
         jobs.setup_runtime(cfg)
         from tfssl.data.pipeline import DataBundle
@@ -75,4 +75,4 @@ def test_pretrain_steps_give_same_weights_on_one_and_two_replicas(gray_folder, t
                          [v.numpy() for v in trainer.method.model.encoder.trainable_variables])
     assert results["one"][0] == pytest.approx(results["two"][0], rel=1e-5)
     for one, two in zip(results["one"][1], results["two"][1]):
-        np.testing.assert_allclose(one, two, atol=1e-4)
+        np.testing.assert_allclose(one, two, atol=1e-5)

@@ -17,7 +17,7 @@ MODES = TRAIN_MODES + ("eval", "export", "compare", "benchmark", "prepare_data",
 
 # Fields that define the network; a checkpoint only restores into the same values.
 ARCHITECTURE_FIELDS = ("architecture", "resnet_depth", "width_multiplier", "sk_ratio", "se_ratio",
-                       "proj_head_mode", "proj_out_dim", "num_proj_layers", "ladder_hidden_sizes",
+                       "proj_head_mode", "proj_out_dim", "num_proj_layers", "ladder_hidden_sizes", "ladder_model",
                        "ssvae_model", "ssvae_latent_dim", "ssvae_hidden_sizes")
 
 
@@ -33,11 +33,14 @@ JOB_DEFAULTS = {
                          lr_schedule="constant", weight_decay=0.0, warmup_epochs=0.0, train_batch_size=100,
                          architecture="convlarge", train_steps=10000, checkpoint_steps=1000),
     "ladder": dict(optimizer="adam", learning_rate=0.002, learning_rate_scaling="constant", lr_schedule="constant",
-                   weight_decay=0.0, warmup_epochs=0.0, train_batch_size=100, architecture="mlp",
-                   train_steps=20000, checkpoint_steps=2000),
-    "ssvae": dict(optimizer="adam", learning_rate=3e-4, learning_rate_scaling="constant", lr_schedule="constant",
-                  weight_decay=0.0, warmup_epochs=0.0, train_batch_size=200, architecture="mlp",
-                  train_epochs=100, checkpoint_epochs=10),
+                   weight_decay=0.0, warmup_epochs=0.0, train_batch_size=100, architecture="auto",
+                   batch_norm_decay=0.99, unlabeled_includes_labeled=True, random_translate=0,
+                   train_steps=36000, checkpoint_steps=3000),  # 60 epochs of 600 steps, ~45 min on 2 cores
+    # SS-VAE: train_batch_size is the labeled batch (M1: the only one), unlabeled_batch_size the
+    # unlabeled one; an epoch is one pass over the unlabeled images (M1: all images).
+    "ssvae": dict(optimizer="adam", learning_rate=1e-3, learning_rate_scaling="constant", lr_schedule="constant",
+                  weight_decay=0.0, warmup_epochs=0.0, train_batch_size=100, unlabeled_batch_size=100,
+                  architecture="mlp", train_epochs=50, checkpoint_epochs=5),
 }
 
 
@@ -88,7 +91,7 @@ class Config:
     train_steps: int = _field(0, "Steps to train for; overrides train_epochs.")
     eval_batch_size: int = _field(256, "Batch size for evaluation.")
     eval_steps: int = _field(0, "Eval steps; 0 = the whole eval split.")
-    learning_rate: float = _field(0.3, "Learning rate per 256 examples (see learning_rate_scaling).")
+    learning_rate: float = _field(1.0, "Learning rate per 256 examples (see learning_rate_scaling; official: 0.3).")
     learning_rate_scaling: str = _field("linear", "LR scaling with batch size (constant: no scaling).",
                                         ("linear", "sqrt", "constant"))
     warmup_epochs: float = _field(0.2, "Epochs of linear warmup before cosine decay.")
@@ -120,8 +123,8 @@ class Config:
     num_proj_layers: int = _field(3, "Layers in the nonlinear projection head.")
     ft_proj_selector: int = _field(0, "Projection layers kept for fine-tuning (0 = none).")
     color_jitter_strength: float = _field(0.5, "Colour jitter strength s.")
-    crop_min_area: float = _field(0.08, "Smallest crop area fraction in random resized crops (official: 0.08).")
-    use_flip: bool = _field(True, "Random horizontal flips in training augmentation.")
+    crop_min_area: float = _field(0.3, "Smallest crop area fraction in random resized crops (official: 0.08).")
+    use_flip: bool = _field(False, "Random horizontal flips in training augmentation (official: on; off for digits).")
     use_blur: bool = _field(True, "Gaussian blur (p=0.5) in pretraining augmentation.")
     lineareval_while_pretraining: bool = _field(True, "Train a linear head on frozen features.")
 
@@ -150,11 +153,13 @@ class Config:
     input_noise_std: float = _field(0.15, "Gaussian input noise for student and teacher.")
     unlabeled_batch_size: int = _field(0, "Unlabeled examples per step (0 = train_batch_size).")
     unlabeled_includes_labeled: bool = _field(False, "Draw unlabeled batches from the whole train split.")
+    convlarge_dropout: float = _field(0.5, "Mean Teacher ConvLarge: dropout rate after each max-pool.")
     random_translate: int = _field(2, "Mean Teacher / Ladder: random translation in pixels (0 = none).")
 
     # --- Ladder ---
     ladder_noise_std: float = _field(0.3, "Ladder: corruption noise at every layer.")
-    denoising_costs: str = _field("1000,10,0.1,0.1,0.1,0.1,0.1", "Ladder: cost per layer, input first.")
+    denoising_costs: str = _field("1000,10,0.1,0.1,0.1,0.1,0.1", "Ladder: cost per layer, input first (all 0: "
+                                  "the supervised baseline; gamma: the last value, default 1).")
     ladder_hidden_sizes: str = _field("1000,500,250,250,250", "Ladder MLP hidden layer sizes.")
     ladder_model: str = _field("full", "Ladder: full MLP ladder, or the conv Gamma-model (top layer only).",
                                ("full", "gamma"))
@@ -162,10 +167,14 @@ class Config:
     # --- SS-VAE ---
     ssvae_model: str = _field("m2", "SS-VAE model.", ("m1", "m2", "m1m2"))
     ssvae_latent_dim: int = _field(50, "SS-VAE latent size.")
-    ssvae_hidden_sizes: str = _field("500", "SS-VAE hidden layer sizes.")
-    ssvae_activation: str = _field("softplus", "SS-VAE hidden activation.")
-    ssvae_likelihood: str = _field("bernoulli", "p(x|z) likelihood.", ("bernoulli", "gaussian"))
-    ssvae_alpha: float = _field(0.1, "Classification weight, times the number of labeled examples.")
+    ssvae_hidden_sizes: str = _field("", "SS-VAE hidden layer sizes of every MLP; empty = the authors' "
+                                         "(m1: 500,500; m2 and M1+M2's M2: 500).")
+    ssvae_activation: str = _field("softplus", "SS-VAE hidden activation (a Keras activation name).")
+    ssvae_likelihood: str = _field("bernoulli", "p(x|z) on pixels (M1+M2's M2 is always Gaussian on M1's codes).",
+                                   ("bernoulli", "gaussian"))
+    ssvae_alpha: float = _field(0.1, "SS-VAE classification weight per example: the paper's alpha = "
+                                     "ssvae_alpha * N (N = train examples; paper: 0.1).")
+    ssvae_labels_only: bool = _field(False, "SS-VAE: train only q(y|x) on the labels (the supervised baseline).")
     m1_checkpoint: str = _field("", "M1+M2: the trained M1 run.")
     m1_latent: str = _field("sample", "M1+M2: feed M1's z samples or means to M2.", ("sample", "mean"))
 

@@ -22,7 +22,8 @@ log = logging.getLogger("tfssl")
 
 def _float_outputs(outputs):
     outputs = {k: tf.cast(v, tf.float32) for k, v in outputs.items()}
-    outputs["probabilities"] = tf.nn.softmax(outputs["logits"])
+    if "logits" in outputs:  # an unsupervised model (SS-VAE M1) exports its features only
+        outputs["probabilities"] = tf.nn.softmax(outputs["logits"])
     return outputs
 
 

@@ -101,7 +101,7 @@ def load_trained(path, cfg=None, flag="--checkpoint", strategy=None, setup=True)
 
 def evaluate_checkpoints(cfg):
     """--mode=eval: evaluates a checkpoint (or, with --eval_wait, each new one) and writes result JSON."""
-    from tfssl.train.evaluate import evaluate
+    from tfssl.train.evaluate import evaluate_all
     from tfssl.train.rundir import write_json
 
     path = cfg.checkpoint or cfg.model_dir
@@ -113,12 +113,11 @@ def evaluate_checkpoints(cfg):
     for prefix in prefixes:
         method, data, resolved, run_cfg = load_trained(prefix or path, cfg)
         step = int(resolved.prefix.rsplit("-", 1)[-1]) if resolved.prefix.rsplit("-", 1)[-1].isdigit() else 0
-        metrics = evaluate(method, data, run_cfg.eval_split, run_cfg.eval_batch_size, run_cfg.eval_steps)
-        log.info("eval of %s on %s: top-1 %.4f, top-5 %.4f (%d examples)", resolved.prefix, run_cfg.eval_split,
-                 metrics["top_1_accuracy"], metrics["top_5_accuracy"], metrics["num_examples"])
+        metrics = evaluate_all(method, run_cfg)
+        shown = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+        log.info("eval of %s on %s: %s", resolved.prefix, run_cfg.eval_split, shown)
         result = {"checkpoint": resolved.prefix, "global_step": step, "eval_split": run_cfg.eval_split,
                   "eval": metrics}
         write_json(os.path.join(resolved.run_dir, f"eval_{run_cfg.eval_split.replace('/', '_')}_{step}.json"), result)
-        print(f"top_1_accuracy={metrics['top_1_accuracy']:.4f} top_5_accuracy={metrics['top_5_accuracy']:.4f} "
-              f"examples={metrics['num_examples']} checkpoint={resolved.prefix}")
+        print(f"{shown} checkpoint={resolved.prefix}")
     return result

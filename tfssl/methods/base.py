@@ -87,6 +87,9 @@ class Method:
         """More eval figures for the result JSON (e.g. Mean Teacher's student), {name: value}."""
         return {}
 
+    def write_figures(self):
+        """Figures written into the run directory at the end of training (chief only)."""
+
     def compiled_eval_logits(self):
         """eval_logits as one tf.function per method (traced once per input shape)."""
         if getattr(self, "_compiled_eval_logits", None) is None:

@@ -39,7 +39,8 @@ class BatchNormRelu(ConfigMixin, layers.Layer):
     is much faster on CPU than Keras 3's separate moments and normalisation,
     especially under mixed_bfloat16. The moving averages follow Keras:
     moving = momentum * moving + (1 - momentum) * batch statistic (biased variance).
-    Synchronised BN in training uses keras' all-reduced moments instead.
+    Synchronised BN (global BN) all-reduces the sum, then the sum of squared
+    deviations from the global mean: two passes, as precise as one replica.
     """
 
     def __init__(self, relu=True, init_zero=False, center=True, momentum=0.9, synchronized=False, **kwargs):
@@ -57,11 +58,29 @@ class BatchNormRelu(ConfigMixin, layers.Layer):
     def call(self, inputs, training=None):
         bn = self.bn
         training = bool(training) and bn.trainable
-        if training and bn.synchronized:
-            x = bn(inputs, training=True)
+        context = tf.distribute.get_replica_context()
+        if training and bn.synchronized and context is not None and context.num_replicas_in_sync > 1:
+            x = self._synchronized(inputs, context)
         else:
             x = self._fused(inputs, training)
         return tf.nn.relu(x) if self.relu else x
+
+    def _update_moving_statistics(self, mean, variance):
+        bn = self.bn
+        bn.moving_mean.assign(bn.moving_mean * bn.momentum + mean * (1.0 - bn.momentum))
+        bn.moving_variance.assign(bn.moving_variance * bn.momentum + variance * (1.0 - bn.momentum))
+
+    def _synchronized(self, inputs, context):
+        bn = self.bn
+        x = tf.cast(inputs, tf.float32)
+        axes = list(range(inputs.shape.rank - 1))
+        total = lambda value: context.all_reduce(tf.distribute.ReduceOp.SUM, value)  # noqa: E731
+        count = total(tf.cast(tf.size(x) // tf.shape(x)[-1], tf.float32))
+        mean = total(tf.reduce_sum(x, axes)) / count
+        variance = total(tf.reduce_sum(tf.square(x - mean), axes)) / count
+        self._update_moving_statistics(mean, variance)
+        y = tf.nn.batch_normalization(x, mean, variance, bn.beta if bn.center else None, bn.gamma, bn.epsilon)
+        return tf.cast(y, inputs.dtype)
 
     def _fused(self, inputs, training):
         bn = self.bn
@@ -75,9 +94,7 @@ class BatchNormRelu(ConfigMixin, layers.Layer):
             y, mean, corrected_variance = tf.compat.v1.nn.fused_batch_norm(x, bn.gamma, offset, epsilon=bn.epsilon,
                                                                            is_training=True)
             count = tf.cast(tf.size(x) // tf.shape(x)[-1], tf.float32)
-            variance = corrected_variance * (count - 1.0) / count  # the op returns the Bessel-corrected one
-            bn.moving_mean.assign(bn.moving_mean * bn.momentum + mean * (1.0 - bn.momentum))
-            bn.moving_variance.assign(bn.moving_variance * bn.momentum + variance * (1.0 - bn.momentum))
+            self._update_moving_statistics(mean, corrected_variance * (count - 1.0) / count)  # op gives Bessel's
         return y if inputs.shape.rank == 4 else tf.reshape(y, shape)
 
 

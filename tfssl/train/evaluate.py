@@ -24,6 +24,15 @@ def evaluate(method, data, split, batch_size, max_batches=0, logits_fn=None):
             "num_examples": count}
 
 
+def evaluate_all(method, cfg):
+    """Accuracy (for methods with a classifier) plus the method's own eval figures, on cfg.eval_split."""
+    metrics = {}
+    if method.has_classifier():
+        metrics = evaluate(method, method.data, cfg.eval_split, cfg.eval_batch_size, cfg.eval_steps)
+    metrics.update(method.extra_eval_metrics(cfg.eval_split, cfg.eval_batch_size, cfg.eval_steps))
+    return metrics
+
+
 def predict_labels(method, data, split, batch_size):
     """(true labels, predicted labels) over a split, for confusion matrices and agreement."""
     logits_fn = method.compiled_eval_logits()

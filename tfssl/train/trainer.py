@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from tfssl.errors import CheckpointError, ConfigError, NonFiniteLossError
 from tfssl.train import distribute, optim
-from tfssl.train.evaluate import evaluate
+from tfssl.train.evaluate import evaluate_all
 from tfssl.train.progress import Progress, Summaries
 from tfssl.train.rundir import RunDirectory
 
@@ -60,6 +60,8 @@ class Trainer:
             self.optimizer.build(self.variables)
             self.checkpoint = tf.train.Checkpoint(step=self.step, train_seconds=self.train_seconds,
                                                   optimizer=self.optimizer, **self.method.checkpoint_items())
+        self._forward_backward = (tf.function(self._loss_and_gradients, jit_compile=True) if cfg.jit_compile
+                                  else self._loss_and_gradients)
 
     def _build_optimizer(self):
         cfg = self.cfg
@@ -72,7 +74,8 @@ class Trainer:
         return optimizer
 
     # --- the step ---
-    def _replica_step(self, batch):
+    def _loss_and_gradients(self, batch):
+        """Forward and backward pass of one replica (XLA-compiled with --jit_compile)."""
         cfg = self.cfg
         with tf.GradientTape() as tape:
             loss, metrics = self.method.loss(batch)
@@ -83,6 +86,10 @@ class Trainer:
             if self.loss_scaling:
                 scaled_loss = self.optimizer.scale_loss(scaled_loss)
         grads = tape.gradient(scaled_loss, self.variables)
+        return total_loss, weight_decay, metrics, grads
+
+    def _replica_step(self, batch):
+        total_loss, weight_decay, metrics, grads = self._forward_backward(batch)
         pairs = [(g, v) for g, v in zip(grads, self.variables) if g is not None]
         finite = tf.math.is_finite(total_loss)
         if not self.loss_scaling:  # LossScaleOptimizer already skips non-finite gradients itself
@@ -125,7 +132,7 @@ class Trainer:
                 steps_run += 1
             return totals, steps_run
 
-        return tf.function(train_loop, jit_compile=self.cfg.jit_compile or None)
+        return tf.function(train_loop)
 
     # --- checkpoints ---
     def _checkpoint_manager(self):
@@ -219,14 +226,12 @@ class Trainer:
     def _finish(self, summaries, train_metrics):
         cfg = self.cfg
         step = int(self.step.numpy())
-        eval_metrics = {}
-        if self.method.has_classifier():
-            eval_metrics = evaluate(self.method, self.method.data, cfg.eval_split, cfg.eval_batch_size,
-                                    cfg.eval_steps)
-            eval_metrics.update(self.method.extra_eval_metrics(cfg.eval_split, cfg.eval_batch_size, cfg.eval_steps))
-            summaries.scalars(eval_metrics, step, prefix="eval/")
-            log.info("%s eval on %s at step %d: top-1 %.4f, top-5 %.4f", self.method.job, cfg.eval_split, step,
-                     eval_metrics["top_1_accuracy"], eval_metrics["top_5_accuracy"])
+        eval_metrics = evaluate_all(self.method, cfg)
+        summaries.scalars(eval_metrics, step, prefix="eval/")
+        log.info("%s eval on %s at step %d: %s", self.method.job, cfg.eval_split, step,
+                 " ".join(f"{k}={v:.4g}" for k, v in eval_metrics.items()))
+        if self.is_chief:
+            self.method.write_figures()
         data = self.method.data
         result = {"job": self.method.job, "dataset": cfg.dataset, "global_step": step,
                   "epochs": step * cfg.train_batch_size / self.method.examples_per_epoch,

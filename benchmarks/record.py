@@ -1,0 +1,71 @@
+"""Runs one benchmark command and records what it measured, for BENCHMARKS.md.
+
+    python benchmarks/record.py NAME -- python run.py --mode=... --model_dir=runs/bench/NAME ...
+
+Writes benchmarks/results/NAME.json with the exact command, the date, the machine (CPU model, cores,
+TensorFlow version), the wall time, the CPU steal time and load while it ran, and what the command
+produced: the run's result.json (read from its --model_dir) and any JSON lines it printed
+(--mode=benchmark). benchmarks/make_report.py turns these files into BENCHMARKS.md.
+"""
+
+import datetime
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def cpu_times():
+    """(total, steal) jiffies from /proc/stat."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    return sum(values), values[7] if len(values) > 7 else 0
+
+
+def machine():
+    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+                 platform.processor())
+    import importlib.metadata
+    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
+            "tensorflow": importlib.metadata.version("tensorflow"), "keras": importlib.metadata.version("keras")}
+
+
+def flag_value(args, name):
+    prefix = f"--{name}="
+    return next((a[len(prefix):] for a in args if a.startswith(prefix)), None)
+
+
+def main(argv):
+    if len(argv) < 4 or argv[2] != "--":
+        sys.exit(__doc__)
+    name, command = argv[1], argv[3:]
+    total_0, steal_0 = cpu_times()
+    load_before = os.getloadavg()[0]
+    start = time.time()
+    process = subprocess.run(command, capture_output=True, text=True)
+    wall = time.time() - start
+    total_1, steal_1 = cpu_times()
+    record = {"name": name, "command": shlex.join(command), "date": datetime.datetime.now().isoformat(timespec="seconds"),
+              "machine": machine(), "wall_time_s": round(wall, 1), "exit_code": process.returncode,
+              "steal_percent": round(100 * (steal_1 - steal_0) / max(total_1 - total_0, 1), 2),
+              "load_average_before": round(load_before, 2), "load_average_after": round(os.getloadavg()[0], 2),
+              "printed_json": [json.loads(line) for line in process.stdout.splitlines() if line.startswith("{")],
+              "stdout_tail": process.stdout[-1500:], "stderr_tail": process.stderr[-3000:]}
+    model_dir = flag_value(command, "model_dir")
+    if model_dir and os.path.exists(os.path.join(model_dir, "result.json")):
+        with open(os.path.join(model_dir, "result.json")) as f:
+            record["result"] = json.load(f)
+    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+    with open(os.path.join(HERE, "results", f"{name}.json"), "w") as f:
+        json.dump(record, f, indent=1)
+    print(f"{name}: exit {process.returncode}, {wall:.0f} s, steal {record['steal_percent']}%")
+    return process.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

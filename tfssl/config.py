@@ -30,8 +30,9 @@ JOB_DEFAULTS = {
     "supervised": dict(_LABELED_TRAINING, weight_decay=1e-4, proj_head_mode="none"),
     "distill": dict(_LABELED_TRAINING, train_epochs=2, checkpoint_epochs=1),
     "mean_teacher": dict(optimizer="adam", learning_rate=0.003, learning_rate_scaling="constant",
-                         lr_schedule="constant", weight_decay=0.0, warmup_epochs=0.0, train_batch_size=100,
-                         architecture="convlarge", train_steps=10000, checkpoint_steps=1000),
+                         lr_schedule="constant", weight_decay=0.0, warmup_epochs=0.0, train_batch_size=50,
+                         architecture="convlarge", width_multiplier=0.25, use_flip=False, train_steps=12000,
+                         consistency_rampup_steps=2000, checkpoint_steps=1000),
     "ladder": dict(optimizer="adam", learning_rate=0.002, learning_rate_scaling="constant", lr_schedule="constant",
                    weight_decay=0.0, warmup_epochs=0.0, train_batch_size=100, architecture="auto",
                    batch_norm_decay=0.99, unlabeled_includes_labeled=True, random_translate=0,
@@ -147,7 +148,8 @@ class Config:
     ema_decay: float = _field(0.999, "Teacher EMA decay after ramp-up.")
     ema_decay_rampup: float = _field(0.99, "Teacher EMA decay during ramp-up.")
     consistency: str = _field("mse", "Consistency cost between softmaxes.", ("mse", "kl"))
-    consistency_weight: float = _field(100.0, "Maximum consistency weight.")
+    consistency_weight: float = _field(100.0, "Maximum consistency weight (paper: 100 with mse; about 10 "
+                                              "with kl). 0 = the supervised baseline.")
     consistency_rampup_steps: int = _field(5000, "Sigmoid ramp-up length in steps.")
     logit_distance_cost: float = _field(-1.0, "Cost between the two student heads; < 0 = one head.")
     input_noise_std: float = _field(0.15, "Gaussian input noise for student and teacher.")

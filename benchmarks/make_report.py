@@ -1,0 +1,235 @@
+"""Writes BENCHMARKS.md from the records in benchmarks/results/ (made by benchmarks/record.py).
+
+    python benchmarks/make_report.py
+
+Every number in the tables comes from a record: the command that produced it, its date, machine and wall
+time are printed next to it. Targets and paper numbers are the only figures written here by hand.
+"""
+
+import glob
+import json
+import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUTPUT = os.path.join(os.path.dirname(HERE), "BENCHMARKS.md")
+
+
+def load_records():
+    records = {}
+    for path in sorted(glob.glob(os.path.join(HERE, "results", "*.json"))):
+        with open(path) as f:
+            record = json.load(f)
+        if record.get("exit_code") == 0:
+            records[record["name"]] = record
+    return records
+
+
+def minutes(seconds):
+    return f"{seconds / 60:.1f} min"
+
+
+def top1(record):
+    return record["result"]["eval"]["top_1_accuracy"]
+
+
+def error_percent(record):
+    return 100 * (1 - top1(record))
+
+
+def printed(record, figure):
+    return next(line for line in record["printed_json"] if line.get("figure") == figure)
+
+
+def command_lines(records, names):
+    lines = ["Commands (run from the repository root; `benchmarks/queue.txt` lists them all):", "", "```"]
+    lines += [records[n]["command"] for n in names if n in records]
+    return lines + ["```", ""]
+
+
+def accuracy_table(records, rows, paper=None):
+    """rows: [(label, record name)]; paper: {label: text}."""
+    lines = ["| run | test top-1 | test error | training wall time | whole command wall time | steps | date |",
+             "|---|---|---|---|---|---|---|"]
+    for label, name in rows:
+        if name not in records:
+            lines.append(f"| {label} | not measured | | | | | |")
+            continue
+        r = records[name]
+        lines.append(f"| {label} | {100 * top1(r):.2f}% | {error_percent(r):.2f}% | "
+                     f"{minutes(r['result']['train_wall_time_s'])} | {minutes(r['wall_time_s'])} | "
+                     f"{r['result']['global_step']} | {r['date'][:10]} |")
+    return lines + [""]
+
+
+def machine_section(records):
+    machines = {json.dumps(r["machine"], sort_keys=True) for r in records.values()}
+    lines = ["## Machine", ""]
+    for machine in sorted(machines):
+        m = json.loads(machine)
+        lines.append(f"- {m['cpu']}, {m['cores']} cores; Python {m['python']}, TensorFlow {m['tensorflow']}, "
+                     f"Keras {m['keras']}.")
+    steal = [r["steal_percent"] for r in records.values()]
+    loads = [r["load_average_before"] for r in records.values()]
+    if steal:
+        lines.append(f"- CPU steal time during the runs: {min(steal):.1f}% to {max(steal):.1f}%; load average "
+                     f"when each run started: {min(loads):.1f} to {max(loads):.1f} (2 means both cores busy "
+                     "with the run itself; more means other work shared the machine and wall times are "
+                     "pessimistic).")
+    return lines + [""]
+
+
+def default_run_section(records):
+    lines = ["## The default run: `python run.py --mode=pretrain`", ""]
+    r = records.get("pretrain_default")
+    if not r:
+        return lines + ["Not measured yet.", ""]
+    result = r["result"]
+    lines += [f"SimCLR ResNet-18 (width 0.25) on MNIST, {result['global_step']} steps of 256 "
+              f"({result['epochs']:.1f} epochs), float32. Linear evaluation on the frozen features "
+              f"(trained during pretraining): **{100 * top1(r):.2f}% test top-1**. Whole command: "
+              f"{minutes(r['wall_time_s'])}, of which training {minutes(result['train_wall_time_s'])} "
+              f"({r['date'][:10]}).", ""]
+    return lines + command_lines(records, ["pretrain_default"])
+
+
+PEERS = [("official google-research/simclr tf2 train step (tf_keras)", "fp32", 35.6, 4.9),
+         ("plain Keras 3 Model.fit", "mixed_bfloat16", 47.0, 3.1),
+         ("PyTorch 2.13, bf16 + channels_last + torch.compile", "bf16", 63.7, 1.8),
+         ("lightly 1.6 + torchvision ResNet-18, bf16 + channels_last", "bf16", 60.0, 2.2)]
+
+
+def throughput_section(records):
+    lines = ["## Pretrain step throughput (issue #9)", "",
+             "ResNet-18 with the CIFAR stem, 32x32x3 synthetic images, batch 256 (512 views per step), NT-Xent, "
+             "3-layer projection head, LARS; the trainer's own step function (`--mode=benchmark`), 10 warm-up "
+             "steps, median of 5 timed calls of 2 steps each. Peak RSS is the whole process's.", "",
+             "| precision | images/s | step time | peak RSS | date |", "|---|---|---|---|---|"]
+    names = ["throughput_r18_b256_fp32", "throughput_r18_b256_bf16"]
+    for name in names:
+        if name not in records:
+            continue
+        step = printed(records[name], "pretrain_step")
+        lines.append(f"| {step['precision']} | **{step['images_per_s']}** | {step['step_time_s']} s | "
+                     f"{step['peak_rss_gib']} GiB | {records[name]['date'][:10]} |")
+    lines += ["", "Peers as reported in issue #9 (measured on this kind of machine in another pass, not re-run "
+              "here; passes varied by up to 2x):", "", "| peer | precision | images/s | peak RSS |",
+              "|---|---|---|---|"]
+    lines += [f"| {name} | {precision} | {speed} | {rss} GiB |" for name, precision, speed, rss in PEERS]
+    if "throughput_r18_b256_bf16" in records:
+        step = printed(records["throughput_r18_b256_bf16"], "pretrain_step")
+        speed, rss = step["images_per_s"], step["peak_rss_gib"]
+        lines += ["", f"Target: >= 74 images/s with peak RSS <= 2 GiB. Measured {speed} images/s "
+                  f"({'meets' if speed >= 74 else f'short by {74 - speed:.1f}'} the speed target) with "
+                  f"{rss} GiB peak RSS ({'meets' if rss <= 2 else f'{rss - 2:.2f} GiB over'} the memory target)."]
+    lines.append("")
+    pipeline_name = "throughput_mnist_default"
+    if pipeline_name in records:
+        step = printed(records[pipeline_name], "pretrain_step")
+        pipeline = printed(records[pipeline_name], "input_pipeline")
+        lines += ["### Input pipeline on the default MNIST config", "",
+                  f"The pretrain step of the default config (ResNet-18 width 0.25, 28 px, batch 256, float32) "
+                  f"consumes {step['images_per_s']} images/s; the input pipeline alone (decode, two SimCLR views, "
+                  f"batch) delivers {pipeline['images_per_s']} images/s: **{pipeline['ratio_to_step']}x** the "
+                  f"step's consumption (target >= 3x).", ""]
+    return lines + command_lines(records, names + [pipeline_name])
+
+
+def simclr_section(records):
+    rows = [("supervised, 1% labels (600)", "mnist_supervised_1pct"),
+            ("supervised, 10% labels (6,000)", "mnist_supervised_10pct"),
+            ("supervised, 100% labels (60,000)", "mnist_supervised_100pct"),
+            ("SimCLR pretrain (10 epochs): linear eval during pretraining", "mnist_pretrain_10ep"),
+            ("SimCLR fine-tuned, 1% labels", "mnist_finetune_1pct"),
+            ("SimCLR fine-tuned, 10% labels", "mnist_finetune_10pct"),
+            ("SimCLR distilled (from the 1% model)", "mnist_distill_1pct"),
+            ("SimCLR distilled (from the 10% model)", "mnist_distill_10pct")]
+    lines = ["## SimCLR on MNIST: supervised vs fine-tuned vs distilled (issue #3)", "",
+             "ResNet-18, width 0.25, the recipes in `configs/`. Fine-tuning and the supervised baselines use "
+             "the same label subsets (`--label_seed=0`), augmentations (crop + no flip) and number of steps "
+             "(600); the 100% baseline runs 2,345 steps (10 epochs). Distillation: 3 epochs on all train "
+             "images, labels unused.", ""]
+    lines += accuracy_table(records, rows)
+    if all(n in records for n in ("mnist_finetune_1pct", "mnist_supervised_100pct", "mnist_supervised_1pct")):
+        gap = 100 * (top1(records["mnist_supervised_100pct"]) - top1(records["mnist_finetune_1pct"]))
+        above = 100 * (top1(records["mnist_finetune_1pct"]) - top1(records["mnist_supervised_1pct"]))
+        lines += [f"Target: SimCLR at 1% labels within 1 point of supervised at 100%, and above supervised at 1%. "
+                  f"Measured: {gap:.2f} points below supervised at 100% "
+                  f"({'meets' if gap <= 1 else f'short by {gap - 1:.2f} points'}), {above:.2f} points above "
+                  f"supervised at 1%.", ""]
+    return lines + command_lines(records, [n for _, n in rows])
+
+
+def method_section(title, rows, target_text, names_for_commands=None):
+    def render(records):
+        lines = [f"## {title}", ""] + accuracy_table(records, rows) + [target_text(records), ""]
+        return lines + command_lines(records, names_for_commands or [n for _, n in rows])
+    return render
+
+
+def gap_text(records, name, paper_error, label):
+    if name not in records:
+        return f"{label}: not measured yet."
+    error = error_percent(records[name])
+    if error <= paper_error:
+        return f"{label}: {error:.2f}% test error against the paper's {paper_error}%: meets it."
+    return f"{label}: {error:.2f}% test error against the paper's {paper_error}%: short by {error - paper_error:.2f} points."
+
+
+SECTIONS = [
+    default_run_section,
+    throughput_section,
+    simclr_section,
+    method_section("Mean Teacher (issue #4)",
+                   [("Mean Teacher, MNIST, 100 labels (teacher)", "mt_mnist_100"),
+                    ("supervised only, same network and labels", "mt_mnist_100_supervised"),
+                    ("Mean Teacher, Fashion-MNIST, 1000 labels (teacher)", "mt_fashion_1000"),
+                    ("supervised only, same network and labels", "mt_fashion_1000_supervised")],
+                   lambda r: gap_text(r, "mt_mnist_100", 1.0, "Target <= 1.0% error on MNIST with 100 labels")),
+    method_section("Ladder Networks (issue #5)",
+                   [("Ladder, full MLP, MNIST, 100 labels", "ladder_mnist_100"),
+                    ("same MLP, supervised only (denoising costs 0)", "ladder_mnist_100_supervised")],
+                   lambda r: gap_text(r, "ladder_mnist_100", 1.06, "Paper: 1.06% (+-0.37)")),
+    method_section("Semi-supervised VAE (issue #6)",
+                   [("M2, MNIST, 100 labels", "ssvae_m2_mnist_100"),
+                    ("M1 (unsupervised VAE, for M1+M2)", "ssvae_m1_mnist"),
+                    ("M1+M2, MNIST, 100 labels", "ssvae_m1m2_mnist_100"),
+                    ("q(y|x) on pixels, labels only", "ssvae_m2_mnist_100_supervised"),
+                    ("q(y|x) on M1's codes, labels only", "ssvae_m1m2_mnist_100_supervised")],
+                   lambda r: gap_text(r, "ssvae_m2_mnist_100", 11.97, "Paper M2: 11.97%") + " " +
+                   gap_text(r, "ssvae_m1m2_mnist_100", 3.33, "Paper M1+M2: 3.33% (+-0.14)")),
+]
+
+
+def compare_section(records):
+    lines = ["## Label-efficiency reports: `--mode=compare --budget=small` (issue #7)", ""]
+    for name, dataset in (("compare_mnist_small", "MNIST"), ("compare_fashion_small", "Fashion-MNIST")):
+        if name not in records:
+            lines += [f"{dataset}: not measured yet.", ""]
+            continue
+        r = records[name]
+        report_dir = os.path.join("benchmarks", "reports", name)
+        lines += [f"### {dataset} ({minutes(r['wall_time_s'])} for the whole command, {r['date'][:10]})", "",
+                  "```", r["command"], "```", ""]
+        report = os.path.join(os.path.dirname(HERE), report_dir, "report.md")
+        if os.path.exists(report):
+            table = [line for line in open(report).read().splitlines() if line.startswith("|")]
+            lines += table + ["", f"![label efficiency]({report_dir}/label_efficiency.png)", ""]
+    return lines
+
+
+def main():
+    records = load_records()
+    lines = ["# Benchmarks", "",
+             "Generated by `python benchmarks/make_report.py` from the records in `benchmarks/results/`, each "
+             "written by `benchmarks/record.py` around one real run (command, date, machine, wall time, CPU "
+             "steal and the run's result.json). Test error = 1 - top-1 accuracy on the test split.", ""]
+    lines += machine_section(records)
+    for section in SECTIONS + [compare_section]:
+        lines += section(records)
+    with open(OUTPUT, "w") as f:
+        f.write("\n".join(lines).rstrip() + "\n")
+    print(f"wrote {OUTPUT} from {len(records)} records")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs the benchmarks listed in benchmarks/queue.txt, one at a time, through benchmarks/record.py.
+# Lines: NAME<TAB>COMMAND. A NAME whose record exists with exit code 0 is skipped, so the script resumes.
+# The file is re-read after every run, so lines can be appended while it works.
+#   bash benchmarks/run_queue.sh [QUEUE_FILE]
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+queue=${1:-$here/queue.txt}
+while true; do
+  next=""
+  while IFS=$'\t' read -r name command; do
+    [[ -z "$name" || "$name" == \#* ]] && continue
+    record="$here/results/$name.json"
+    if [[ -f "$record" ]] && python -c "import json,sys; sys.exit(json.load(open('$record'))['exit_code'])"; then
+      continue
+    fi
+    next="$name"; next_command="$command"; break
+  done < "$queue"
+  [[ -z "$next" ]] && break
+  echo "$(date +%H:%M:%S) start $next"
+  eval "python $here/record.py $next -- $next_command"
+done
+echo "$(date +%H:%M:%S) queue done"

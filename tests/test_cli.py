@@ -43,6 +43,8 @@ BAD_FLAGS = [
     (["--no_such_flag=1"], "Unknown command line flag 'no_such_flag'"),
     (["stray_argument"], "unexpected argument(s) stray_argument"),
     (["--precision=fp8"], "--precision=fp8 is not one of"),
+    (["--mode=supervised", "--architecture=convlarge"], "--mode=supervised builds resnet, not --architecture=convlarge"),
+    (["--mode=ladder", "--architecture=resnet"], "--mode=ladder builds mlp, not --architecture=resnet"),
     (["--strategy=gpu_cluster"], "--strategy=gpu_cluster is not one of"),
 ]
 

@@ -15,6 +15,11 @@ TRAIN_MODES = ("pretrain", "finetune", "distill", "supervised", "mean_teacher", 
 MODES = TRAIN_MODES + ("eval", "export", "compare", "benchmark", "prepare_data",
                        "train", "train_then_eval")  # the last two: official spellings
 
+# The networks each training job can build (--architecture).
+JOB_ARCHITECTURES = {"pretrain": ("auto", "resnet"), "finetune": ("auto", "resnet"), "supervised": ("auto", "resnet"),
+                     "distill": ("auto", "resnet"), "mean_teacher": ("auto", "convlarge", "resnet"),
+                     "ladder": ("auto", "mlp"), "ssvae": ("auto", "mlp")}
+
 # Fields that define the network; a checkpoint only restores into the same values.
 ARCHITECTURE_FIELDS = ("architecture", "resnet_depth", "width_multiplier", "sk_ratio", "se_ratio",
                        "proj_head_mode", "proj_out_dim", "num_proj_layers", "ladder_hidden_sizes", "ladder_model",
@@ -269,6 +274,10 @@ class Config:
             pass  # official default train_mode is pretrain
         if self.image_size and self.image_size < 8:
             raise ConfigError(f"--image_size={self.image_size} is too small; use at least 8 pixels")
+        allowed = JOB_ARCHITECTURES.get(self.job)
+        if allowed and self.architecture not in allowed:
+            raise ConfigError(f"--mode={self.job} builds {' or '.join(a for a in allowed if a != 'auto')}, not "
+                              f"--architecture={self.architecture}")
         if self.job == "finetune" and not self.checkpoint:
             raise ConfigError("--mode=finetune needs --checkpoint=<pretrain model_dir or prefix>; "
                               "to train from scratch use --mode=supervised")

@@ -7,9 +7,10 @@ import tensorflow as tf
 
 from tests.conftest import tiny_config
 from tfssl import jobs, restore
+from tfssl.data.augment import random_translation
 from tfssl.data.pipeline import DataBundle
 from tfssl.losses import consistency
-from tfssl.methods.mean_teacher import MeanTeacher, random_translation
+from tfssl.methods.mean_teacher import MeanTeacher
 from tfssl.models.convnets import ConvLarge
 from tfssl.train.distribute import make_strategy
 from tfssl.train.trainer import Trainer

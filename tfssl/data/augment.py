@@ -57,6 +57,15 @@ def random_flip(image, seed):
     return tf.image.stateless_random_flip_left_right(image, seed)
 
 
+def random_translation(image, max_pixels, seed):
+    """Shifts an (H, W, C) image by (dy, dx), each uniform in [-max_pixels, max_pixels]; the border
+    is filled by reflection, as in the reference code."""
+    height, width, channels = image.shape
+    padded = tf.pad(image, [[max_pixels, max_pixels], [max_pixels, max_pixels], [0, 0]], mode="REFLECT")
+    corner = tf.random.stateless_uniform([2], seed, 0, 2 * max_pixels + 1, dtype=tf.int32)
+    return tf.slice(padded, [corner[0], corner[1], 0], [height, width, channels])
+
+
 def to_grayscale(image):
     """Luma, kept at the image's channel count."""
     if image.shape[-1] == 1:

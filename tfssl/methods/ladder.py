@@ -98,13 +98,6 @@ def layer_costs(model, clean, corrupted, lowest_layer=0):
             for layer, estimate in estimates.items()}
 
 
-def random_translate(image, pixels, seed):
-    """Shift by up to `pixels` in each direction (zero padding, then a random crop back)."""
-    height, width, channels = image.shape
-    padded = tf.pad(image, [[pixels, pixels], [pixels, pixels], [0, 0]])
-    return tf.image.stateless_random_crop(padded, [height, width, channels], seed)
-
-
 class Ladder(Method):
     job = "ladder"
     progress_metrics = ("loss", "supervised_loss", "supervised_acc", "denoising_cost")
@@ -135,7 +128,7 @@ class Ladder(Method):
     def view(self, image, seed):
         image = augment.eval_view(image, self.data.image_size)
         if self.cfg.random_translate:
-            image = random_translate(image, self.cfg.random_translate, seed)
+            image = augment.random_translation(image, self.cfg.random_translate, seed)
         return image
 
     def train_dataset(self, input_context, start_step):

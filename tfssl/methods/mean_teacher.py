@@ -54,15 +54,6 @@ class TwoHeadSimCLRModel(SimCLRModel):
         return outputs
 
 
-def random_translation(image, max_pixels, seed):
-    """Shifts an (H, W, C) image by (dy, dx), each uniform in [-max_pixels, max_pixels]; the border
-    is filled by reflection, as in the reference code."""
-    height, width, channels = image.shape
-    padded = tf.pad(image, [[max_pixels, max_pixels], [max_pixels, max_pixels], [0, 0]], mode="REFLECT")
-    corner = tf.random.stateless_uniform([2], seed, 0, 2 * max_pixels + 1, dtype=tf.int32)
-    return tf.slice(padded, [corner[0], corner[1], 0], [height, width, channels])
-
-
 class MeanTeacher(Method):
     job = "mean_teacher"
     progress_metrics = ("loss", "class_loss", "consistency_loss", "student_acc", "teacher_acc")
@@ -127,7 +118,7 @@ class MeanTeacher(Method):
         translate_seed, flip_seed, noise_seed = augment.split_seed(seed, 3)
         image = augment.eval_view(image, self.data.image_size)
         if cfg.random_translate:
-            image = random_translation(image, cfg.random_translate, translate_seed)
+            image = augment.random_translation(image, cfg.random_translate, translate_seed)
         if cfg.use_flip:
             image = augment.random_flip(image, flip_seed)
         if cfg.input_noise_std:

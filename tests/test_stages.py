@@ -178,3 +178,12 @@ def test_bad_checkpoints(runs, tmp_path):
         train(mode="finetune", checkpoint=str(changed), model_dir=str(tmp_path / "g"), **common)
     with pytest.raises(ConfigError, match="holds a finetune run, not supervised"):
         train(mode="supervised", model_dir=str(root / "ft"), **common)
+
+
+def test_eval_waits_for_checkpoints_until_the_run_is_over(runs, tmp_path):
+    """--eval_wait evaluates the checkpoints of a run; a finished run (result.json) ends the wait."""
+    root, common, _ = runs
+    result = jobs.run(tiny_config(mode="eval", checkpoint=str(root / "ft"), eval_wait=True, eval_timeout_secs=30,
+                                  eval_steps=1))
+    assert result["checkpoint"].endswith("ckpt-40")
+    assert os.path.exists(root / "ft" / "eval_test_40.json")

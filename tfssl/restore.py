@@ -4,12 +4,13 @@ import dataclasses
 import glob
 import logging
 import os
+import time
 
 import tensorflow as tf
 
 from tfssl.config import ARCHITECTURE_FIELDS, Config
 from tfssl.errors import CheckpointError
-from tfssl.train.rundir import FLAGS_FILE, read_json
+from tfssl.train.rundir import FLAGS_FILE, RESULT_FILE, read_json
 
 log = logging.getLogger("tfssl")
 
@@ -99,6 +100,18 @@ def load_trained(path, cfg=None, flag="--checkpoint", strategy=None, setup=True)
     return method, data, resolved, run_cfg
 
 
+def _training_over(directory, idle_limit_secs):
+    """For checkpoints_iterator: stop once the run wrote its result, or after idle_limit_secs without news."""
+    last_news = [time.time(), tf.train.latest_checkpoint(directory)]
+
+    def over():
+        latest = tf.train.latest_checkpoint(directory)
+        if latest != last_news[1]:
+            last_news[:] = [time.time(), latest]
+        return os.path.exists(os.path.join(directory, RESULT_FILE)) or time.time() - last_news[0] > idle_limit_secs
+    return over
+
+
 def evaluate_checkpoints(cfg):
     """--mode=eval: evaluates a checkpoint (or, with --eval_wait, each new one) and writes result JSON."""
     from tfssl.train.evaluate import evaluate_all
@@ -108,7 +121,8 @@ def evaluate_checkpoints(cfg):
     prefixes = [None]
     if cfg.eval_wait:
         directory = path if os.path.isdir(path) else os.path.dirname(path)
-        prefixes = tf.train.checkpoints_iterator(directory, timeout=cfg.eval_timeout_secs)
+        prefixes = tf.train.checkpoints_iterator(directory, timeout=min(cfg.eval_timeout_secs, 10),
+                                                 timeout_fn=_training_over(directory, cfg.eval_timeout_secs))
     result = None
     for prefix in prefixes:
         method, data, resolved, run_cfg = load_trained(prefix or path, cfg)

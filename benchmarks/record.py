@@ -2,7 +2,7 @@
 
     python benchmarks/record.py NAME -- python run.py --mode=... --model_dir=runs/bench/NAME ...
 
-Writes benchmarks/results/NAME.json with the exact command, the date, the machine (CPU model, cores,
+Writes benchmarks/results/NAME.json with the exact command, the code's commit, the date, the machine (CPU model, cores,
 TensorFlow version), the wall time, the CPU steal time and load while it ran, and what the command
 produced: the run's result.json (read from its --model_dir) and any JSON lines it printed
 (--mode=benchmark). benchmarks/make_report.py turns these files into BENCHMARKS.md.
@@ -35,6 +35,12 @@ def machine():
             "tensorflow": importlib.metadata.version("tensorflow"), "keras": importlib.metadata.version("keras")}
 
 
+def git_commit():
+    """The commit of the code the command runs (the working directory's checkout)."""
+    out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
+    return out.stdout.strip() or None
+
+
 def flag_value(args, name):
     prefix = f"--{name}="
     return next((a[len(prefix):] for a in args if a.startswith(prefix)), None)
@@ -50,7 +56,7 @@ def main(argv):
     process = subprocess.run(command, capture_output=True, text=True)
     wall = time.time() - start
     total_1, steal_1 = cpu_times()
-    record = {"name": name, "command": shlex.join(command), "date": datetime.datetime.now().isoformat(timespec="seconds"),
+    record = {"name": name, "command": shlex.join(command), "commit": git_commit(), "date": datetime.datetime.now().isoformat(timespec="seconds"),
               "machine": machine(), "wall_time_s": round(wall, 1), "exit_code": process.returncode,
               "steal_percent": round(100 * (steal_1 - steal_0) / max(total_1 - total_0, 1), 2),
               "load_average_before": round(load_before, 2), "load_average_after": round(os.getloadavg()[0], 2),

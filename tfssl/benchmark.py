@@ -28,7 +28,8 @@ def peak_rss_gib():
 
 
 def time_train_step(cfg, timed_calls=5):
-    """Median seconds per pretrain step of cfg (steps_per_loop steps per call), on a fixed batch."""
+    """(median seconds per pretrain step of cfg, all timed steps, peak RSS once the model and optimizer
+    are built, image size), on a fixed batch, steps_per_loop steps per call."""
     import tempfile
     from tfssl.jobs import setup_runtime
     setup_runtime(cfg)
@@ -38,6 +39,7 @@ def time_train_step(cfg, timed_calls=5):
         trainer = Trainer(cfg, SimCLRPretrain, DataBundle(cfg, run_dir), strategy)
         fixed = iter(strategy.distribute_datasets_from_function(
             lambda ctx: trainer.method.train_dataset(ctx, 0).take(1).cache().repeat()))
+        rss_built = peak_rss_gib()
         train_loop = trainer._make_train_loop()
         steps = tf.constant(cfg.steps_per_loop)
         done = 0
@@ -49,7 +51,7 @@ def time_train_step(cfg, timed_calls=5):
             start = time.perf_counter()
             train_loop(fixed, steps)[1].numpy()
             times.append((time.perf_counter() - start) / cfg.steps_per_loop)
-    return statistics.median(times), times
+    return statistics.median(times), times, rss_built, trainer.method.data.image_size
 
 
 def time_input_pipeline(cfg, batches=30):
@@ -67,13 +69,15 @@ def time_input_pipeline(cfg, batches=30):
 
 
 def benchmark(cfg):
-    step_seconds, all_times = time_train_step(cfg)
+    rss_imported = peak_rss_gib()
+    step_seconds, all_times, rss_built, image_size = time_train_step(cfg)
     step = {"figure": "pretrain_step", "dataset": cfg.dataset, "resnet_depth": cfg.resnet_depth,
-            "width_multiplier": cfg.width_multiplier, "image_size": cfg.image_size,
+            "width_multiplier": cfg.width_multiplier, "image_size": image_size,
             "train_batch_size": cfg.train_batch_size, "precision": cfg.precision, "optimizer": cfg.optimizer,
             "steps_per_loop": cfg.steps_per_loop, "jit_compile": cfg.jit_compile,
             "step_time_s": round(step_seconds, 4), "images_per_s": round(cfg.train_batch_size / step_seconds, 1),
             "step_times_s": [round(t, 4) for t in all_times], "peak_rss_gib": round(peak_rss_gib(), 2),
+            "peak_rss_after_import_gib": round(rss_imported, 2), "peak_rss_after_build_gib": round(rss_built, 2),
             "device": tf.config.list_logical_devices()[-1].device_type}
     print(json.dumps(step), flush=True)
     pipeline = {"figure": "input_pipeline", "dataset": cfg.dataset,

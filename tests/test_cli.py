@@ -99,3 +99,12 @@ def test_help_lists_official_flags(capsys):
     for flag in ("--train_batch_size", "--learning_rate_scaling", "--proj_head_mode", "--fine_tune_after_block",
                  "--color_jitter_strength", "--[no]lineareval_while_pretraining", "--sk_ratio", "--[no]global_bn"):
         assert flag in text
+
+
+def test_official_mode_spellings():
+    from tfssl.config import Config
+    cfg = Config.for_job({"mode": "train_then_eval", "train_mode": "finetune", "checkpoint": "runs/pre",
+                          "fine_tune_after_block": 4, "zero_init_logits_layer": True})
+    assert cfg.job == "finetune" and cfg.optimizer == "momentum"  # the fine-tune defaults apply
+    assert Config.for_job({"mode": "train"}).job == "pretrain"
+    assert Config.for_job({"mode": "train", "train_mode": "pretrain"}).optimizer == "lars"

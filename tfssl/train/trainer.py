@@ -229,7 +229,7 @@ class Trainer:
         eval_metrics = evaluate_all(self.method, cfg)
         summaries.scalars(eval_metrics, step, prefix="eval/")
         log.info("%s eval on %s at step %d: %s", self.method.job, cfg.eval_split, step,
-                 " ".join(f"{k}={v:.4g}" for k, v in eval_metrics.items()))
+                 " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in eval_metrics.items()))
         if self.is_chief:
             self.method.write_figures()
         data = self.method.data

@@ -97,6 +97,14 @@ PEERS = [("official google-research/simclr tf2 train step (tf_keras)", "fp32", 3
          ("PyTorch 2.13, bf16 + channels_last + torch.compile", "bf16", 63.7, 1.8),
          ("lightly 1.6 + torchvision ResNet-18, bf16 + channels_last", "bf16", 60.0, 2.2)]
 
+SAME_PASS = [("tfssl", "mixed_bfloat16", "same_pass_tfssl_bf16", "pretrain_step"),
+             ("PyTorch 2.13 (benchmarks/peers/pytorch_simclr_step.py)", "bf16 autocast, channels_last",
+              "same_pass_pytorch_bf16", "pytorch_pretrain_step"),
+             ("PyTorch 2.13 + torch.compile", "bf16 autocast, channels_last", "same_pass_pytorch_bf16_compile",
+              "pytorch_pretrain_step"),
+             ("tfssl", "float32", "same_pass_tfssl_fp32", "pretrain_step"),
+             ("PyTorch 2.13", "float32, channels_last", "same_pass_pytorch_fp32", "pytorch_pretrain_step")]
+
 
 def throughput_section(records):
     lines = ["## Pretrain step throughput (issue #9)", "",
@@ -111,9 +119,22 @@ def throughput_section(records):
         step = printed(records[name], "pretrain_step")
         lines.append(f"| {step['precision']} | **{step['images_per_s']}** | {step['step_time_s']} s | "
                      f"{step['peak_rss_gib']} GiB | {records[name]['date'][:10]} |")
-    lines += ["", "Peers as reported in issue #9 (measured on this kind of machine in another pass, not re-run "
-              "here; passes varied by up to 2x):", "", "| peer | precision | images/s | peak RSS |",
-              "|---|---|---|---|"]
+    lines.append("")
+    same_pass = [(label, precision, records[name], figure) for label, precision, name, figure in SAME_PASS
+                 if name in records]
+    if same_pass:
+        lines += ["### The same step in PyTorch, measured back to back on this machine", "",
+                  "`benchmarks/peers/pytorch_simclr_step.py` is the same network, loss and batch written in plain "
+                  "PyTorch (SGD instead of LARS), timed the same way; the five runs below ran one after the other.",
+                  "", "| implementation | precision | images/s | step time | peak RSS | started |", "|---|---|---|---|---|---|"]
+        for label, precision, record, figure in same_pass:
+            step = printed(record, figure)
+            lines.append(f"| {label} | {precision} | **{step['images_per_s']}** | {step['step_time_s']} s | "
+                         f"{step['peak_rss_gib']} GiB | {record['date'][11:16]} |")
+        lines.append("")
+    lines += ["Peers as reported in issue #9, measured on a 2-core Sapphire Rapids with AMX in another pass "
+              "(this machine is an AMD EPYC with AVX512-BF16 and no AMX, so these are context, not a "
+              "same-machine comparison):", "", "| peer | precision | images/s | peak RSS |", "|---|---|---|---|"]
     lines += [f"| {name} | {precision} | {speed} | {rss} GiB |" for name, precision, speed, rss in PEERS]
     if "throughput_r18_b256_bf16" in records:
         step = printed(records["throughput_r18_b256_bf16"], "pretrain_step")
@@ -121,7 +142,7 @@ def throughput_section(records):
         lines += ["", f"Target: >= 74 images/s with peak RSS <= 2 GiB. Measured {speed} images/s "
                   f"({'meets' if speed >= 74 else f'short by {74 - speed:.1f}'} the speed target) with "
                   f"{rss} GiB peak RSS ({'meets' if rss <= 2 else f'{rss - 2:.2f} GiB over'} the memory target)."]
-    lines.append("")
+    lines += [""] + memory_profile(records)
     pipeline_name = "throughput_mnist_default"
     if pipeline_name in records:
         step = printed(records[pipeline_name], "pretrain_step")
@@ -131,7 +152,36 @@ def throughput_section(records):
                   f"consumes {step['images_per_s']} images/s; the input pipeline alone (decode, two SimCLR views, "
                   f"batch) delivers {pipeline['images_per_s']} images/s: **{pipeline['ratio_to_step']}x** the "
                   f"step's consumption (target >= 3x).", ""]
-    return lines + command_lines(records, names + [pipeline_name])
+    memory = ["memory_tfssl_bf16_b64", "memory_tfssl_bf16_b128"]
+    return lines + command_lines(records, names + [n for _, _, n, _ in SAME_PASS] + memory + [pipeline_name])
+
+
+def memory_profile(records):
+    """Peak RSS split into TensorFlow's import, the built model and the memory per image in flight."""
+    points = []
+    for name in ("memory_tfssl_bf16_b64", "memory_tfssl_bf16_b128", "same_pass_tfssl_bf16"):
+        if name in records:
+            step = printed(records[name], "pretrain_step")
+            if "peak_rss_after_import_gib" in step:
+                points.append(step)
+    if len(points) < 2:
+        return []
+    points.sort(key=lambda p: p["train_batch_size"])
+    first, last = points[0], points[-1]
+    per_image_mib = 1024 * (last["peak_rss_gib"] - first["peak_rss_gib"]) / (last["train_batch_size"] -
+                                                                               first["train_batch_size"])
+    lines = ["### Where the memory goes (mixed_bfloat16)", "",
+             "| batch | RSS after importing TensorFlow | after building model and optimizer | peak during steps |",
+             "|---|---|---|---|"]
+    lines += [f"| {p['train_batch_size']} | {p['peak_rss_after_import_gib']} GiB | {p['peak_rss_after_build_gib']} GiB "
+              f"| {p['peak_rss_gib']} GiB |" for p in points]
+    lines += ["", f"The peak grows by {per_image_mib:.1f} MiB per image (two 32x32 views) in the batch: the "
+              "activations that backpropagation keeps, in bfloat16. Counting by hand, a ResNet-18 view keeps "
+              "about 1.2 million values (each convolution's output for batch norm's gradient and each ReLU's "
+              "output), 2.4 MB in bfloat16, so 512 views hold about 1.2 GiB; importing TensorFlow alone "
+              f"takes {first['peak_rss_after_import_gib']} GiB. Meeting 2 GiB at batch 256 would need "
+              "recomputing activations in the backward pass (slower), or a smaller batch.", ""]
+    return lines
 
 
 def simclr_section(records):

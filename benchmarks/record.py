@@ -2,7 +2,8 @@
 
     python benchmarks/record.py NAME -- python run.py --mode=... --model_dir=runs/bench/NAME ...
 
-Writes benchmarks/results/NAME.json with the exact command, the code's commit, the date, the machine (CPU model, cores,
+While it runs, its stderr (the progress lines) goes to benchmarks/logs/NAME.log. Then it writes
+benchmarks/results/NAME.json with the exact command, the code's commit, the date, the machine (CPU model, cores,
 TensorFlow version), the wall time, the CPU steal time and load while it ran, and what the command
 produced: the run's result.json (read from its --model_dir) and any JSON lines it printed
 (--mode=benchmark). benchmarks/make_report.py turns these files into BENCHMARKS.md.
@@ -53,15 +54,20 @@ def main(argv):
     total_0, steal_0 = cpu_times()
     load_before = os.getloadavg()[0]
     start = time.time()
-    process = subprocess.run(command, capture_output=True, text=True)
+    log_path = os.path.join(HERE, "logs", f"{name}.log")  # progress lines while it runs (not committed)
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    with open(log_path, "w") as log:
+        process = subprocess.run(command, stdout=subprocess.PIPE, stderr=log, text=True)
     wall = time.time() - start
+    with open(log_path) as log:
+        stderr = log.read()
     total_1, steal_1 = cpu_times()
     record = {"name": name, "command": shlex.join(command), "commit": git_commit(), "date": datetime.datetime.now().isoformat(timespec="seconds"),
               "machine": machine(), "wall_time_s": round(wall, 1), "exit_code": process.returncode,
               "steal_percent": round(100 * (steal_1 - steal_0) / max(total_1 - total_0, 1), 2),
               "load_average_before": round(load_before, 2), "load_average_after": round(os.getloadavg()[0], 2),
               "printed_json": [json.loads(line) for line in process.stdout.splitlines() if line.startswith("{")],
-              "stdout_tail": process.stdout[-1500:], "stderr_tail": process.stderr[-3000:]}
+              "stdout_tail": process.stdout[-1500:], "stderr_tail": stderr[-3000:]}
     model_dir = flag_value(command, "model_dir")
     if model_dir and os.path.exists(os.path.join(model_dir, "result.json")):
         with open(os.path.join(model_dir, "result.json")) as f:

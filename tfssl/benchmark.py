@@ -27,9 +27,10 @@ def peak_rss_gib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
 
 
-def time_train_step(cfg, timed_calls=5):
+def time_train_step(cfg, timed_calls=5, profile_dir=None):
     """(median seconds per pretrain step of cfg, all timed steps, peak RSS once the model and optimizer
-    are built, image size), on a fixed batch, steps_per_loop steps per call."""
+    are built, image size), on a fixed batch, steps_per_loop steps per call. With profile_dir, the
+    timed calls are traced there by tf.profiler."""
     import tempfile
     from tfssl.jobs import setup_runtime
     setup_runtime(cfg)
@@ -47,10 +48,14 @@ def time_train_step(cfg, timed_calls=5):
             train_loop(fixed, steps)[1].numpy()
             done += cfg.steps_per_loop
         times = []
+        if profile_dir:
+            tf.profiler.experimental.start(profile_dir)
         for _ in range(timed_calls):
             start = time.perf_counter()
             train_loop(fixed, steps)[1].numpy()
             times.append((time.perf_counter() - start) / cfg.steps_per_loop)
+        if profile_dir:
+            tf.profiler.experimental.stop()
     return statistics.median(times), times, rss_built, trainer.method.data.image_size
 
 

@@ -24,7 +24,8 @@ DEFAULT_FLAGS = ["--mode=benchmark", "--dataset=synthetic:32x32x3", "--resnet_de
 
 
 def op_self_times(xspace_path):
-    """{op type: self time in seconds} over the host plane's threads (nested events' time is the child's)."""
+    """{op type: self time in seconds} over the host plane's threads (nested events' time is the child's).
+    Op events are named 'op name:op type'; the executor's own ('ExecutorState::Process') are left out."""
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
     space = xplane_pb2.XSpace()
     with open(xspace_path, "rb") as f:
@@ -40,14 +41,16 @@ def op_self_times(xspace_path):
             for event in events:
                 while stack and stack[-1][1] <= event.offset_ps:
                     name, _, self_ps = stack.pop()
-                    totals[name] += self_ps
+                    if name:
+                        totals[name] += self_ps
                 if stack:
                     stack[-1][2] -= event.duration_ps
                 name = names.get(event.metadata_id, "?")
-                op_type = name.rsplit(":", 1)[-1] if ":" in name else name
+                op_type = name.split(":")[1] if name.count(":") == 1 else None
                 stack.append([op_type, event.offset_ps + event.duration_ps, event.duration_ps])
             for name, _, self_ps in stack:
-                totals[name] += self_ps
+                if name:
+                    totals[name] += self_ps
     return {name: ps / 1e12 for name, ps in totals.items()}
 
 

@@ -33,7 +33,9 @@ def setup_logging(level=logging.INFO):
 
 
 def setup_runtime(cfg):
-    """Seeds, op determinism and the precision policy, before any model is built."""
+    """Seeds, op determinism, the precision policy and the conv gradient path, before any model is built."""
+    from tfssl.models import conv
+    conv.set_matmul_weight_grads(cfg.matmul_conv_grads)
     keras.utils.set_random_seed(cfg.seed)
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()

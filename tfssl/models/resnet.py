@@ -11,6 +11,8 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+from tfssl.models import conv
+
 BATCH_NORM_EPSILON = 1e-5
 BLOCKS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)), 50: ("bottleneck", (3, 4, 6, 3)),
           101: ("bottleneck", (3, 4, 23, 3)), 152: ("bottleneck", (3, 8, 36, 3)),
@@ -100,22 +102,28 @@ class BatchNormRelu(ConfigMixin, layers.Layer):
 
 @keras.saving.register_keras_serializable("tfssl")
 class ConvFixedPadding(ConfigMixin, layers.Layer):
-    """Conv without bias whose padding depends only on kernel size (as in the official code)."""
+    """Conv without bias whose padding depends only on kernel size (as in the official code).
+    The keras Conv2D holds the kernel; tfssl.models.conv computes it (faster weight gradients)."""
 
     def __init__(self, filters, kernel_size, strides=1, **kwargs):
         super().__init__(**kwargs)
         self._config = dict(filters=filters, kernel_size=kernel_size, strides=strides)
         self.strides = strides
-        self.conv = layers.Conv2D(filters, kernel_size, strides, padding="same" if strides == 1 else "valid",
+        self.padding = "SAME" if strides == 1 else "VALID"
+        self.conv = layers.Conv2D(filters, kernel_size, strides, padding=self.padding.lower(),
                                   use_bias=False, kernel_initializer="variance_scaling",
                                   dtype=self.dtype_policy)
         pad = kernel_size - 1
         self.paddings = [[0, 0], [pad // 2, pad - pad // 2], [pad // 2, pad - pad // 2], [0, 0]]
 
+    def build(self, input_shape):
+        self.conv.build(input_shape)
+
     def call(self, inputs):
         if self.strides > 1:
             inputs = tf.pad(inputs, self.paddings)
-        return self.conv(inputs)
+        kernel = tf.cast(self.conv.kernel, self.compute_dtype)
+        return conv.conv2d(inputs, kernel, self.strides, self.padding)
 
 
 @keras.saving.register_keras_serializable("tfssl")

@@ -1,0 +1,81 @@
+"""tfssl.models.conv: the matrix-product weight gradient equals the convolution's own, and a loop in numpy."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfssl.models import conv, resnet
+
+# (input size, channels in, channels out, kernel, stride, padding): every case takes the matmul path.
+SMALL_OUTPUTS = [(4, 5, 6, 3, 1, "SAME"), (7, 3, 4, 3, 1, "SAME"), (8, 4, 6, 1, 2, "VALID"),
+                 (10, 3, 5, 3, 2, "VALID"), (4, 2, 3, 1, 1, "SAME"), (5, 2, 3, 2, 1, "SAME")]
+
+
+def numpy_weight_gradient(x, dy, kernel_size, stride, padding):
+    """dw[i, j, c, o] = sum_{n, h, v} x_padded[n, h*s + i, v*s + j, c] * dy[n, h, v, o], by loops."""
+    if padding == "SAME":
+        before = (kernel_size - 1) // 2
+        after = kernel_size - 1 - before
+        x = np.pad(x, [(0, 0), (before, after), (before, after), (0, 0)])
+    _, out_height, out_width, _ = dy.shape
+    dw = np.zeros([kernel_size, kernel_size, x.shape[-1], dy.shape[-1]])
+    for i in range(kernel_size):
+        for j in range(kernel_size):
+            for h in range(out_height):
+                for v in range(out_width):
+                    dw[i, j] += x[:, h * stride + i, v * stride + j, :].T @ dy[:, h, v, :]
+    return dw
+
+
+@pytest.mark.parametrize("size,cin,cout,kernel_size,stride,padding", SMALL_OUTPUTS)
+def test_weight_gradient_equals_the_formula_and_tensorflow(size, cin, cout, kernel_size, stride, padding):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, size, size, cin)).astype(np.float32)
+    kernel = rng.normal(size=(kernel_size, kernel_size, cin, cout)).astype(np.float32)
+    assert conv.uses_matmul_weight_grad(x.shape, kernel_size, stride, padding)
+    out_size = conv.output_size(size, kernel_size, stride, padding)
+    dy = rng.normal(size=(3, out_size, out_size, cout)).astype(np.float32)
+
+    x_t, kernel_t = tf.constant(x), tf.constant(kernel)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([x_t, kernel_t])
+        ours = conv.conv2d(x_t, kernel_t, stride, padding)
+        native = tf.nn.conv2d(x_t, kernel_t, stride, padding)
+        ours_loss, native_loss = tf.reduce_sum(ours * dy), tf.reduce_sum(native * dy)
+    np.testing.assert_allclose(ours.numpy(), native.numpy(), rtol=1e-5, atol=1e-5)
+    dx_ours, dw_ours = tape.gradient(ours_loss, [x_t, kernel_t])
+    dx_native, dw_native = tape.gradient(native_loss, [x_t, kernel_t])
+    np.testing.assert_allclose(dw_ours.numpy(), numpy_weight_gradient(x, dy, kernel_size, stride, padding),
+                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dw_ours.numpy(), dw_native.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dx_ours.numpy(), dx_native.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_large_outputs_and_the_switch_keep_the_native_gradient():
+    assert not conv.uses_matmul_weight_grad((2, 8, 8, 3), 3, 1, "SAME")  # 64 output pixels
+    assert not conv.uses_matmul_weight_grad((2, None, None, 3), 3, 1, "SAME")
+    assert not conv.uses_matmul_weight_grad((2, 4, 4, 3), 3, 2, "SAME")  # uneven SAME padding
+    conv.set_matmul_weight_grads(False)
+    try:
+        assert not conv.uses_matmul_weight_grad((2, 4, 4, 3), 3, 1, "SAME")
+    finally:
+        conv.set_matmul_weight_grads(True)
+
+
+def test_resnet_gradients_equal_with_and_without_the_switch():
+    """The whole encoder (its 4x4 last group takes the matmul path at 28 px) trains the same either way."""
+    images = tf.random.stateless_uniform([4, 28, 28, 1], seed=[1, 2])
+
+    def gradients(enabled):
+        conv.set_matmul_weight_grads(enabled)
+        try:
+            tf.keras.utils.set_random_seed(3)
+            model = resnet.ResNet(depth=18, width_multiplier=1 / 16, cifar_stem=True)
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(tf.square(model(images, training=True)))
+            return tape.gradient(loss, model.trainable_variables)
+        finally:
+            conv.set_matmul_weight_grads(True)
+
+    for ours, native in zip(gradients(True), gradients(False)):
+        np.testing.assert_allclose(ours.numpy(), native.numpy(), rtol=1e-3, atol=1e-4)

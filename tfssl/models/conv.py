@@ -74,7 +74,9 @@ def conv2d(x, kernel, strides, padding):
         def gradient(dy):
             dx = tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(x), filter=kernel, out_backprop=dy,
                                                 strides=[1, strides, strides, 1], padding=padding)
-            return dx, weight_gradient(x, dy, kernel_size, strides, padding)
+            with tf.control_dependencies([dy]):  # cut the taps only when dy exists, not all at once early
+                x_now = tf.identity(x)
+            return dx, weight_gradient(x_now, dy, kernel_size, strides, padding)
         return tf.nn.conv2d(x, kernel, strides, padding), gradient
 
     return convolve(x, kernel)

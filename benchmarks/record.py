@@ -51,6 +51,7 @@ def main(argv):
     if len(argv) < 4 or argv[2] != "--":
         sys.exit(__doc__)
     name, command = argv[1], argv[3:]
+    commit = git_commit()  # before the run: the checkout may move while it runs
     total_0, steal_0 = cpu_times()
     load_before = os.getloadavg()[0]
     start = time.time()
@@ -62,7 +63,7 @@ def main(argv):
     with open(log_path) as log:
         stderr = log.read()
     total_1, steal_1 = cpu_times()
-    record = {"name": name, "command": shlex.join(command), "commit": git_commit(), "date": datetime.datetime.now().isoformat(timespec="seconds"),
+    record = {"name": name, "command": shlex.join(command), "commit": commit, "date": datetime.datetime.now().isoformat(timespec="seconds"),
               "machine": machine(), "wall_time_s": round(wall, 1), "exit_code": process.returncode,
               "steal_percent": round(100 * (steal_1 - steal_0) / max(total_1 - total_0, 1), 2),
               "load_average_before": round(load_before, 2), "load_average_after": round(os.getloadavg()[0], 2),

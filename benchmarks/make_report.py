@@ -119,7 +119,7 @@ def same_pass_table(records, machine_note):
             if name in records]
     if not rows:
         return []
-    lines = ["| implementation | precision | images/s | step time | peak RSS | started |", "|---|---|---|---|---|---|"]
+    lines = ["| implementation | precision | images/s | step time | peak RSS | finished |", "|---|---|---|---|---|---|"]
     for label, precision, record, figure in rows:
         step = printed(record, figure)
         lines.append(f"| {label} | {precision} | **{step['images_per_s']}** | {step['step_time_s']} s | "

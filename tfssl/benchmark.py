@@ -49,7 +49,8 @@ def time_train_step(cfg, timed_calls=5, profile_dir=None):
             done += cfg.steps_per_loop
         times = []
         if profile_dir:
-            tf.profiler.experimental.start(profile_dir)
+            # Level 3 also records the allocator's events (tensor memory, when it is a BFC allocator).
+            tf.profiler.experimental.start(profile_dir, tf.profiler.experimental.ProfilerOptions(host_tracer_level=3))
         for _ in range(timed_calls):
             start = time.perf_counter()
             train_loop(fixed, steps)[1].numpy()

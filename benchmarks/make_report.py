@@ -110,7 +110,10 @@ SAME_PASS = [("tfssl", "mixed_bfloat16", "same_pass_tfssl_bf16", "pretrain_step"
              ("PyTorch 2.13 + torch.compile", "bf16 autocast, channels_last", "same_pass_pytorch_bf16_compile",
               "pytorch_pretrain_step"),
              ("tfssl", "float32", "same_pass_tfssl_fp32", "pretrain_step"),
-             ("PyTorch 2.13", "float32, channels_last", "same_pass_pytorch_fp32", "pytorch_pretrain_step")]
+             ("PyTorch 2.13", "float32, channels_last", "same_pass_pytorch_fp32", "pytorch_pretrain_step"),
+             ("tfssl, `--jit_compile` (XLA)", "mixed_bfloat16", "same_pass_tfssl_bf16_xla", "pretrain_step"),
+             ("tfssl, `--matmul_conv_grads=false` (oneDNN's weight gradients everywhere)", "mixed_bfloat16",
+              "same_pass_tfssl_bf16_native_conv_grads", "pretrain_step")]
 EARLIER_MACHINE = "amd_epyc"  # benchmarks/results/amd_epyc/: the same figures from an earlier machine
 
 
@@ -161,7 +164,7 @@ def throughput_section(records):
     lines += ["Peers as reported in issue #9 (a 2-core Sapphire Rapids with AMX, another pass; context only):", "",
               "| peer | precision | images/s | peak RSS |", "|---|---|---|---|"]
     lines += [f"| {name} | {precision} | {speed} | {rss} GiB |" for name, precision, speed, rss in PEERS]
-    lines += [""] + memory_profile(records)
+    lines += [""] + profile_section(records) + memory_profile(records)
     pipeline_name = "throughput_mnist_default"
     if pipeline_name in records:
         step = printed(records[pipeline_name], "pretrain_step")
@@ -197,10 +200,42 @@ def memory_profile(records):
     lines += ["", f"The peak grows by {per_image_mib:.1f} MiB per image (two 32x32 views) in the batch: the "
               "activations that backpropagation keeps, in bfloat16. Counting by hand, a ResNet-18 view keeps "
               "about 1.2 million values (each convolution's output for batch norm's gradient and each ReLU's "
-              "output), 2.4 MB in bfloat16, so 512 views hold about 1.2 GiB; importing TensorFlow alone "
-              f"takes {first['peak_rss_after_import_gib']} GiB. Meeting 2 GiB at batch 256 would need "
-              "recomputing activations in the backward pass (slower), or a smaller batch.", ""]
+              "output, the least any framework keeps without recomputing), 2.4 MB in bfloat16, so 512 views "
+              f"hold about 1.2 GiB; importing TensorFlow alone takes {first['peak_rss_after_import_gib']} GiB. "
+              "Meeting 2 GiB at batch 256 would need recomputing activations in the backward pass (slower), or "
+              "a smaller batch.", ""]
     return lines
+
+
+PROFILES = (("profile_r18_b256_bf16", "matrix-product weight gradients (default)"),
+            ("profile_r18_b256_bf16_native_conv_grads", "`--matmul_conv_grads=false`"))
+
+
+def profile_section(records):
+    """The op-time and live-memory tables of benchmarks/profile_step.py."""
+    found = [(printed(records[name], "step_profile"), label) for name, label in PROFILES if name in records]
+    if not found:
+        return []
+    lines = ["### What the profiler shows", "",
+             "`benchmarks/profile_step.py` traces the same step with `tf.profiler` and reads the trace back. Self "
+             "time of each op type per step, summed over threads (two ops can run at once on the two cores, so "
+             "the column adds up to more than the step time):", "",
+             "| op type | " + " | ".join(label for _, label in found) + " |", "|---" * (len(found) + 1) + "|"]
+    top = [name for name, _, _ in found[-1][0]["top_ops"][:12]]
+    for op in top:
+        cells = []
+        for profile, _ in found:
+            entry = next((e for e in profile["top_ops"] if e[0] == op), None)
+            cells.append(f"{entry[1]:.3f} s ({entry[2]:.0f}%)" if entry else "")
+        lines.append(f"| {op} | " + " | ".join(cells) + " |")
+    lines.append("| step time (profiled) | " + " | ".join(f"{p['step_time_s']:.3f} s" for p, _ in found) + " |")
+    lines += ["", "Tensors alive when TensorFlow's allocator peaked, by the op that made them (GiB):", "",
+              "| made by | " + " | ".join(label for _, label in found) + " |", "|---" * (len(found) + 1) + "|"]
+    for kind, _ in found[0][0]["live_at_peak_gib"][:8]:
+        cells = [next((f"{size:.3f}" for k, size in p["live_at_peak_gib"] if k == kind), "") for p, _ in found]
+        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+    lines.append("| all (allocator peak) | " + " | ".join(f"{p['allocator_peak_gib']:.3f}" for p, _ in found) + " |")
+    return lines + [""] + command_lines(records, [name for name, _ in PROFILES])
 
 
 def simclr_section(records):

@@ -57,7 +57,10 @@ def weight_gradient(x, dy, kernel_size, strides, padding):
     taps = []
     for i in range(kernel_size):
         for j in range(kernel_size):
-            tap = x[:, i:i + strides * (out_height - 1) + 1:strides, j:j + strides * (out_width - 1) + 1:strides, :]
+            if strides == 1:  # a plain Slice: cheaper than a StridedSlice
+                tap = tf.slice(x, [0, i, j, 0], [-1, out_height, out_width, -1])
+            else:
+                tap = x[:, i:i + strides * (out_height - 1) + 1:strides, j:j + strides * (out_width - 1) + 1:strides]
             taps.append(tf.matmul(tf.reshape(tap, [-1, x.shape[-1]]), dy_matrix, transpose_a=True))
     return tf.reshape(tf.stack(taps), [kernel_size, kernel_size, x.shape[-1], dy.shape[-1]])
 

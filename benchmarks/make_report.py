@@ -221,7 +221,11 @@ def profile_section(records):
              "time of each op type per step, summed over threads (two ops can run at once on the two cores, so "
              "the column adds up to more than the step time):", "",
              "| op type | " + " | ".join(label for _, label in found) + " |", "|---" * (len(found) + 1) + "|"]
-    top = [name for name, _, _ in found[-1][0]["top_ops"][:12]]
+    seconds = {}
+    for profile, _ in found:
+        for name, time_s, _ in profile["top_ops"][:10]:
+            seconds[name] = max(seconds.get(name, 0.0), time_s)
+    top = sorted(seconds, key=seconds.get, reverse=True)
     for op in top:
         cells = []
         for profile, _ in found:

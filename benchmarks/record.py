@@ -32,7 +32,8 @@ def machine():
     model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                  platform.processor())
     import importlib.metadata
-    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
+    return {"cpu": model, "cores": os.cpu_count(), "cores_allowed": len(os.sched_getaffinity(0)),
+            "python": platform.python_version(),
             "tensorflow": importlib.metadata.version("tensorflow"), "keras": importlib.metadata.version("keras")}
 
 

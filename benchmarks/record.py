@@ -31,8 +31,10 @@ def cpu_times():
 def machine():
     model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                  platform.processor())
+    flags = next((line.split(":", 1)[1].split() for line in open("/proc/cpuinfo") if line.startswith("flags")), [])
     import importlib.metadata
-    return {"cpu": model, "cores": os.cpu_count(), "cores_allowed": len(os.sched_getaffinity(0)),
+    return {"cpu": model, "avx512": "avx512f" in flags, "cores": os.cpu_count(),
+            "cores_allowed": len(os.sched_getaffinity(0)),
             "python": platform.python_version(),
             "tensorflow": importlib.metadata.version("tensorflow"), "keras": importlib.metadata.version("keras")}
 

@@ -47,8 +47,30 @@ def test_weight_gradient_equals_the_formula_and_tensorflow(size, cin, cout, kern
     dx_native, dw_native = tape.gradient(native_loss, [x_t, kernel_t])
     np.testing.assert_allclose(dw_ours.numpy(), numpy_weight_gradient(x, dy, kernel_size, stride, padding),
                                rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(dw_ours.numpy(), dw_native.numpy(), rtol=1e-4, atol=1e-4)
+    if not oneDNN_strided_1x1_bug(kernel_size, stride, cin):
+        np.testing.assert_allclose(dw_ours.numpy(), dw_native.numpy(), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(dx_ours.numpy(), dx_native.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def oneDNN_strided_1x1_bug(kernel_size, stride, in_channels):
+    """oneDNN on AVX2-only CPUs gets these weight gradients wrong (conv.py); the formula is the reference."""
+    return kernel_size == 1 and stride > 1 and in_channels < 8
+
+
+@pytest.mark.parametrize("padding", ["VALID", "SAME"])
+def test_strided_1x1_takes_the_matrix_product_at_any_size(padding):
+    """ResNet's projection shortcut from 3 channels, output 16x16 (256 pixels, past the small-output limit)."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(2, 32, 32, 3)).astype(np.float32)
+    kernel = rng.normal(size=(1, 1, 3, 5)).astype(np.float32)
+    dy = rng.normal(size=(2, 16, 16, 5)).astype(np.float32)
+    assert conv.uses_matmul_weight_grad(x.shape, 1, 2, padding)
+    kernel_t = tf.constant(kernel)
+    with tf.GradientTape() as tape:
+        tape.watch(kernel_t)
+        loss = tf.reduce_sum(conv.conv2d(tf.constant(x), kernel_t, 2, padding) * dy)
+    np.testing.assert_allclose(tape.gradient(loss, kernel_t).numpy(),
+                               numpy_weight_gradient(x, dy, 1, 2, padding), rtol=1e-4, atol=1e-4)
 
 
 def test_large_outputs_and_the_switch_keep_the_native_gradient():
@@ -63,14 +85,16 @@ def test_large_outputs_and_the_switch_keep_the_native_gradient():
 
 
 def test_resnet_gradients_equal_with_and_without_the_switch():
-    """The whole encoder (its 4x4 last group takes the matmul path at 28 px) trains the same either way."""
+    """The whole encoder (its 4x4 last group takes the matmul path at 28 px) trains the same either way.
+
+    Width 1/8: the narrowest stage has 8 channels, so oneDNN's own strided 1x1 gradients are right too."""
     images = tf.random.stateless_uniform([4, 28, 28, 1], seed=[1, 2])
 
     def gradients(enabled):
         conv.set_matmul_weight_grads(enabled)
         try:
             tf.keras.utils.set_random_seed(3)
-            model = resnet.ResNet(depth=18, width_multiplier=1 / 16, cifar_stem=True)
+            model = resnet.ResNet(depth=18, width_multiplier=1 / 8, cifar_stem=True)
             with tf.GradientTape() as tape:
                 loss = tf.reduce_sum(tf.square(model(images, training=True)))
             return tape.gradient(loss, model.trainable_variables)

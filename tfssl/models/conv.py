@@ -1,10 +1,14 @@
-"""2-D convolution whose weight gradient, for small outputs, is a sum of matrix products.
+"""2-D convolution whose weight gradient, for small outputs and strided 1x1 kernels, is matrix products.
 
 oneDNN's backward-weights convolution is slow when the output map is small (ResNet's last
 block group: 4x4 at 32 px, 7x7 at 224 px). For a 3x3, 512-channel convolution on 512 views of
 4x4 (bf16, AMX) it took 170 ms; the same gradient as nine matrix products took 28 ms, and the
 ResNet-18 pretrain step went from 94 to 112 images/s. At 8x8 the products alone were faster
 too (38 ms against 55 ms) but the whole step was slower, so larger outputs keep the native kernel.
+
+1x1 convolutions at a stride (ResNet's projection shortcuts) always take the matrix product, a single
+one: oneDNN on an AVX2-only CPU (TF 2.21) returns wrong weight gradients for them when the input has
+fewer than 8 channels (e.g. 3 or 4; the forward pass and the input gradient are right).
 
 For y = conv(x, w) with a k x k kernel, stride s and x already padded (VALID, or SAME at stride 1
 after padding it here), each kernel tap (i, j) is one matrix product:
@@ -35,7 +39,9 @@ def uses_matmul_weight_grad(input_shape, kernel_size, strides, padding):
     height, width = input_shape[1], input_shape[2]
     if not _matmul_weight_grads or height is None or width is None:
         return False
-    if padding == "SAME" and strides != 1 and kernel_size != 1:
+    if kernel_size == 1 and strides > 1:
+        return True
+    if padding == "SAME" and strides != 1:
         return False  # SAME at a stride pads unevenly; ConvFixedPadding never asks for it
     out_pixels = output_size(height, kernel_size, strides, padding) * output_size(width, kernel_size, strides, padding)
     return out_pixels <= MAX_OUTPUT_PIXELS
@@ -66,8 +72,8 @@ def weight_gradient(x, dy, kernel_size, strides, padding):
 
 
 def conv2d(x, kernel, strides, padding):
-    """tf.nn.conv2d (NHWC, a square kernel and strides, padding 'SAME' or 'VALID'); for small outputs
-    its weight gradient is weight_gradient()."""
+    """tf.nn.conv2d (NHWC, a square kernel and strides, padding 'SAME' or 'VALID'); where
+    uses_matmul_weight_grad() says so, its weight gradient is weight_gradient()."""
     kernel_size = kernel.shape[0]
     if not uses_matmul_weight_grad(x.shape, kernel_size, strides, padding):
         return tf.nn.conv2d(x, kernel, strides, padding)

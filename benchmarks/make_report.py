@@ -50,6 +50,8 @@ def machine_name(record):
     """A short CPU name for a table cell."""
     machine = record["machine"]
     name = "Xeon (Sapphire Rapids)" if machine["cpu"].startswith("Intel(R) Xeon") else machine["cpu"]
+    if machine.get("avx512") is False:
+        name += " (AVX2, no AVX-512)"
     allowed = machine.get("cores_allowed", machine["cores"])
     return name if allowed == machine["cores"] else f"{name}, pinned to {allowed} of {machine['cores']} cores"
 
@@ -181,7 +183,30 @@ def throughput_section(records):
                   f"batch) delivers {pipeline['images_per_s']} images/s: **{pipeline['ratio_to_step']}x** the "
                   f"step's consumption (target >= 3x).", ""]
     memory = ["memory_tfssl_bf16_b64", "memory_tfssl_bf16_b128"]
-    return lines + command_lines(records, [n for _, _, n, _ in SAME_PASS] + memory + [pipeline_name])
+    lines += command_lines(records, [n for _, _, n, _ in SAME_PASS] + memory + [pipeline_name])
+    return lines + onednn_section(records)
+
+
+ONEDNN = (("onednn_default", "tfssl's default (oneDNN on)"), ("onednn_off", "`TF_ENABLE_ONEDNN_OPTS=0`"))
+
+
+def onednn_section(records):
+    """The default MNIST pretrain step with and without oneDNN, which TF itself enables only with AVX-512."""
+    found = [(records[name], label) for name, label in ONEDNN if name in records]
+    if not found:
+        return []
+    lines = ["### oneDNN on CPUs without AVX-512", "",
+             "TensorFlow turns its oneDNN kernels on by itself only on CPUs with AVX-512; `import tfssl` turns "
+             "them on everywhere (unless `TF_ENABLE_ONEDNN_OPTS` is set). The default MNIST pretrain step "
+             "(`--mode=benchmark`, as above) both ways. On that machine oneDNN's weight gradients of strided 1x1 "
+             "convolutions with fewer than 8 input channels came out wrong; tfssl computes those itself as a "
+             "matrix product (`tfssl/models/conv.py`, checked against a numpy formula in `tests/test_conv.py`).", "",
+             "| setting | images/s | step time | machine | date |", "|---|---|---|---|---|"]
+    for record, label in found:
+        step = printed(record, "pretrain_step")
+        lines.append(f"| {label} | {step['images_per_s']} | {step['step_time_s']} s | {machine_name(record)} "
+                     f"| {record['date'][:10]} |")
+    return lines + [""] + command_lines(records, [name for name, _ in ONEDNN])
 
 
 def memory_profile(records):

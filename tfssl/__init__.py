@@ -7,7 +7,7 @@ and returns the job's result (e.g. the result dict of a training run).
 import os
 
 # TensorFlow turns oneDNN on by itself only on CPUs with AVX-512; on AVX2-only hosts (e.g. some AMD EPYC)
-# its convolutions then run about 3x slower (BENCHMARKS.md). Set TF_ENABLE_ONEDNN_OPTS=0 to opt out.
+# the default pretrain step then ran 2.7x slower (BENCHMARKS.md). Set TF_ENABLE_ONEDNN_OPTS=0 to opt out.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 __version__ = "0.1.0"

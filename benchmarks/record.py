@@ -29,9 +29,12 @@ def cpu_times():
 
 
 def machine():
-    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-                 platform.processor())
-    flags = next((line.split(":", 1)[1].split() for line in open("/proc/cpuinfo") if line.startswith("flags")), [])
+    fields = {}  # the first CPU's lines of /proc/cpuinfo
+    with open("/proc/cpuinfo") as f:
+        for key, _, value in (line.partition(":") for line in f):
+            fields.setdefault(key.strip(), value.strip())
+    model = fields.get("model name") or platform.processor()
+    flags = fields.get("flags", "").split()
     import importlib.metadata
     return {"cpu": model, "avx512": "avx512f" in flags, "cores": os.cpu_count(),
             "cores_allowed": len(os.sched_getaffinity(0)),

@@ -47,12 +47,12 @@ def test_weight_gradient_equals_the_formula_and_tensorflow(size, cin, cout, kern
     dx_native, dw_native = tape.gradient(native_loss, [x_t, kernel_t])
     np.testing.assert_allclose(dw_ours.numpy(), numpy_weight_gradient(x, dy, kernel_size, stride, padding),
                                rtol=1e-4, atol=1e-4)
-    if not oneDNN_strided_1x1_bug(kernel_size, stride, cin):
+    if not onednn_gets_this_weight_gradient_wrong(kernel_size, stride, cin):
         np.testing.assert_allclose(dw_ours.numpy(), dw_native.numpy(), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(dx_ours.numpy(), dx_native.numpy(), rtol=1e-5, atol=1e-5)
 
 
-def oneDNN_strided_1x1_bug(kernel_size, stride, in_channels):
+def onednn_gets_this_weight_gradient_wrong(kernel_size, stride, in_channels):
     """oneDNN on AVX2-only CPUs gets these weight gradients wrong (conv.py); the formula is the reference."""
     return kernel_size == 1 and stride > 1 and in_channels < 8
 

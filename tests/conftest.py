@@ -89,3 +89,12 @@ def tiny_config(**overrides):
                   eval_batch_size=32, train_steps=4, steps_per_loop=2, log_every_secs=1e9, cache_dataset=True)
     values.update(overrides)
     return Config.for_job(values)
+
+
+def assert_config_round_trip(layer):
+    """get_config -> from_config, and Keras (de)serialization, give back the same config."""
+    import keras
+    config = layer.get_config()
+    assert type(layer).from_config(config).get_config() == config
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert type(restored) is type(layer) and restored.get_config() == config

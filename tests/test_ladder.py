@@ -3,12 +3,11 @@ config round trips, and real training steps of the full MLP ladder and the conv 
 
 import os
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import tiny_config
+from tests.conftest import assert_config_round_trip, tiny_config
 from tfssl import jobs, restore
 from tfssl.errors import ConfigError
 from tfssl.losses.ladder import BATCH_NORM_EPSILON, denoising_cost, gaussian_combinator
@@ -123,11 +122,7 @@ def test_zero_noise_and_a_perfect_decoder_give_zero_cost():
     LadderNetwork(mlp_layer_specs([20, 10], 4), "full"),
 ])
 def test_get_config_round_trip(layer):
-    config = layer.get_config()
-    clone = type(layer).from_config(config)
-    assert clone.get_config() == config
-    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
-    assert type(restored) is type(layer) and restored.get_config() == config
+    assert_config_round_trip(layer)
 
 
 def test_learning_rate_schedule_is_constant_then_linear_to_zero():

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.conftest import assert_config_round_trip
 from tfssl.models import resnet
 from tfssl.models.heads import LinearLayer, ProjectionHead, SimCLRModel
 
@@ -129,11 +130,7 @@ CUSTOM_LAYERS = [
 
 @pytest.mark.parametrize("layer", CUSTOM_LAYERS, ids=lambda l: type(l).__name__)
 def test_get_config_round_trip(layer):
-    config = layer.get_config()
-    clone = type(layer).from_config(config)
-    assert clone.get_config() == config
-    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
-    assert type(restored) is type(layer) and restored.get_config() == config
+    assert_config_round_trip(layer)
 
 
 @pytest.mark.parametrize("shape", [(8, 5, 5, 6), (16, 6)], ids=["conv", "dense"])

@@ -10,6 +10,7 @@ import pytest  # noqa: E402
 
 import tfssl  # noqa: E402, F401  (sets TensorFlow's CPU options before it loads)
 import tensorflow as tf  # noqa: E402
+import keras  # noqa: E402
 
 _cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
@@ -93,7 +94,6 @@ def tiny_config(**overrides):
 
 def assert_config_round_trip(layer):
     """get_config -> from_config, and Keras (de)serialization, give back the same config."""
-    import keras
     config = layer.get_config()
     assert type(layer).from_config(config).get_config() == config
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))

@@ -46,13 +46,18 @@ def command_lines(records, names):
     return lines + ["```", ""]
 
 
+def cores_used(record):
+    """The cores the run could use (fewer than the machine's when it was pinned with taskset)."""
+    return record["machine"].get("cores_allowed", record["machine"]["cores"])
+
+
 def machine_name(record):
     """A short CPU name for a table cell."""
     machine = record["machine"]
     name = "Xeon (Sapphire Rapids)" if machine["cpu"].startswith("Intel(R) Xeon") else machine["cpu"]
     if machine.get("avx512") is False:
         name += " (AVX2, no AVX-512)"
-    allowed = machine.get("cores_allowed", machine["cores"])
+    allowed = cores_used(record)
     return name if allowed == machine["cores"] else f"{name}, pinned to {allowed} of {machine['cores']} cores"
 
 
@@ -79,7 +84,7 @@ def machine_section(records):
     machines = {f"- {m['cpu']}, {m['cores']} cores; Python {m['python']}, TensorFlow {m['tensorflow']}, "
                 f"Keras {m['keras']}." for m in (r["machine"] for r in records.values())}
     lines = ["## Machine", ""] + sorted(machines)
-    if any(r["machine"].get("cores_allowed", r["machine"]["cores"]) < r["machine"]["cores"] for r in records.values()):
+    if any(cores_used(r) < r["machine"]["cores"] for r in records.values()):
         lines.append("- Runs marked \"pinned to 1 of 2 cores\" ran under `taskset -c N` beside another pinned run, "
                      "two at a time: their wall times are for one core.")
     steal = [r["steal_percent"] for r in records.values()]
@@ -320,7 +325,7 @@ def gap_text(records, name, target_error, label, minutes_limit=60):
     r = records[name]
     error, wall = error_percent(r), r["wall_time_s"] / 60
     verdict = "meets it" if error <= target_error else f"short by {error - target_error:.2f} points"
-    cores = r["machine"].get("cores_allowed", r["machine"]["cores"])
+    cores = cores_used(r)
     over = "within" if wall <= minutes_limit else f"{wall - minutes_limit:.0f} min over"
     return (f"{label}: `{name}` {error:.2f}% test error against {target_error}%: {verdict}; "
             f"{wall:.0f} min on {cores} core{'s' if cores > 1 else ''}, {over} the {minutes_limit}-min budget.")
@@ -353,8 +358,8 @@ SECTIONS = [
                     ("Ladder, same command, both cores of the Xeon", "ladder_mnist_100_xeon")],
                    lambda r: gap_text(r, "ladder_mnist_100", 1.06, "Paper: 1.06% (+-0.37)") + " " +
                    gap_text(r, "ladder_mnist_100_xeon", 1.06, "Same command on 2 cores") +
-                   " The two Ladder runs are one command with the same seeds on different CPUs (float rounding "
-                   "differs); their spread is well inside the paper's +-0.37."),
+                   " The two Ladder runs are one command with the same seeds on different CPUs; their spread is "
+                   "well inside the paper's +-0.37."),
     method_section("Semi-supervised VAE (issue #6)",
                    [("M2, MNIST, 100 labels", "ssvae_m2_mnist_100"),
                     ("M1 (unsupervised VAE, for M1+M2)", "ssvae_m1_mnist"),
@@ -378,8 +383,8 @@ def compare_section(records):
             continue
         r = records[name]
         report_dir = os.path.join("benchmarks", "reports", name)
-        lines += [f"### {dataset}: {minutes(r['wall_time_s'])} for the whole command on {r['machine']['cores']} "
-                  f"cores of a {machine_name(r)}, {r['date'][:10]}", "",
+        lines += [f"### {dataset}: {minutes(r['wall_time_s'])} for the whole command on {cores_used(r)} cores, "
+                  f"{machine_name(r)}, {r['date'][:10]}", "",
                   "Pretraining (shared by `simclr` and `simclr_distill`) and the plots are in the whole-command "
                   "time, not in the per-run training times below.", "",
                   "```", r["command"], "```", ""]

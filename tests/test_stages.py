@@ -94,6 +94,16 @@ def test_distilled_student_agrees_with_teacher(runs):
     assert np.mean(student_labels == teacher_labels) >= 0.8
     assert result["train"]["teacher_agreement"] > 0.5
 
+    # the student teaches a second round: --teacher=<distill run> serves the student's logits, not its teacher's
+    from tfssl.methods.distill import load_teacher
+    images = next(iter(student[1].eval_batches(student[0].eval_view, 8, "test", 1)))[0]
+    second_teacher, _ = load_teacher(str(root / "distill"), student[1].image_shape)
+    np.testing.assert_allclose(second_teacher(images), student[0].eval_logits(images), atol=1e-5)
+    assert np.max(np.abs(second_teacher(images) - teacher[0].eval_logits(images))) > 1e-3
+    round2 = train(mode="distill", teacher=str(root / "distill"), model_dir=str(root / "round2"), train_steps=2,
+                   **common)
+    assert round2["global_step"] == 2
+
 
 def test_smaller_student(runs):
     root, common, _ = runs

@@ -299,7 +299,9 @@ FINETUNE_SELECTION = [("lr 0.02, 600 steps, crop 0.3 (the recipe before this swe
                       ("lr 0.02, 200 steps, crop 1.0 (no crop)", "ftval_lr0.02_200steps_crop1.0"),
                       ("lr 0.02, 600 steps, crop 0.8 (chosen)", "ftval_lr0.02_crop0.8"),
                       ("distilled from the chosen model, 3 epochs, crop 0.3", "dval_crop0.3"),
-                      ("distilled from the chosen model, 3 epochs, crop 0.8", "dval_crop0.8")]
+                      ("distilled from the chosen model, 3 epochs, crop 0.8", "dval_crop0.8"),
+                      ("distilled, 3 epochs, crop 0.8, student width 0.5", "dval_crop0.8_width0.5"),
+                      ("distilled, 10 epochs, crop 0.8", "dval_crop0.8_10ep")]
 
 
 def held_out_table(records, rows):

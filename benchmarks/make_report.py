@@ -300,8 +300,7 @@ FINETUNE_SELECTION = [("lr 0.02, 600 steps, crop 0.3 (the recipe before this swe
                       ("lr 0.02, 600 steps, crop 0.8 (chosen)", "ftval_lr0.02_crop0.8"),
                       ("distilled from the chosen model, 3 epochs, crop 0.3", "dval_crop0.3"),
                       ("distilled from the chosen model, 3 epochs, crop 0.8", "dval_crop0.8"),
-                      ("distilled, 3 epochs, crop 0.8, student width 0.5", "dval_crop0.8_width0.5"),
-                      ("distilled, 10 epochs, crop 0.8", "dval_crop0.8_10ep")]
+                      ("distilled, 3 epochs, crop 0.8, student width 0.5", "dval_crop0.8_width0.5")]
 
 
 def held_out_table(records, rows):

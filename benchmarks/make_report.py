@@ -400,7 +400,8 @@ def versus_text(records, label, name, baseline):
 
 
 M1M2_ON_M1_100EP = ("ssvae_m1m2_mnist_100_60ep", "ssvae_m1m2_mnist_100_60ep_alpha0.1",
-                    "ssvae_m1m2_mnist_100_60ep_alpha10")
+                    "ssvae_m1m2_mnist_100_60ep_alpha10", "ssvae_m1m2_mnist_100_150ep_alpha10",
+                    "ssvae_m1m2_mnist_100_150ep_alpha10_h300", "ssvae_m1m2_mnist_100_220ep_alpha10_h300")
 
 SECTIONS = [
     default_run_section,
@@ -432,6 +433,9 @@ SECTIONS = [
                     ("M1+M2, MNIST, 100 labels, 60 epochs on the 100-epoch M1", "ssvae_m1m2_mnist_100_60ep"),
                     ("same, alpha 0.1 (the paper's) instead of 1", "ssvae_m1m2_mnist_100_60ep_alpha0.1"),
                     ("same, alpha 10 instead of 1", "ssvae_m1m2_mnist_100_60ep_alpha10"),
+                    ("M1+M2, alpha 10, 150 epochs on the 100-epoch M1", "ssvae_m1m2_mnist_100_150ep_alpha10"),
+                    ("same, M2 hidden layer 300 (the authors' M1+M2 size)", "ssvae_m1m2_mnist_100_150ep_alpha10_h300"),
+                    ("same, hidden 300, 220 epochs", "ssvae_m1m2_mnist_100_220ep_alpha10_h300"),
                     ("q(y\\|x) on pixels, labels only", "ssvae_m2_mnist_100_supervised"),
                     ("q(y\\|x) on the 50-epoch M1's codes, labels only", "ssvae_m1m2_mnist_100_supervised")],
                    lambda r: gap_text(r, "ssvae_m2_mnist_100_50ep", 11.97, "Paper M2: 11.97%") + " " +

@@ -69,3 +69,24 @@ def test_restart_resumes_from_the_last_checkpoint(gray_folder, tmp_path, monkeyp
     assert read_json(str(tmp_path / "cut" / "result.json"))["global_step"] == 6
     for a, b in zip(uninterrupted, resumed):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+def test_a_longer_budget_continues_a_finished_run_on_the_longer_schedule(gray_folder, tmp_path):
+    """Rerunning a finished run with more --train_steps trains on from its last step, with the
+    cosine decay recomputed for the new length (how BENCHMARKS.md's 60-epoch encoder was made)."""
+    cfg = tiny_config(mode="pretrain", dataset=f"folder:{gray_folder}", model_dir=str(tmp_path), steps_per_loop=1,
+                      checkpoint_steps=1, eval_steps=1, warmup_epochs=0, learning_rate=0.5,
+                      learning_rate_scaling="linear")
+    jobs.train(cfg.replace(train_steps=4))
+    jobs.train(cfg.replace(train_steps=8))
+    assert read_json(str(tmp_path / "result.json"))["global_step"] == 8
+    logged = dict(read_scalars(str(tmp_path / "train"))["train/learning_rate"])
+    peak = 0.5 * cfg.train_batch_size / 256
+
+    def cosine(step_index, total):  # the rate of the step that starts at step_index (0-based)
+        return peak * 0.5 * (1 + np.cos(np.pi * step_index / total))
+
+    np.testing.assert_allclose([logged[k] for k in (1, 2, 3, 4)], [cosine(k - 1, 4) for k in (1, 2, 3, 4)],
+                               rtol=1e-5)
+    np.testing.assert_allclose([logged[k] for k in (5, 6, 7, 8)], [cosine(k - 1, 8) for k in (5, 6, 7, 8)],
+                               rtol=1e-5)

@@ -99,8 +99,8 @@ class Trainer:
         finite = bad_replicas == 0
         # A non-finite step applies zero gradients: the weights stay finite; the host stops or skips it.
         pairs = [(tf.where(finite, g, tf.zeros_like(g)), v) for g, v in pairs]
+        learning_rate = tf.identity(self.optimizer.learning_rate)  # this step's rate, read before the step counts
         self.optimizer.apply_gradients(pairs)
-        learning_rate = self.optimizer.learning_rate
         metrics = {"loss": total_loss, "weight_decay": weight_decay, **metrics,
                    "learning_rate": learning_rate, "nonfinite_steps": 1.0 - tf.cast(finite, tf.float32)}
         return {k: tf.cast(v, tf.float32) for k, v in metrics.items()}

@@ -122,7 +122,8 @@ def simclr_section(records):
             ("SimCLR (30 epochs) fine-tuned, 1% labels, lr 0.02, crop 0.8", "mnist_finetune_1pct_30ep_crop0.8"),
             ("SimCLR (30 epochs) fine-tuned, 10% labels, lr 0.02, crop 0.8", "mnist_finetune_10pct_30ep_crop0.8"),
             ("distilled for 10 epochs from the crop-0.8 1% model", "mnist_distill_1pct_30ep_crop0.8_10ep"),
-            ("SimCLR pretrain, 60 epochs (the 30-epoch run resumed for 30 more; wall time of those 30): linear eval",
+            ("SimCLR pretrain, 60 epochs (the 30-epoch run continued for 30 more: training time counts both, "
+             "the whole command only the second 30): linear eval during pretraining",
              "mnist_pretrain_60ep"),
             ("SimCLR (60 epochs) fine-tuned, 1% labels, lr 0.02, crop 0.8", "mnist_finetune_1pct_60ep_crop0.8"),
             ("SimCLR (60 epochs) fine-tuned, 10% labels, lr 0.02, crop 0.8", "mnist_finetune_10pct_60ep_crop0.8"),

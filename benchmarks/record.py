@@ -49,8 +49,10 @@ def git_commit():
 
 
 def flag_value(args, name):
+    """The last --name=value in the command, also inside a `bash -c '...'` script."""
     prefix = f"--{name}="
-    return next((a[len(prefix):] for a in args if a.startswith(prefix)), None)
+    words = [word for arg in args for word in shlex.split(arg)]
+    return next((w[len(prefix):] for w in reversed(words) if w.startswith(prefix)), None)
 
 
 def main(argv):

@@ -39,6 +39,25 @@ def test_offline_fashion_mnist(tmp_path):
     assert builder.info.splits["test"].num_examples == 10000
 
 
+def test_a_second_preparation_waits_for_the_first_and_reuses_its_files(mnist_data_dir):
+    import threading
+    import fcntl
+    import tensorflow_datasets as tfds
+    data_dir = tfds.builder("mnist", data_dir=mnist_data_dir).data_dir
+    mtimes = {f: os.stat(os.path.join(data_dir, f)).st_mtime_ns for f in os.listdir(data_dir)}
+    result = []
+    with open(offline.lock_path("mnist", mnist_data_dir), "a") as held:  # another process preparing
+        fcntl.flock(held, fcntl.LOCK_EX)
+        waiter = threading.Thread(target=lambda: result.append(offline.prepare("mnist", mnist_data_dir)))
+        waiter.start()
+        waiter.join(timeout=2.0)
+        assert waiter.is_alive() and not result  # blocked on the lock
+        fcntl.flock(held, fcntl.LOCK_UN)
+    waiter.join(timeout=60)
+    assert result == [True]
+    assert {f: os.stat(os.path.join(data_dir, f)).st_mtime_ns for f in os.listdir(data_dir)} == mtimes
+
+
 def test_read_idx(tmp_path):
     data = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
     header = bytes([0, 0, 8, 3]) + b"".join(int(d).to_bytes(4, "big") for d in data.shape)

@@ -9,6 +9,7 @@ version and features, so `tfds.load('mnist', data_dir=...)` reads them exactly
 as if tfds had downloaded them.
 """
 
+import contextlib
 import gzip
 import os
 
@@ -65,10 +66,42 @@ def offline_install_hint(name):
     return OFFLINE_SOURCES[name][1] if name in OFFLINE_SOURCES else None
 
 
+def lock_path(name, data_dir=None):
+    return os.path.join(data_dir or default_data_dir(), f".{name}.tfssl-prepare.lock")
+
+
+@contextlib.contextmanager
+def preparation_lock(name, data_dir=None):
+    """Holds an exclusive file lock, so that runs started together prepare a dataset once, not over each other."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): unguarded
+        yield
+        return
+    path = lock_path(name, data_dir)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def prepare(name, data_dir=None):
-    """Writes dataset `name` into data_dir from a local package. Returns False if unavailable."""
+    """Writes dataset `name` into data_dir from a local package. Returns False if unavailable.
+
+    A process that finds another one preparing the same dataset waits for it and then uses its result."""
     if name not in OFFLINE_SOURCES:
         return False
+    import tensorflow_datasets as tfds
+    with preparation_lock(name, data_dir):
+        if tfds.builder(name, data_dir=data_dir or None).is_prepared():
+            return True
+        return _write(name, data_dir)
+
+
+def _write(name, data_dir):
     arrays = OFFLINE_SOURCES[name][0]()
     if arrays is None:
         return False

@@ -36,7 +36,8 @@ JOB_DEFAULTS = {
     "distill": dict(_LABELED_TRAINING, train_epochs=2, checkpoint_epochs=1),
     # Mean Teacher: few labeled images per step, as the reference code's runs with few labels (there 1 of
     # 100). On MNIST with 100 labels these defaults measured 2.53% test error (44 min on 2 cores) against
-    # 3.39% with KL x 10 and 50 + 50, and 5.62% supervised only (BENCHMARKS.md).
+    # 3.39% with KL x 10 and 50 + 50, and 5.62% supervised only (BENCHMARKS.md). MNIST's stronger
+    # perturbations are in configs/mnist_mean_teacher_100.cfg (too strong for Fashion-MNIST).
     "mean_teacher": dict(optimizer="adam", learning_rate=0.003, learning_rate_scaling="constant",
                          lr_schedule="cosine", weight_decay=0.0, warmup_epochs=0.0, train_batch_size=10,
                          unlabeled_batch_size=90, architecture="convlarge", width_multiplier=0.25, use_flip=False,

@@ -197,7 +197,8 @@ def versus_text(records, label, name, baseline):
 
 MT_MNIST_RUNS = ["mt_mnist_100_default", "mt_mnist_100", "mt_mnist_100_translate4", "mt_mnist_100_translate4_noise0.3",
                  "mt_mnist_100_translate4_noise0.5", "mt_mnist_100_translate4_noise0.8", "mt_mnist_100_translate6_noise0.5",
-                 "mt_mnist_100_translate6_noise0.5_seed1", "mt_mnist_100_translate8_noise0.5"]
+                 "mt_mnist_100_translate6_noise0.5_seed1", "mt_mnist_100_translate8_noise0.5",
+                 "mt_mnist_100_translate6_noise0.6"]
 
 
 # M1+M2 runs that compete for the paper's number, each with the M1 run it needs (counted in its wall time).
@@ -244,6 +245,7 @@ SECTIONS = [
                      "mt_mnist_100_translate6_noise0.5_supervised"),
                     ("translation up to 6 pixels and input noise 0.5, --seed=1", "mt_mnist_100_translate6_noise0.5_seed1"),
                     ("translation up to 8 pixels and input noise 0.5", "mt_mnist_100_translate8_noise0.5"),
+                    ("translation up to 6 pixels and input noise 0.6", "mt_mnist_100_translate6_noise0.6"),
                     ("Mean Teacher, Fashion-MNIST, 1000 labels (teacher)", "mt_fashion_1000"),
                     ("supervised only, same network and labels", "mt_fashion_1000_supervised"),
                     ("supervised only, translation up to 6 pixels and input noise 0.5 (too strong here)",

@@ -86,6 +86,26 @@ def test_random_translation_is_a_reflect_padded_shift():
     assert len(shifts) > 10  # offsets cover [-2, 2]^2
 
 
+
+def test_random_translation_zero_fill_moves_the_image_over_zeros():
+    image = np.random.default_rng(2).uniform(0.5, 1.0, size=(6, 5, 1)).astype(np.float32)
+    blocks = set()
+    for i in range(20):
+        out = random_translation(tf.constant(image), 3, tf.constant([5, i]), fill="zero").numpy()
+        rows, cols = np.nonzero(out[..., 0])  # every input pixel is nonzero: the kept block is a rectangle
+        top, left = rows.min(), cols.min()
+        height, width = rows.max() - top + 1, cols.max() - left + 1
+        assert np.count_nonzero(out) == height * width
+        src_top, src_left = (0, 0)
+        if top == 0:
+            src_top = 6 - height
+        if left == 0:
+            src_left = 5 - width
+        np.testing.assert_array_equal(out[top:top + height, left:left + width],
+                                      image[src_top:src_top + height, src_left:src_left + width])
+        blocks.add((top, left, height, width))
+    assert len(blocks) > 8  # offsets cover [-3, 3]^2
+
 # --- the network ---
 def test_convlarge_matches_the_paper_layout_at_full_width():
     """Conv (no bias) + BN (gamma, beta) per layer, then a 128 -> 10 dense head."""

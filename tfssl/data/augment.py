@@ -57,11 +57,13 @@ def random_flip(image, seed):
     return tf.image.stateless_random_flip_left_right(image, seed)
 
 
-def random_translation(image, max_pixels, seed):
-    """Shifts an (H, W, C) image by (dy, dx), each uniform in [-max_pixels, max_pixels]; the border
-    is filled by reflection, as in the reference code."""
+def random_translation(image, max_pixels, seed, fill="reflect"):
+    """Shifts an (H, W, C) image by (dy, dx), each uniform in [-max_pixels, max_pixels]. The border is
+    filled by reflection, as in the reference code, or with zeros (fill="zero"): reflection mirrors the
+    strokes of a digit near the edge into the image."""
     height, width, channels = image.shape
-    padded = tf.pad(image, [[max_pixels, max_pixels], [max_pixels, max_pixels], [0, 0]], mode="REFLECT")
+    mode = {"reflect": "REFLECT", "zero": "CONSTANT"}[fill]
+    padded = tf.pad(image, [[max_pixels, max_pixels], [max_pixels, max_pixels], [0, 0]], mode=mode)
     corner = tf.random.stateless_uniform([2], seed, 0, 2 * max_pixels + 1, dtype=tf.int32)
     return tf.slice(padded, [corner[0], corner[1], 0], [height, width, channels])
 

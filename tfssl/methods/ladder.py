@@ -128,7 +128,8 @@ class Ladder(Method):
     def view(self, image, seed):
         image = augment.eval_view(image, self.data.image_size)
         if self.cfg.random_translate:
-            image = augment.random_translation(image, self.cfg.random_translate, seed)
+            image = augment.random_translation(image, self.cfg.random_translate, seed,
+                                               self.cfg.translate_fill)
         return image
 
     def train_dataset(self, input_context, start_step):

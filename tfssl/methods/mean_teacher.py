@@ -118,7 +118,7 @@ class MeanTeacher(Method):
         translate_seed, flip_seed, noise_seed = augment.split_seed(seed, 3)
         image = augment.eval_view(image, self.data.image_size)
         if cfg.random_translate:
-            image = augment.random_translation(image, cfg.random_translate, translate_seed)
+            image = augment.random_translation(image, cfg.random_translate, translate_seed, cfg.translate_fill)
         if cfg.use_flip:
             image = augment.random_flip(image, flip_seed)
         if cfg.input_noise_std:

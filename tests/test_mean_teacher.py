@@ -4,10 +4,11 @@ gradients, a resume that restores the teacher, 2 replicas, ConvLarge, and real s
 import numpy as np
 import pytest
 import tensorflow as tf
+from scipy import ndimage
 
 from tests.conftest import tiny_config
 from tfssl import jobs, restore
-from tfssl.data.augment import random_translation
+from tfssl.data.augment import random_rotation, random_translation, rotate
 from tfssl.data.pipeline import DataBundle
 from tfssl.losses import consistency
 from tfssl.methods.mean_teacher import MeanTeacher
@@ -105,6 +106,23 @@ def test_random_translation_zero_fill_moves_the_image_over_zeros():
                                       image[src_top:src_top + height, src_left:src_left + width])
         blocks.add((top, left, height, width))
     assert len(blocks) > 8  # offsets cover [-3, 3]^2
+
+
+def test_rotate_matches_numpy_and_scipy():
+    image = np.random.default_rng(3).uniform(size=(9, 11, 1)).astype(np.float32)
+    square = image[:9, :9]
+    for quarter_turns in (1, -1, 2):
+        out = rotate(tf.constant(square), tf.constant(quarter_turns * np.pi / 2)).numpy()
+        np.testing.assert_allclose(out, np.rot90(square, quarter_turns), atol=1e-5)
+    for degrees in (17.0, -23.0):  # bilinear; scipy treats the border differently, so compare the interior
+        out = rotate(tf.constant(image), tf.constant(np.deg2rad(degrees), tf.float32)).numpy()[..., 0]
+        expected = ndimage.rotate(image[..., 0], degrees, reshape=False, order=1, mode="constant")
+        np.testing.assert_allclose(out[2:-2, 2:-2], expected[2:-2, 2:-2], atol=1e-5)
+    angles = set()
+    for i in range(10):
+        out = random_rotation(tf.constant(square), 30.0, tf.constant([4, i])).numpy()
+        angles.add(round(float(np.abs(out - square).sum()), 3))
+    assert len(angles) == 10
 
 # --- the network ---
 def test_convlarge_matches_the_paper_layout_at_full_width():

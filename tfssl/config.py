@@ -169,6 +169,7 @@ class Config:
     unlabeled_includes_labeled: bool = _field(False, "Draw unlabeled batches from the whole train split.")
     convlarge_dropout: float = _field(0.5, "Mean Teacher ConvLarge: dropout rate after each max-pool.")
     random_translate: int = _field(2, "Mean Teacher / Ladder: random translation in pixels (0 = none).")
+    random_rotate: float = _field(0.0, "Mean Teacher: random rotation, uniform in +-this many degrees (0 = none).")
     translate_fill: str = _field("reflect", "Border fill of --random_translate: reflect (the reference's) "
                                  "or zero (digits: no mirrored strokes).", ("reflect", "zero"))
 

@@ -68,6 +68,26 @@ def random_translation(image, max_pixels, seed, fill="reflect"):
     return tf.slice(padded, [corner[0], corner[1], 0], [height, width, channels])
 
 
+def rotate(image, radians):
+    """Rotates an (H, W, C) image counterclockwise about its centre (bilinear, zeros outside)."""
+    height, width, _ = image.shape
+    cos, sin = tf.cos(radians), tf.sin(radians)
+    center_x, center_y = (width - 1) / 2, (height - 1) / 2
+    # Each output pixel (x, y) reads the input at the inverse rotation of its offset from the centre.
+    transform = tf.stack([cos, -sin, center_x - cos * center_x + sin * center_y,
+                          sin, cos, center_y - sin * center_x - cos * center_y, 0.0, 0.0])
+    rotated = tf.raw_ops.ImageProjectiveTransformV3(
+        images=image[tf.newaxis], transforms=tf.cast(transform, tf.float32)[tf.newaxis],
+        output_shape=[height, width], fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT")
+    return rotated[0]
+
+
+def random_rotation(image, max_degrees, seed):
+    """rotate() by an angle uniform in [-max_degrees, max_degrees]."""
+    degrees = uniform(seed, -max_degrees, max_degrees)
+    return rotate(image, degrees * (3.141592653589793 / 180))
+
+
 def to_grayscale(image):
     """Luma, kept at the image's channel count."""
     if image.shape[-1] == 1:

@@ -70,6 +70,8 @@ class MeanTeacher(Method):
             raise ConfigError(f"--consistency_weight={cfg.consistency_weight} must not be negative")
         if not 0 <= cfg.convlarge_dropout < 1:
             raise ConfigError(f"--convlarge_dropout={cfg.convlarge_dropout} must be in [0, 1)")
+        if not 0 <= cfg.random_rotate <= 180:
+            raise ConfigError(f"--random_rotate={cfg.random_rotate} must be in [0, 180] degrees")
         if not 0 <= cfg.random_translate < self.data.image_size:
             raise ConfigError(f"--random_translate={cfg.random_translate} must be in [0, image size)")
         if self.unlabeled_batch_size % self.num_replicas:
@@ -113,10 +115,12 @@ class MeanTeacher(Method):
 
     # --- data ---
     def perturb(self, image, seed):
-        """One noisy view: translation, optional flip, Gaussian noise (not clipped, as in the reference)."""
+        """One noisy view: rotation, translation, optional flip, Gaussian noise (not clipped, as in the reference)."""
         cfg = self.cfg
-        translate_seed, flip_seed, noise_seed = augment.split_seed(seed, 3)
+        rotate_seed, translate_seed, flip_seed, noise_seed = augment.split_seed(seed, 4)
         image = augment.eval_view(image, self.data.image_size)
+        if cfg.random_rotate:
+            image = augment.random_rotation(image, cfg.random_rotate, rotate_seed)
         if cfg.random_translate:
             image = augment.random_translation(image, cfg.random_translate, translate_seed, cfg.translate_fill)
         if cfg.use_flip:

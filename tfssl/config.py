@@ -184,8 +184,8 @@ class Config:
     # --- SS-VAE ---
     ssvae_model: str = _field("m2", "SS-VAE model.", ("m1", "m2", "m1m2"))
     ssvae_latent_dim: int = _field(50, "SS-VAE latent size.")
-    ssvae_hidden_sizes: str = _field("", "SS-VAE hidden layer sizes of every MLP; empty = the authors' "
-                                         "(m1: 500,500; m2 and M1+M2's M2: 500).")
+    ssvae_hidden_sizes: str = _field("", "SS-VAE hidden layer sizes of every MLP; empty = m1: 500,500; m2 and "
+                                         "M1+M2's M2: 500 (the authors' 100-label M1+M2 used 300).")
     ssvae_activation: str = _field("softplus", "SS-VAE hidden activation (a Keras activation name).")
     ssvae_likelihood: str = _field("bernoulli", "p(x|z) on pixels (M1+M2's M2 is always Gaussian on M1's codes).",
                                    ("bernoulli", "gaussian"))

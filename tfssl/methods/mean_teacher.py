@@ -115,9 +115,10 @@ class MeanTeacher(Method):
 
     # --- data ---
     def perturb(self, image, seed):
-        """One noisy view: rotation, translation, optional flip, Gaussian noise (not clipped, as in the reference)."""
+        """One noisy view: rotation, translation, optional flip, Gaussian noise (unclipped, as in the reference)."""
         cfg = self.cfg
-        rotate_seed, translate_seed, flip_seed, noise_seed = augment.split_seed(seed, 4)
+        translate_seed, flip_seed, noise_seed = augment.split_seed(seed, 3)
+        rotate_seed = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 3)  # keeps the 3 above
         image = augment.eval_view(image, self.data.image_size)
         if cfg.random_rotate:
             image = augment.random_rotation(image, cfg.random_rotate, rotate_seed)

@@ -1,5 +1,6 @@
-"""Mean Teacher: consistency costs, ramp-ups and the EMA rule against numpy, the teacher outside the
-gradients, a resume that restores the teacher, 2 replicas, ConvLarge, and real steps on gray_folder."""
+"""Mean Teacher: consistency costs, ramp-ups, the EMA rule and the perturbations against numpy and scipy,
+the teacher outside the gradients, a resume that restores the teacher, 2 replicas, ConvLarge, and real
+steps on gray_folder."""
 
 import numpy as np
 import pytest
@@ -87,7 +88,6 @@ def test_random_translation_is_a_reflect_padded_shift():
     assert len(shifts) > 10  # offsets cover [-2, 2]^2
 
 
-
 def test_random_translation_zero_fill_moves_the_image_over_zeros():
     image = np.random.default_rng(2).uniform(0.5, 1.0, size=(6, 5, 1)).astype(np.float32)
     blocks = set()
@@ -97,11 +97,8 @@ def test_random_translation_zero_fill_moves_the_image_over_zeros():
         top, left = rows.min(), cols.min()
         height, width = rows.max() - top + 1, cols.max() - left + 1
         assert np.count_nonzero(out) == height * width
-        src_top, src_left = (0, 0)
-        if top == 0:
-            src_top = 6 - height
-        if left == 0:
-            src_left = 5 - width
+        src_top = 6 - height if top == 0 else 0  # shifted up: the block is the image's bottom part
+        src_left = 5 - width if left == 0 else 0
         np.testing.assert_array_equal(out[top:top + height, left:left + width],
                                       image[src_top:src_top + height, src_left:src_left + width])
         blocks.add((top, left, height, width))
@@ -123,6 +120,7 @@ def test_rotate_matches_numpy_and_scipy():
         out = random_rotation(tf.constant(square), 30.0, tf.constant([4, i])).numpy()
         angles.add(round(float(np.abs(out - square).sum()), 3))
     assert len(angles) == 10
+
 
 # --- the network ---
 def test_convlarge_matches_the_paper_layout_at_full_width():

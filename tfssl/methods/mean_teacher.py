@@ -2,8 +2,8 @@
 whose weights are an exponential moving average (EMA) of the student's.
 
 Each step takes a labeled batch and an unlabeled batch; every image gets two independent
-perturbations (random translation, optional flip, Gaussian input noise), one for the student and
-one for the teacher. The student minimises
+perturbations (optional rotation, random translation, optional flip, Gaussian input noise), one for
+the student and one for the teacher. The student minimises
 
     cross-entropy(labeled) + w(t) * consistency(student, teacher; all images) [+ logit distance]
 
@@ -118,7 +118,8 @@ class MeanTeacher(Method):
         """One noisy view: rotation, translation, optional flip, Gaussian noise (unclipped, as in the reference)."""
         cfg = self.cfg
         translate_seed, flip_seed, noise_seed = augment.split_seed(seed, 3)
-        rotate_seed = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 3)  # keeps the 3 above
+        # Folded in, not split, so that the three streams above are the same as before rotation existed.
+        rotate_seed = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 3)
         image = augment.eval_view(image, self.data.image_size)
         if cfg.random_rotate:
             image = augment.random_rotation(image, cfg.random_rotate, rotate_seed)

@@ -246,6 +246,8 @@ MT_ROWS = [("Mean Teacher, MNIST, 100 labels (teacher), defaults", "mt_mnist_100
            ("translation 6 and noise 0.5, rotation up to 10 degrees (--random_rotate=10)",
             "mt_mnist_100_translate6_noise0.5_rotate10"),
            ("translation 6 and noise 0.5, rotation up to 20 degrees", "mt_mnist_100_translate6_noise0.5_rotate20"),
+           ("translation 6 and noise 0.5, consistency weight 300 (--consistency_weight=300)",
+            "mt_mnist_100_translate6_noise0.5_cw300"),
            ("Mean Teacher, Fashion-MNIST, 1000 labels (teacher)", "mt_fashion_1000"),
            ("supervised only, same network and labels", "mt_fashion_1000_supervised"),
            ("supervised only, translation up to 6 pixels and input noise 0.5 (too strong here)",

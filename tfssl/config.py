@@ -171,7 +171,7 @@ class Config:
     random_translate: int = _field(2, "Mean Teacher / Ladder: random translation in pixels (0 = none).")
     random_rotate: float = _field(0.0, "Mean Teacher: random rotation, uniform in +-this many degrees (0 = none).")
     translate_fill: str = _field("reflect", "Border fill of --random_translate: reflect (the reference's) "
-                                 "or zero (digits: no mirrored strokes).", ("reflect", "zero"))
+                                 "or zero (no mirrored strokes; worse on MNIST here).", ("reflect", "zero"))
 
     # --- Ladder ---
     ladder_noise_std: float = _field(0.3, "Ladder: corruption noise at every layer.")

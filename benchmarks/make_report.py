@@ -248,6 +248,7 @@ MT_ROWS = [("Mean Teacher, MNIST, 100 labels (teacher), defaults", "mt_mnist_100
            ("translation 6 and noise 0.5, rotation up to 20 degrees", "mt_mnist_100_translate6_noise0.5_rotate20"),
            ("translation 6 and noise 0.5, consistency weight 300 (--consistency_weight=300)",
             "mt_mnist_100_translate6_noise0.5_cw300"),
+           ("translation 6, noise 0.5, consistency weight 300, --seed=1", "mt_mnist_100_translate6_noise0.5_cw300_seed1"),
            ("Mean Teacher, Fashion-MNIST, 1000 labels (teacher)", "mt_fashion_1000"),
            ("supervised only, same network and labels", "mt_fashion_1000_supervised"),
            ("supervised only, translation up to 6 pixels and input noise 0.5 (too strong here)",
@@ -263,6 +264,8 @@ SECTIONS = [
                        gap_text(r, best_of(r, mt_mnist_runs(MT_ROWS)), 1.0, "Target <= 1.0% error on MNIST with 100 labels"),
                        seed_spread_text(r, "Translation 6 and noise 0.5 on MNIST", [
                            "mt_mnist_100_translate6_noise0.5", "mt_mnist_100_translate6_noise0.5_seed1"]),
+                       seed_spread_text(r, "With consistency weight 300", [
+                           "mt_mnist_100_translate6_noise0.5_cw300", "mt_mnist_100_translate6_noise0.5_cw300_seed1"]),
                        versus_text(r, "Fashion-MNIST, 1000 labels", "mt_fashion_1000", "mt_fashion_1000_supervised")]))),
     method_section("Ladder Networks (issue #5)",
                    [("Ladder, full MLP, MNIST, 100 labels", "ladder_mnist_100"),

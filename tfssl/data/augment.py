@@ -11,6 +11,8 @@ sigma 0.1-2). Grayscale images get brightness and contrast only: saturation,
 hue and grayscale have no meaning for them.
 """
 
+import math
+
 import tensorflow as tf
 
 CROP_PROPORTION = 0.875  # central crop kept at eval, for images above 32 px
@@ -85,7 +87,7 @@ def rotate(image, radians):
 def random_rotation(image, max_degrees, seed):
     """rotate() by an angle uniform in [-max_degrees, max_degrees]."""
     degrees = uniform(seed, -max_degrees, max_degrees)
-    return rotate(image, degrees * (3.141592653589793 / 180))
+    return rotate(image, degrees * (math.pi / 180))
 
 
 def to_grayscale(image):

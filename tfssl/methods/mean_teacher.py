@@ -118,10 +118,9 @@ class MeanTeacher(Method):
         """One noisy view: rotation, translation, optional flip, Gaussian noise (unclipped, as in the reference)."""
         cfg = self.cfg
         translate_seed, flip_seed, noise_seed = augment.split_seed(seed, 3)
-        # Folded in, not split, so that the three streams above are the same as before rotation existed.
-        rotate_seed = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 3)
         image = augment.eval_view(image, self.data.image_size)
-        if cfg.random_rotate:
+        if cfg.random_rotate:  # its seed is folded in, so the three streams above stay as before rotation existed
+            rotate_seed = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 3)
             image = augment.random_rotation(image, cfg.random_rotate, rotate_seed)
         if cfg.random_translate:
             image = augment.random_translation(image, cfg.random_translate, translate_seed, cfg.translate_fill)

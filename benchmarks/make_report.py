@@ -209,7 +209,8 @@ M1M2_RUNS = {name: "ssvae_m1_mnist_100ep" for name in (
     "ssvae_m1m2_mnist_100_220ep_alpha10_h300")}
 M1M2_RUNS["ssvae_m1m2_mnist_100_150ep_alpha10_m1cosine"] = "ssvae_m1_mnist_100ep_cosine"
 M1M2_RUNS.update({name: "ssvae_m1_mnist_100ep_r2" for name in (
-    "ssvae_m1m2_mnist_100_150ep_alpha10_l10u500", "ssvae_m1m2_mnist_100_150ep_alpha0.1_l1u499")})
+    "ssvae_m1m2_mnist_100_150ep_alpha10_l10u500", "ssvae_m1m2_mnist_100_150ep_alpha0.1_l1u499",
+    "ssvae_m1m2_mnist_100_300ep_alpha0.1_l1u499")})
 
 
 def m1m2_target_text(records):
@@ -303,6 +304,7 @@ SECTIONS = [
                      "ssvae_m1m2_mnist_100_150ep_alpha10_l10u500"),
                     ("same, 1 labeled + 499 unlabeled per step and alpha 0.1 (the authors' batches and alpha)",
                      "ssvae_m1m2_mnist_100_150ep_alpha0.1_l1u499"),
+                    ("same, 1 + 499 per step, alpha 0.1, 300 epochs", "ssvae_m1m2_mnist_100_300ep_alpha0.1_l1u499"),
                     ("q(y\\|x) on pixels, labels only", "ssvae_m2_mnist_100_supervised"),
                     ("q(y\\|x) on the 50-epoch M1's codes, labels only", "ssvae_m1m2_mnist_100_supervised")],
                    lambda r: " ".join(text for text in (

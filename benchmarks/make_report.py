@@ -299,7 +299,7 @@ SECTIONS = [
                      "ssvae_m1m2_mnist_100_150ep_alpha10_seed1"),
                     ("M1, 100 epochs, lr 2e-3 with a cosine decay", "ssvae_m1_mnist_100ep_cosine"),
                     ("M1+M2, alpha 10, 150 epochs on the cosine M1", "ssvae_m1m2_mnist_100_150ep_alpha10_m1cosine"),
-                    ("M1, 100 epochs, rerun by the same command for the two rows below", "ssvae_m1_mnist_100ep_r2"),
+                    ("M1, 100 epochs, the same flags rerun (new model_dir) for the three rows below", "ssvae_m1_mnist_100ep_r2"),
                     ("M1+M2, alpha 10, 150 epochs, 10 labeled + 500 unlabeled per step (not 100 + 100)",
                      "ssvae_m1m2_mnist_100_150ep_alpha10_l10u500"),
                     ("same, 1 labeled + 499 unlabeled per step and alpha 0.1 (the authors' batches and alpha)",

@@ -285,6 +285,8 @@ MT_ROWS = [("Mean Teacher, MNIST, 100 labels (teacher), defaults", "mt_mnist_100
            ("translation 6, noise 0.5, consistency weight 1000", "mt_mnist_100_translate6_noise0.5_cw1000"),
            ("translation 6, noise 0.5, consistency weight 300, 30000 steps (--train_steps=30000)",
             "mt_mnist_100_translate6_noise0.5_cw300_30k"),
+           ("the recipe (configs/mnist_mean_teacher_100.cfg), 30000 steps, EMA decay 0.9995 after ramp-up "
+            "(--ema_decay=0.9995)", "mt_mnist_100_cw300_30k_ema0.9995"),
            ("Mean Teacher, Fashion-MNIST, 1000 labels (teacher)", "mt_fashion_1000"),
            ("supervised only, same network and labels", "mt_fashion_1000_supervised"),
            ("supervised only, translation up to 6 pixels and input noise 0.5 (too strong here)",

@@ -87,6 +87,7 @@ def throughput_section(records):
 
 
 ONEDNN = (("onednn_default", "tfssl's default (oneDNN on)"), ("onednn_off", "`TF_ENABLE_ONEDNN_OPTS=0`"))
+PRECISIONS = (("precision_float32_avx2", "float32 (the default)"), ("precision_bf16_avx2", "`--precision=mixed_bfloat16`"))
 
 
 def onednn_section(records):
@@ -105,7 +106,27 @@ def onednn_section(records):
         step = printed(record, "pretrain_step")
         lines.append(f"| {label} | {step['images_per_s']} | {step['step_time_s']} s | {machine_name(record)} "
                      f"| {record['date'][:10]} |")
-    return lines + [""] + command_lines(records, [name for name, _ in ONEDNN])
+    lines += [""] + command_lines(records, [name for name, _ in ONEDNN])
+    return lines + bfloat16_without_avx512(records)
+
+
+def bfloat16_without_avx512(records):
+    """float32 against mixed_bfloat16 on a CPU without AVX-512, where TensorFlow emulates bfloat16."""
+    if not all(name in records for name, _ in PRECISIONS):
+        return []
+    steps = {name: printed(records[name], "pretrain_step") for name, _ in PRECISIONS}
+    slowdown = steps["precision_bf16_avx2"]["step_time_s"] / steps["precision_float32_avx2"]["step_time_s"]
+    lines = ["The same step in float32 and in mixed_bfloat16 on a CPU without AVX-512, one after the other. "
+             "oneDNN computes bfloat16 only with AVX-512; without it TensorFlow falls back to generic kernels "
+             f"and the step took **{slowdown:.1f}x** as long as in float32. tfssl warns when it sees "
+             "`--precision=mixed_bfloat16` on such a CPU (the SimCLR recipe in `configs/` uses it, measured on "
+             "AVX-512 machines).", "",
+             "| precision | images/s | step time | machine | date |", "|---|---|---|---|---|"]
+    for name, label in PRECISIONS:
+        record, step = records[name], steps[name]
+        lines.append(f"| {label} | {step['images_per_s']} | {step['step_time_s']} s | {machine_name(record)} "
+                     f"| {record['date'][:10]} |")
+    return lines + [""] + command_lines(records, [name for name, _ in PRECISIONS])
 
 
 def memory_profile(records):

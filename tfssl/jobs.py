@@ -32,6 +32,24 @@ def setup_logging(level=logging.INFO):
     log.propagate = False
 
 
+def cpu_flags(cpuinfo="/proc/cpuinfo"):
+    """The CPU feature flags the kernel lists; empty where it lists none (e.g. no /proc, as on macOS)."""
+    try:
+        with open(cpuinfo) as lines:
+            for line in lines:
+                if line.startswith("flags"):
+                    return set(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return set()
+
+
+def bfloat16_is_emulated(precision, on_accelerator, flags):
+    """True for mixed_bfloat16 on a CPU known to lack AVX-512, which oneDNN's bfloat16 kernels need:
+    TensorFlow then falls back to much slower generic kernels."""
+    return precision == "mixed_bfloat16" and not on_accelerator and bool(flags) and "avx512f" not in flags
+
+
 def setup_runtime(cfg):
     """Seeds, op determinism, the precision policy and the conv gradient path, before any model is built."""
     from tfssl.models import conv
@@ -40,6 +58,11 @@ def setup_runtime(cfg):
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.mixed_precision.set_global_policy(cfg.precision)
+    if cfg.precision == "mixed_bfloat16":
+        on_accelerator = cfg.strategy == "tpu" or bool(tf.config.list_physical_devices("GPU"))
+        if bfloat16_is_emulated(cfg.precision, on_accelerator, cpu_flags()):
+            log.warning("--precision=mixed_bfloat16 on a CPU without AVX-512: TensorFlow emulates bfloat16 "
+                        "here, several times slower than float32 (BENCHMARKS.md); pass --precision=float32")
 
 
 def inherit_architecture(cfg):

@@ -87,7 +87,18 @@ def throughput_section(records):
 
 
 ONEDNN = (("onednn_default", "tfssl's default (oneDNN on)"), ("onednn_off", "`TF_ENABLE_ONEDNN_OPTS=0`"))
-PRECISIONS = (("precision_float32_avx2", "float32 (the default)"), ("precision_bf16_avx2", "`--precision=mixed_bfloat16`"))
+PRECISIONS = (("precision_float32_avx2", "float32 (the default)"),
+              ("precision_bf16_avx2", "`--precision=mixed_bfloat16`"))
+
+
+def step_rows(labelled_records):
+    """One table row per (record, label): the pretrain step's images/s and time, the machine and the date."""
+    rows = []
+    for record, label in labelled_records:
+        step = printed(record, "pretrain_step")
+        rows.append(f"| {label} | {step['images_per_s']} | {step['step_time_s']} s | {machine_name(record)} "
+                    f"| {record['date'][:10]} |")
+    return rows
 
 
 def onednn_section(records):
@@ -102,11 +113,7 @@ def onednn_section(records):
              "convolutions with fewer than 8 input channels came out wrong; tfssl computes those itself as a "
              "matrix product (`tfssl/models/conv.py`, checked against a numpy formula in `tests/test_conv.py`).", "",
              "| setting | images/s | step time | machine | date |", "|---|---|---|---|---|"]
-    for record, label in found:
-        step = printed(record, "pretrain_step")
-        lines.append(f"| {label} | {step['images_per_s']} | {step['step_time_s']} s | {machine_name(record)} "
-                     f"| {record['date'][:10]} |")
-    lines += [""] + command_lines(records, [name for name, _ in ONEDNN])
+    lines += step_rows(found) + [""] + command_lines(records, [name for name, _ in ONEDNN])
     return lines + bfloat16_without_avx512(records)
 
 
@@ -122,10 +129,7 @@ def bfloat16_without_avx512(records):
              "`--precision=mixed_bfloat16` on such a CPU (the SimCLR recipe in `configs/` uses it, measured on "
              "AVX-512 machines).", "",
              "| precision | images/s | step time | machine | date |", "|---|---|---|---|---|"]
-    for name, label in PRECISIONS:
-        record, step = records[name], steps[name]
-        lines.append(f"| {label} | {step['images_per_s']} | {step['step_time_s']} s | {machine_name(record)} "
-                     f"| {record['date'][:10]} |")
+    lines += step_rows([(records[name], label) for name, label in PRECISIONS])
     return lines + [""] + command_lines(records, [name for name, _ in PRECISIONS])
 
 

@@ -251,6 +251,7 @@ M1M2_RUNS["ssvae_m1m2_mnist_100_150ep_alpha10_m1cosine"] = "ssvae_m1_mnist_100ep
 M1M2_RUNS.update({name: "ssvae_m1_mnist_100ep_r2" for name in (
     "ssvae_m1m2_mnist_100_150ep_alpha10_l10u500", "ssvae_m1m2_mnist_100_150ep_alpha0.1_l1u499",
     "ssvae_m1m2_mnist_100_300ep_alpha0.1_l1u499")})
+M1M2_RUNS["ssvae_m1m2_mnist_100_150ep_alpha0.1"] = "ssvae_m1_mnist_100ep_r3"
 
 
 def m1m2_target_text(records):
@@ -348,6 +349,9 @@ SECTIONS = [
                     ("same, 1 labeled + 499 unlabeled per step and alpha 0.1 (the authors' batches and alpha)",
                      "ssvae_m1m2_mnist_100_150ep_alpha0.1_l1u499"),
                     ("same, 1 + 499 per step, alpha 0.1, 300 epochs", "ssvae_m1m2_mnist_100_300ep_alpha0.1_l1u499"),
+                    ("M1, 100 epochs, the same flags rerun again (CPU without AVX-512)", "ssvae_m1_mnist_100ep_r3"),
+                    ("M1+M2 on that M1, 150 epochs, 100 + 100 per step, alpha 0.1 (the paper's)",
+                     "ssvae_m1m2_mnist_100_150ep_alpha0.1"),
                     ("q(y\\|x) on pixels, labels only", "ssvae_m2_mnist_100_supervised"),
                     ("q(y\\|x) on the 50-epoch M1's codes, labels only", "ssvae_m1m2_mnist_100_supervised")],
                    lambda r: " ".join(text for text in (

@@ -76,9 +76,9 @@ class Config:
                             ("float32", "mixed_bfloat16", "mixed_float16"))
     jit_compile: bool = _field(False, "XLA-compile the train step (helps on GPU, not on CPU).")
     steps_per_loop: int = _field(50, "Train steps per tf.function call.")
-    matmul_conv_grads: bool = _field(True, "Weight gradients of convolutions with outputs of 7x7 or less, and "
-                                           "of strided 1x1 ones, as matrix products (several times faster than "
-                                           "oneDNN's on CPU; right where its AVX2 kernel is wrong).")
+    matmul_conv_grads: bool = _field(True, "Weight gradients of convolutions with outputs of 7x7 or less as matrix "
+                                           "products (several times faster than oneDNN's on CPU). Strided 1x1 ones "
+                                           "take them always: oneDNN's AVX2 kernel is wrong or crashes there.")
     seed: int = _field(0, "Seed for weights, data order and augmentation.")
     deterministic: bool = _field(False, "Enable TF op determinism (bit-identical reruns, slower).")
     log_every_secs: float = _field(10.0, "Seconds between progress lines.")

@@ -7,7 +7,7 @@ ResNet-18 pretrain step went from 94 to 112 images/s. At 8x8 the products alone 
 too (38 ms against 55 ms) but the whole step was slower, so larger outputs keep the native kernel.
 
 1x1 convolutions at a stride (ResNet's projection shortcuts) always take the matrix product, a single
-one: oneDNN on an AVX2-only CPU (TF 2.21) returns wrong weight gradients for them when the input has
+one, even with --matmul_conv_grads=false: oneDNN on an AVX2-only CPU (TF 2.21) returns wrong weight gradients for them when the input has
 fewer than 8 channels (e.g. 3 or 4), or corrupts the heap and aborts the process (AMD EPYC, Zen 3);
 the forward pass and the input gradient are right.
 
@@ -38,10 +38,12 @@ def output_size(size, kernel_size, strides, padding):
 def uses_matmul_weight_grad(input_shape, kernel_size, strides, padding):
     """Whether conv2d takes the matrix-product weight gradient for this (static) input shape."""
     height, width = input_shape[1], input_shape[2]
-    if not _matmul_weight_grads or height is None or width is None:
+    if height is None or width is None:
         return False
     if kernel_size == 1 and strides > 1:
-        return True
+        return True  # switch or not: oneDNN's own can be wrong or crash (module docstring)
+    if not _matmul_weight_grads:
+        return False
     if padding == "SAME" and strides != 1:
         return False  # SAME at a stride pads unevenly; ConvFixedPadding never asks for it
     out_pixels = output_size(height, kernel_size, strides, padding) * output_size(width, kernel_size, strides, padding)

@@ -23,12 +23,15 @@ def train(**values):
 
 @pytest.fixture(scope="module")
 def runs(gray_folder, tmp_path_factory):
-    """A short pretrain, then a fine-tune that fits the easy synthetic classes."""
+    """A short pretrain, then a fine-tune that fits the easy synthetic classes.
+
+    80 steps, not 40: after 40 the test accuracy ranged 0.79-1.0 over seeds and over oneDNN on or off (whose
+    rounding differences grow over the first pretraining steps); after 80 it was 0.96-1.0."""
     root = tmp_path_factory.mktemp("stages")
     common = dict(dataset=f"folder:{gray_folder}", eval_steps=1)
     train(mode="pretrain", model_dir=str(root / "pre"), train_steps=4, **common)
     finetune = train(mode="finetune", checkpoint=str(root / "pre"), model_dir=str(root / "ft"), num_labels=16,
-                     train_steps=40, steps_per_loop=20, learning_rate=0.4, **common)
+                     train_steps=80, steps_per_loop=40, learning_rate=0.4, **common)
     return root, common, finetune
 
 
@@ -195,5 +198,5 @@ def test_eval_waits_for_checkpoints_until_the_run_is_over(runs, tmp_path):
     root, common, _ = runs
     result = jobs.run(tiny_config(mode="eval", checkpoint=str(root / "ft"), eval_wait=True, eval_timeout_secs=30,
                                   eval_steps=1))
-    assert result["checkpoint"].endswith("ckpt-40")
-    assert os.path.exists(root / "ft" / "eval_test_40.json")
+    assert result["checkpoint"].endswith("ckpt-80")
+    assert os.path.exists(root / "ft" / "eval_test_80.json")

@@ -252,6 +252,7 @@ M1M2_RUNS.update({name: "ssvae_m1_mnist_100ep_r2" for name in (
     "ssvae_m1m2_mnist_100_150ep_alpha10_l10u500", "ssvae_m1m2_mnist_100_150ep_alpha0.1_l1u499",
     "ssvae_m1m2_mnist_100_300ep_alpha0.1_l1u499")})
 M1M2_RUNS["ssvae_m1m2_mnist_100_150ep_alpha0.1"] = "ssvae_m1_mnist_100ep_r3"
+M1M2_RUNS["ssvae_m1m2_mnist_100_150ep_alpha30"] = "ssvae_m1_mnist_100ep_r4"
 
 
 def m1m2_target_text(records):
@@ -352,6 +353,9 @@ SECTIONS = [
                     ("M1, 100 epochs, the same flags rerun again (CPU without AVX-512)", "ssvae_m1_mnist_100ep_r3"),
                     ("M1+M2 on that M1, 150 epochs, 100 + 100 per step, alpha 0.1 (the paper's)",
                      "ssvae_m1m2_mnist_100_150ep_alpha0.1"),
+                    ("M1, 100 epochs, the same flags rerun (tests ran on the other core)", "ssvae_m1_mnist_100ep_r4"),
+                    ("M1+M2 on that M1, 150 epochs, alpha 30 (tests ran on the other core)",
+                     "ssvae_m1m2_mnist_100_150ep_alpha30"),
                     ("q(y\\|x) on pixels, labels only", "ssvae_m2_mnist_100_supervised"),
                     ("q(y\\|x) on the 50-epoch M1's codes, labels only", "ssvae_m1m2_mnist_100_supervised")],
                    lambda r: " ".join(text for text in (

@@ -110,8 +110,10 @@ def onednn_section(records):
              "TensorFlow turns its oneDNN kernels on by itself only on CPUs with AVX-512; `import tfssl` turns "
              "them on everywhere (unless `TF_ENABLE_ONEDNN_OPTS` is set). The default MNIST pretrain step "
              "(`--mode=benchmark`, as above) both ways. On that machine oneDNN's weight gradients of strided 1x1 "
-             "convolutions with fewer than 8 input channels came out wrong; tfssl computes those itself as a "
-             "matrix product (`tfssl/models/conv.py`, checked against a numpy formula in `tests/test_conv.py`).", "",
+             "convolutions with fewer than 8 input channels came out wrong, and on an AMD EPYC (Zen 3, AVX2) they "
+             "corrupted the heap and aborted the process; tfssl computes those itself as a matrix product, whatever "
+             "`--matmul_conv_grads` says (`tfssl/models/conv.py`, checked against a numpy formula in "
+             "`tests/test_conv.py`).", "",
              "| setting | images/s | step time | machine | date |", "|---|---|---|---|---|"]
     lines += step_rows(found) + [""] + command_lines(records, [name for name, _ in ONEDNN])
     return lines + bfloat16_without_avx512(records)

@@ -7,9 +7,9 @@ ResNet-18 pretrain step went from 94 to 112 images/s. At 8x8 the products alone 
 too (38 ms against 55 ms) but the whole step was slower, so larger outputs keep the native kernel.
 
 1x1 convolutions at a stride (ResNet's projection shortcuts) always take the matrix product, a single
-one, even with --matmul_conv_grads=false: oneDNN on an AVX2-only CPU (TF 2.21) returns wrong weight gradients for them when the input has
-fewer than 8 channels (e.g. 3 or 4), or corrupts the heap and aborts the process (AMD EPYC, Zen 3);
-the forward pass and the input gradient are right.
+one, even with --matmul_conv_grads=false: oneDNN on an AVX2-only CPU (TF 2.21) returns wrong weight
+gradients for them when the input has fewer than 8 channels (e.g. 3 or 4), or corrupts the heap and
+aborts the process (AMD EPYC, Zen 3); the forward pass and the input gradient are right.
 
 For y = conv(x, w) with a k x k kernel, stride s and x already padded (VALID, or SAME at stride 1
 after padding it here), each kernel tap (i, j) is one matrix product:

@@ -183,6 +183,21 @@ def test_labeled_and_unlabeled_parts(gray_folder, tmp_path):
     assert sorted(np.bincount(labeled)) == [8, 8, 8, 8]  # 4 epochs of 2 per class
 
 
+def test_precomputed_features_follow_their_examples_through_the_stream(gray_folder, tmp_path):
+    """Rows of `features` (one per train example, in split order) take the place of the images."""
+    cfg = tiny_config(dataset=f"folder:{gray_folder}", num_labels=8, seed=2)
+    bundle = DataBundle(cfg, str(tmp_path))
+    in_split_order = np.concatenate([x.numpy() for x, _ in bundle.eval_batches(lambda image: image, 64, "train")])
+    for part in ("labeled", "unlabeled"):
+        from_images = batches(bundle, 9, part=part, start_step=2)
+        from_rows = batches(bundle, 9, part=part, start_step=2, features=in_split_order)
+        for (x1, y1), (x2, y2) in zip(from_images, from_rows):
+            np.testing.assert_array_equal(x1, x2)
+            np.testing.assert_array_equal(y1, y2)
+    with pytest.raises(ValueError, match="rows"):
+        bundle.train_batches(identity_view, 8, features=in_split_order[:5])
+
+
 def test_sharded_input_pipelines_cover_the_same_global_batch(gray_folder, tmp_path):
     cfg = tiny_config(dataset=f"folder:{gray_folder}")
     bundle = DataBundle(cfg, str(tmp_path))

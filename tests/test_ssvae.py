@@ -243,6 +243,27 @@ def test_m1m2_keeps_m1_frozen_and_exports_through_its_encoder(runs, tmp_path):
     np.testing.assert_allclose(reloaded(images)["logits"], expected, rtol=1e-5, atol=1e-6)
 
 
+def test_m1m2_trains_on_m1_codes_of_the_stream_images(runs):
+    """The codes computed once before training are M1's q(z1|x) of the images each stream would have read."""
+    root, _, _ = runs
+    method = restore.load_trained(str(root / "m1m2"))[0]
+    method.setup_training()
+    assert method.m1_codes.shape == (64, 8)  # 64 train images, [mean, log variance] of 4 latent units
+    (codes_l, labels_l), (codes_u, labels_u) = next(iter(method.train_dataset(None, 3)))
+    streams = [("labeled", method.cfg.train_batch_size, codes_l, labels_l),
+               ("unlabeled", method.unlabeled_batch_size, codes_u, labels_u)]
+    for stream, (part, batch_size, codes, labels) in enumerate(streams):
+        images, image_labels = next(iter(method.data.train_batches(
+            lambda image, seed: method.eval_view(image), batch_size, part, start_step=3, stream=stream)))
+        np.testing.assert_array_equal(labels, image_labels)
+        expected = np.concatenate([t.numpy() for t in method.model.m1.encode(images)], -1)
+        np.testing.assert_allclose(codes, expected, rtol=1e-5, atol=1e-6)
+    x, target = method.inputs(codes_u)  # a sample of q(z1|x), scored as the target
+    np.testing.assert_array_equal(x, target)
+    mean, log_var = np.split(codes_u.numpy(), 2, -1)
+    assert 0 < np.mean(np.abs(x - mean) / np.exp(0.5 * log_var)) < 3
+
+
 def test_labels_only_baseline_trains_only_the_classifier(runs):
     from tfssl.data.pipeline import DataBundle
     from tfssl.train.distribute import make_strategy

@@ -60,7 +60,8 @@ class DataBundle:
         return labeled if part == "labeled" else self.num_train_examples - labeled
 
     def _train_records(self, part):
-        records = self.source.records(self.cfg.train_split)
+        """(index in the train split, record) pairs of one part, in split order."""
+        records = self.source.records(self.cfg.train_split).enumerate()
         if part == "all":
             return records
         mask = np.zeros(self.num_train_examples, bool)
@@ -75,10 +76,7 @@ class DataBundle:
         def is_kept(index, record):
             return keep[index]
 
-        def drop_index(index, record):
-            return record
-
-        return records.enumerate().filter(is_kept).map(drop_index)
+        return records.filter(is_kept)
 
     def to_float(self, record):
         """Decoded image as float32 in [0, 1], with its channel count known."""
@@ -86,15 +84,24 @@ class DataBundle:
         image.set_shape([None, None, self.info.channels])
         return image
 
-    def train_batches(self, view_fn, batch_size, part="all", input_context=None, start_step=0, stream=0):
+    def train_batches(self, view_fn, batch_size, part="all", input_context=None, start_step=0, stream=0,
+                      features=None):
         """Endless per-replica batches of (view_fn(image, seed), label) from the train split.
 
         view_fn(image, seed) maps one float image to its features (one view, a
         tuple of views, ...). `stream` tells apart independent streams of one
-        run (e.g. labeled and unlabeled), which get different seeds.
+        run (e.g. labeled and unlabeled), which get different seeds. With
+        `features` (an array with one row per train-split example, in split
+        order, e.g. codes a frozen network computed once) view_fn gets an
+        example's row instead of its decoded image.
         """
         seed = self.cfg.seed * 1000 + stream
         records = self._train_records(part)
+        if features is not None:
+            features = tf.constant(features)
+            if features.shape[0] != self.num_train_examples:
+                raise ValueError(f"features has {features.shape[0]} rows for {self.num_train_examples} examples")
+            records = records.map(lambda index, record: (index, {"label": record["label"]}))
         if self.cfg.cache_dataset:
             records = records.cache()
         num_examples = self.num_examples(part)
@@ -106,9 +113,11 @@ class DataBundle:
             pipeline_id = input_context.input_pipeline_id
             per_replica_batch = input_context.get_per_replica_batch_size(batch_size)
 
-        def make_example(index, record):
-            element_seed = tf.stack([tf.constant(seed, tf.int64), index])
-            return view_fn(self.to_float(record), element_seed), record["label"]
+        def make_example(number, indexed_record):
+            index, record = indexed_record
+            element_seed = tf.stack([tf.constant(seed, tf.int64), number])
+            example = self.to_float(record) if features is None else tf.gather(features, index)
+            return view_fn(example, element_seed), record["label"]
 
         if num_pipelines > 1:  # keep every n-th per-replica batch, before the costly map
             ds = ds.batch(per_replica_batch, drop_remainder=True).shard(num_pipelines, pipeline_id).unbatch()

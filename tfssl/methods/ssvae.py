@@ -9,6 +9,8 @@
 --ssvae_model=m1m2  M2 on the latent codes of a trained, frozen M1 (--m1_checkpoint): samples of
                     q(z1|x) or its means (--m1_latent). M1's inactive units (std of the mean over
                     the train images < 0.1, as in the authors' code) are dropped from M2's input.
+                    M1's q(z1|x) of every train image is computed once before training, as the
+                    authors' code did, so a training step runs M2 alone.
 --ssvae_labels_only trains only q(y|x) with cross-entropy on the labeled subset (for m2 or m1m2),
                     the supervised baseline on the same network and labels.
 
@@ -141,6 +143,16 @@ class SSVAE(Method):
         self.model.m2.input_mask.assign(active.astype(np.float32))
         log.info("M1 restored from %s: %d of %d latent units active", resolved.prefix, active.sum(), active.size)
 
+    def setup_training(self):
+        """M1+M2: M1's codes of the train split, once (M1 is frozen and its inputs are not augmented)."""
+        self.m1_codes = self.compute_m1_codes(self.cfg.train_split) if self.kind == "m1m2" else None
+
+    def compute_m1_codes(self, split, batch_size=1000):
+        """[mean, log variance] of M1's q(z1|x) for every image of a split, in split order: (N, 2 * latent)."""
+        encode = tf.function(lambda images: tf.concat(self.model.m1.encode(images), axis=-1))
+        codes = [encode(images).numpy() for images, _ in self.data.eval_batches(self.eval_view, batch_size, split)]
+        return np.concatenate(codes).astype(np.float32)
+
     def trainable_variables(self):
         return self.model.m2.trainable_variables if self.kind == "m1m2" else self.model.trainable_variables
 
@@ -149,31 +161,36 @@ class SSVAE(Method):
         return self.model.m2 if self.kind == "m1m2" else self.model
 
     # --- data ---
-    def view(self, image, seed):
-        return self.eval_view(image)
+    def view(self, example, seed):
+        """A training example: the image, or for M1+M2 its row of M1 codes, unchanged."""
+        return example if self.kind == "m1m2" else self.eval_view(example)
 
     def train_dataset(self, input_context, start_step):
-        cfg = self.cfg
+        cfg, data = self.cfg, self.data
         if self.kind == "m1":
-            return self.data.train_batches(self.view, cfg.train_batch_size, "all", input_context, start_step)
-        labeled = self.data.train_batches(self.view, cfg.train_batch_size, "labeled", input_context, start_step)
+            return data.train_batches(self.view, cfg.train_batch_size, "all", input_context, start_step)
+        labeled = data.train_batches(self.view, cfg.train_batch_size, "labeled", input_context, start_step,
+                                     features=self.m1_codes)
         if self.labels_only:
             return labeled
-        unlabeled = self.data.train_batches(self.view, self.unlabeled_batch_size, self.unlabeled_part,
-                                            input_context, start_step, stream=1)
+        unlabeled = data.train_batches(self.view, self.unlabeled_batch_size, self.unlabeled_part,
+                                       input_context, start_step, stream=1, features=self.m1_codes)
         return tf.data.Dataset.zip(labeled, unlabeled)
 
     def summary_images(self, batch):
+        if self.kind == "m1m2":
+            return None  # its batches hold M1 codes
         return (batch if self.kind == "m1" or self.labels_only else batch[0])[0][:8]
 
     def inputs(self, images, training=True, seed=None):
         """(what the encoders read, what the likelihood scores) for a batch of images.
 
         Pixels: the flat image, and with the Bernoulli likelihood a binarisation of it (random in
-        training, seeded in evaluation). M1+M2: M1's latent code (a sample or the mean) for both."""
+        training, seeded in evaluation). M1+M2: M1's latent code (a sample or the mean) for both; its
+        training batches hold M1's codes (compute_m1_codes) instead of images."""
         flat = tf.reshape(tf.cast(images, tf.float32), [tf.shape(images)[0], -1])
         if self.kind == "m1m2":
-            mean, log_var = self.model.m1.encode(flat)
+            mean, log_var = tf.split(flat, 2, axis=-1) if training else self.model.m1.encode(flat)
             if training and self.cfg.m1_latent == "sample":
                 mean = elbo.reparameterize(mean, log_var, tf.random.normal(tf.shape(mean)))
             return tf.stop_gradient(mean), tf.stop_gradient(mean)

@@ -62,7 +62,12 @@ def default_run_section(records):
               f"(trained during pretraining): **{100 * top1(r):.2f}% test top-1**. Whole command: "
               f"{minutes(r['wall_time_s'])}, of which training {minutes(result['train_wall_time_s'])} "
               f"({r['date'][:10]}).", ""]
-    return lines + command_lines(records, ["pretrain_default"])
+    slow = records.get("pretrain_default_avx2")
+    if slow:
+        lines += [f"The same command on a {machine_name(slow)}: {100 * top1(slow):.2f}% in "
+                  f"{minutes(slow['wall_time_s'])} (training {minutes(slow['result']['train_wall_time_s'])}, "
+                  f"{slow['date'][:10]}); convolutions run several times slower on CPUs without AVX-512.", ""]
+    return lines + command_lines(records, ["pretrain_default", "pretrain_default_avx2"])
 
 
 def best_of(records, names):
@@ -269,7 +274,20 @@ M1M2_RUNS["ssvae_m1m2_mnist_100_150ep_alpha30"] = "ssvae_m1_mnist_100ep_r4"
 
 def m1m2_target_text(records):
     best = best_of(records, list(M1M2_RUNS))
-    return gap_text(records, best, 3.33, "Paper M1+M2: 3.33% (+-0.14)", prerequisite=M1M2_RUNS.get(best))
+    text = gap_text(records, best, 3.33, "Paper M1+M2: 3.33% (+-0.14)", prerequisite=M1M2_RUNS.get(best))
+    if best:  # the authors' budget, from their run_2layer_ssl.py / learn_yz_x_ss.py (dpkingma/nips14-ssl)
+        result = records[best]["result"]
+        unlabeled_seen = result["global_step"] * int(flag(records[best], "unlabeled_batch_size") or 100)
+        text += (f" The authors' script for that number trains 3000 passes of 100 minibatches of 1 labeled + 499 "
+                 f"unlabeled codes: 300,000 steps over 150M unlabeled examples, against {result['global_step']:,} "
+                 f"steps over {unlabeled_seen / 1e6:.0f}M for `{best}`.")
+    return text
+
+
+def flag(record, name):
+    """The last --name=value of a record's command, or None."""
+    words = [w for w in record["command"].split() if w.startswith(f"--{name}=")]
+    return words[-1].split("=", 1)[1] if words else None
 
 
 def seed_spread_text(records, label, names):

@@ -386,6 +386,8 @@ SECTIONS = [
                     ("M1, 100 epochs, the same flags rerun (tests ran on the other core)", "ssvae_m1_mnist_100ep_r4"),
                     ("M1+M2 on that M1, 150 epochs, alpha 30 (tests ran on the other core)",
                      "ssvae_m1m2_mnist_100_150ep_alpha30"),
+                    ("M1+M2, 150 epochs, alpha 100, on a fifth M1 run by the same command (its "
+                     "record was lost with its session)", "ssvae_m1m2_mnist_100_150ep_alpha100"),
                     ("q(y\\|x) on pixels, labels only", "ssvae_m2_mnist_100_supervised"),
                     ("q(y\\|x) on the 50-epoch M1's codes, labels only", "ssvae_m1m2_mnist_100_supervised")],
                    lambda r: " ".join(text for text in (

@@ -5,6 +5,8 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -117,6 +119,32 @@ def test_smaller_student(runs):
     assert result["global_step"] == 2
 
 
+def test_distill_loss_with_labels_matches_numpy(runs, tmp_path):
+    """--distill_label_weight=w: T^2 CE(softmax(t/T), s/T) on the unlabeled batch + w CE(labels, s) on a labeled one."""
+    from tfssl.methods.distill import Distill
+    root, common, _ = runs
+    cfg = tiny_config(mode="distill", teacher=str(root / "ft"), model_dir=str(tmp_path / "d"), num_labels=16,
+                      distill_label_weight=0.5, distill_temperature=2.0, **common)
+    method = Distill(cfg, DataBundle(cfg, cfg.run_dir))
+    method.build()
+    method.setup_training()
+    batch = next(iter(method.train_dataset(None, 0)))
+    (images, _), (labeled_images, labels) = batch
+    assert labeled_images.shape[0] == 16 and int(tf.reduce_max(labels)) < 4
+    loss, metrics = method.loss(batch)
+
+    def log_softmax(x):
+        x = x - x.max(-1, keepdims=True)
+        return x - np.log(np.exp(x).sum(-1, keepdims=True))
+    teacher = method.teacher(images).numpy() / 2.0
+    student = method.model(images, training=True)["logits"].numpy() / 2.0  # batch statistics: the same again
+    kd = 4.0 * np.mean(-np.sum(np.exp(log_softmax(teacher)) * log_softmax(student), -1))
+    labeled_logits = method.model(labeled_images, training=True)["logits"].numpy()
+    supervised = -np.mean(log_softmax(labeled_logits)[np.arange(16), labels.numpy()])
+    assert float(metrics["distill_loss"]) == pytest.approx(kd, rel=1e-4)
+    assert float(loss) == pytest.approx(kd + 0.5 * supervised, rel=1e-4)
+
+
 EXPORT_CHECK = """
 import json, sys
 import numpy as np
@@ -174,6 +202,78 @@ def test_export_round_trip_without_tfssl(folder, request, tmp_path):
     assert out["losses"][-1] < out["losses"][0]
 
 
+EXPORTS_CHECK = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+assert 'tfssl' not in sys.modules
+images = np.load(sys.argv[1])
+twice = np.repeat(np.repeat(images, 2, axis=1), 2, axis=2)  # the same images at twice the size
+results = {}
+for export_dir in sys.argv[3:]:
+    loaded = tf.saved_model.load(export_dir)
+    native, large = loaded.serve(tf.constant(images)), loaded.serve(tf.constant(twice))
+    results[export_dir] = {'features': sorted(native), 'tfssl_imported': 'tfssl' in sys.modules,
+                           **{f'{k}_native': native[k].numpy().tolist() for k in native},
+                           'probabilities_large': large['probabilities'].numpy().tolist()}
+json.dump(results, open(sys.argv[2], 'w'))
+"""
+
+
+def test_export_from_every_stage_at_any_image_size(runs, tmp_path):
+    """Pretrain, fine-tune and Mean Teacher runs export; in a process without tfssl, `serve` takes uint8 images at
+    the trained size and at twice it (a bicubic resize inside) and gives the Keras model's probabilities."""
+    root, common, _ = runs
+    mt_dir = str(tmp_path / "mt")
+    train(mode="mean_teacher", model_dir=mt_dir, num_labels=16, train_batch_size=8, unlabeled_batch_size=8,
+          width_multiplier=0.125, train_steps=2, **common)
+    run_dirs = {"pre": str(root / "pre"), "ft": str(root / "ft"), "mt": mt_dir}
+    export_dirs = {name: str(tmp_path / f"export_{name}") for name in run_dirs}
+    for name, run_dir in run_dirs.items():
+        jobs.run(tiny_config(mode="export", checkpoint=run_dir, export_dir=export_dirs[name]))
+    method, data, _, _ = restore.load_trained(run_dirs["ft"])
+    raw = np.stack([data.source.decode(r["encoded"]).numpy() for r in data.source.records("test").take(6)])
+    np.save(tmp_path / "images.npy", raw)
+    script = tmp_path / "check.py"
+    script.write_text(EXPORTS_CHECK)
+    subprocess.run([sys.executable, str(script), str(tmp_path / "images.npy"), str(tmp_path / "out.json"),
+                    *export_dirs.values()],
+                   check=True, cwd=str(tmp_path), timeout=300, env={**os.environ, "PYTHONPATH": ""})
+    out = json.load(open(tmp_path / "out.json"))
+
+    native = tf.image.convert_image_dtype(raw, tf.float32)
+    large = tf.clip_by_value(tf.image.resize(np.repeat(np.repeat(native, 2, 1), 2, 2), [16, 16], "bicubic"), 0, 1)
+    for name, run_dir in run_dirs.items():
+        got = out[export_dirs[name]]
+        assert not got["tfssl_imported"]
+        method = restore.load_trained(run_dir)[0]
+        np.testing.assert_allclose(got["probabilities_native"], tf.nn.softmax(method.eval_logits(native)), atol=1e-5)
+        np.testing.assert_allclose(got["probabilities_large"], tf.nn.softmax(method.eval_logits(large)), atol=1e-5)
+        if name != "mt":  # the official names; the projection head's input is the encoder's pooled output
+            assert {"block_group1", "block_group4", "proj_head_input", "proj_head_output"} <= set(got["features"])
+            np.testing.assert_array_equal(got["proj_head_input_native"], got["final_avg_pool_native"])
+            # pretraining projects to proj_out_dim; fine-tuning keeps ft_proj_selector=1 layer, as wide as its input
+            width = 16 if name == "pre" else np.shape(got["final_avg_pool_native"])[1]
+            assert np.shape(got["proj_head_output_native"]) == (6, width)
+    mt_method = restore.load_trained(mt_dir)[0]  # Mean Teacher exports the teacher, not the student
+    assert np.max(np.abs(mt_method.student_logits(native) - mt_method.eval_logits(native))) > 1e-4
+
+
+def test_distill_from_an_exported_teacher(runs, tmp_path):
+    """--teacher may be a SavedModel: its logits are the fine-tuned run's, and a student trains from it."""
+    root, common, _ = runs
+    export_dir = str(tmp_path / "exported_ft")
+    jobs.run(tiny_config(mode="export", checkpoint=str(root / "ft"), export_dir=export_dir))
+    from tfssl.methods.distill import load_teacher
+    method, data, _, _ = restore.load_trained(str(root / "ft"))
+    images = next(iter(data.eval_batches(method.eval_view, 8, "test", 1)))[0]
+    teacher, num_classes = load_teacher(export_dir, data.image_shape)
+    assert num_classes == 4
+    np.testing.assert_allclose(teacher(images), method.eval_logits(images), atol=1e-5)
+    result = train(mode="distill", teacher=export_dir, model_dir=str(tmp_path / "student"), train_steps=2, **common)
+    assert result["global_step"] == 2 and 0 <= result["train"]["teacher_agreement"] <= 1
+
+
 def test_bad_checkpoints(runs, tmp_path):
     root, common, _ = runs
     with pytest.raises(CheckpointError, match="--teacher=.*does not exist"):
@@ -200,3 +300,34 @@ def test_eval_waits_for_checkpoints_until_the_run_is_over(runs, tmp_path):
                                   eval_steps=1))
     assert result["checkpoint"].endswith("ckpt-80")
     assert os.path.exists(root / "ft" / "eval_test_80.json")
+
+
+def _point_checkpoint_state_at(run_dir, step):
+    tf.compat.v1.train.update_checkpoint_state(str(run_dir), str(run_dir / f"ckpt-{step}"))
+
+
+def test_eval_picks_up_checkpoints_of_a_live_run(runs, tmp_path):
+    """--eval_wait on a run still going: it evaluates the newest checkpoint, waits, evaluates the next one
+    written after it started, and stops when the run writes its result."""
+    root, _, _ = runs
+    live = tmp_path / "live"
+    shutil.copytree(root / "ft", live, ignore=shutil.ignore_patterns("result*.json", "eval_*.json"))
+    _point_checkpoint_state_at(live, 70)  # the run so far
+    results = []
+    waiter = threading.Thread(target=lambda: results.append(jobs.run(tiny_config(
+        mode="eval", checkpoint=str(live), eval_wait=True, eval_timeout_secs=60, eval_steps=1))))
+    waiter.start()
+
+    def wait_for(path):
+        deadline = time.time() + 120
+        while not path.exists():
+            assert time.time() < deadline and waiter.is_alive(), f"no {path.name}"
+            time.sleep(0.2)
+    wait_for(live / "eval_test_70.json")
+    assert not (live / "eval_test_80.json").exists()
+    _point_checkpoint_state_at(live, 80)  # the run saves its next checkpoint
+    wait_for(live / "eval_test_80.json")
+    shutil.copy(root / "ft" / "result.json", live / "result.json")  # ... and finishes
+    waiter.join(timeout=60)
+    assert not waiter.is_alive()
+    assert results[0]["checkpoint"].endswith("ckpt-80") and results[0]["global_step"] == 80

@@ -207,6 +207,33 @@ def test_zero_consistency_weight_trains_on_labels_alone(gray_folder, tmp_path):
     assert float(loss) == pytest.approx(float(metrics["class_loss"]))
 
 
+def test_two_head_loss_matches_numpy(gray_folder, tmp_path):
+    """With --logit_distance_cost the student's first head learns the labels, its second the teacher, and
+    the heads are tied: CE(labels, s1) + w(t) * mse(p(s2), p(teacher)) + cost * mean((s1 - s2)^2)."""
+    cfg = mt_config(gray_folder, tmp_path, logit_distance_cost=0.3, convlarge_dropout=0.0,
+                    consistency_rampup_steps=100)
+    method = MeanTeacher(cfg, DataBundle(cfg, cfg.run_dir))
+    method.build()
+    method.step = tf.Variable(40, dtype=tf.int64)
+    rng = np.random.default_rng(5)
+    for variable in method.student.trainable_variables:  # untie the two heads and the student from the teacher
+        variable.assign(variable + 0.1 * rng.normal(size=variable.shape).astype(np.float32))
+    views = [tf.constant(rng.uniform(size=(n, 16, 16, 1)), tf.float32) for n in (8, 8, 8, 8)]
+    labels = tf.constant([0, 1, 2, 3, 0, 1, 2, 3])
+    batch = (((views[0], views[1]), labels), ((views[2], views[3]), labels))
+    loss, metrics = method.loss(batch)
+    # batch norm in training mode normalises with the batch's own statistics: the same outputs again
+    student = method.student(tf.concat([views[0], views[2]], 0), training=True)
+    s1, s2 = student["logits"].numpy(), student["cons_logits"].numpy()
+    teacher = method.model(tf.concat([views[1], views[3]], 0), training=True)["logits"].numpy()
+    class_loss = -np.mean(np.log(softmax(s1[:8]))[np.arange(8), labels.numpy()])
+    weight = 100 * np.exp(-5 * (1 - 40 / 100) ** 2)
+    expected = class_loss + weight * np.mean((softmax(s2) - softmax(teacher)) ** 2) + 0.3 * np.mean((s1 - s2) ** 2)
+    assert np.max(np.abs(s1 - s2)) > 1e-3
+    assert float(loss) == pytest.approx(expected, rel=1e-4)
+    assert float(metrics["class_loss"]) == pytest.approx(class_loss, rel=1e-4)
+
+
 # --- real training: EMA across steps and replicas, checkpoints and a resume ---
 @pytest.fixture(scope="module")
 def runs(gray_folder, tmp_path_factory):

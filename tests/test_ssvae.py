@@ -263,6 +263,10 @@ def test_m1m2_trains_on_m1_codes_of_the_stream_images(runs):
     np.testing.assert_array_equal(x, target)
     mean, log_var = np.split(codes_u.numpy(), 2, -1)
     assert 0.4 < np.mean(np.abs(x - mean) / np.exp(0.5 * log_var)) < 1.2  # E|N(0, 1)| = 0.80, 32 draws
+    method.cfg = method.cfg.replace(m1_latent="mean")  # --m1_latent=mean: M1's means, no sampling
+    x, target = method.inputs(codes_u)
+    np.testing.assert_array_equal(x, mean)
+    np.testing.assert_array_equal(target, mean)
 
 
 def test_labels_only_baseline_trains_only_the_classifier(runs):

@@ -107,6 +107,15 @@ FINETUNE_SELECTION_R2 = [("the chosen recipe", "ftval2_chosen"),
                          ("batch 64, lr 0.01", "ftval2_batch64_lr0.01")]
 
 
+# Pretraining changes, each scored by one held-out fine-tune (the chosen recipe at batch 64).
+PRETRAIN_SELECTION = [("10 epochs, the config (temperature 0.2, blur)", "ftval3_10ep"),
+                      ("10 epochs, temperature 0.5", "ftval3_10ep_t0.5"),
+                      ("10 epochs, temperature 1.0", "ftval3_10ep_t1.0"),
+                      ("10 epochs, no blur", "ftval3_10ep_noblur"),
+                      ("30 epochs, temperature 0.5", "ftval3_30ep_t0.5"),
+                      ("30 epochs, temperature 1.0", "ftval3_30ep_t1.0")]
+
+
 def held_out_table(records, rows):
     """rows: [(label, record name)] of runs evaluated on a held-out part of the train split."""
     lines = ["| setting | held-out top-1 | split | whole command wall time |", "|---|---|---|---|"]
@@ -178,7 +187,24 @@ def simclr_section(records):
             ("SimCLR pretrain, 10 epochs, stronger pretraining crops (--crop_min_area=0.15): linear eval during "
              "pretraining (compare the 10-epoch row above, run 9 days earlier)", "mnist_pretrain_10ep_crop0.15"),
             ("its fine-tuned 1% model, the config's flags (as the 10-epoch row above)",
-             "mnist_finetune_1pct_10ep_pcrop0.15")]
+             "mnist_finetune_1pct_10ep_pcrop0.15"),
+            ("SimCLR pretrain, 10 epochs, the config's flags rerun: linear eval during pretraining",
+             "mnist_pretrain_10ep_r2"),
+            ("same, temperature 0.5 (--temperature=0.5, the official CIFAR-10 recipe's) instead of 0.2",
+             "mnist_pretrain_10ep_t0.5"),
+            ("same, temperature 1.0", "mnist_pretrain_10ep_t1.0"),
+            ("same, no blur (--use_blur=false, as the official CIFAR-10 recipe), temperature 0.2",
+             "mnist_pretrain_10ep_noblur"),
+            ("SimCLR pretrain, 30 epochs, temperature 0.5: linear eval during pretraining",
+             "mnist_pretrain_30ep_t0.5"),
+            ("its fine-tuned 1% model, lr 0.02, crop 0.8, batch 64", "mnist_finetune_1pct_30ep_t0.5"),
+            ("same, --seed=1", "mnist_finetune_1pct_30ep_t0.5_seed1"),
+            ("same, --seed=2", "mnist_finetune_1pct_30ep_t0.5_seed2"),
+            ("SimCLR pretrain, 30 epochs, temperature 1.0: linear eval during pretraining",
+             "mnist_pretrain_30ep_t1.0"),
+            ("its fine-tuned 1% model, lr 0.02, crop 0.8, batch 64", "mnist_finetune_1pct_30ep_t1.0"),
+            ("same, --seed=1", "mnist_finetune_1pct_30ep_t1.0_seed1"),
+            ("same, --seed=2", "mnist_finetune_1pct_30ep_t1.0_seed2")]
     lines = ["## SimCLR on MNIST: supervised vs fine-tuned vs distilled (issue #3)", "",
              "ResNet-18, width 0.25, the recipes in `configs/`. Fine-tuning and the supervised baselines use "
              "the same label subsets (`--label_seed=0`), augmentations (crop + no flip) and number of steps "
@@ -202,7 +228,10 @@ def simclr_section(records):
         lines += [seed_spread_text(records, "- Test error of the batch-64 fine-tune of the rerun encoder", [
             f"mnist_finetune_1pct_30ep_r2_crop0.8_batch64{suffix}" for suffix in ("", "_seed1", "_seed2")]),
             seed_spread_text(records, "- The same with the milder pretraining crops (0.5)", [
-                f"mnist_finetune_1pct_30ep_pcrop0.5_batch64{suffix}" for suffix in ("", "_seed1", "_seed2")]), ""]
+                f"mnist_finetune_1pct_30ep_pcrop0.5_batch64{suffix}" for suffix in ("", "_seed1", "_seed2")])]
+        lines += [seed_spread_text(records, f"- The same with temperature {t}", [
+            f"mnist_finetune_1pct_30ep_t{t}{suffix}" for suffix in ("", "_seed1", "_seed2")]) for t in ("0.5", "1.0")]
+        lines += [""]
     lines += ["### Choosing the fine-tuning recipe on held-out labels", "",
               "Each setting fine-tunes the 30-epoch encoder on 600 labels (60 per class) from `train[:50000]` and "
               "is scored on the 10,000 images of `train[50000:]`; the test split is not used (the encoder's "
@@ -214,7 +243,12 @@ def simclr_section(records):
     lines += held_out_table(records, FINETUNE_SELECTION)
     lines += rerun_encoder_text(records)
     lines += held_out_table(records, FINETUNE_SELECTION_R2)
-    selection = FINETUNE_SELECTION + FINETUNE_SELECTION_R2
+    lines += ["### Choosing pretraining flags on held-out labels", "",
+              "Each pretraining change (rows above) fine-tuned once with the chosen recipe at batch 64 "
+              "(`--crop_min_area=0.8 --learning_rate=0.02 --train_batch_size=64`) on 600 labels from "
+              "`train[:50000]`, scored on `train[50000:]`.", ""]
+    lines += held_out_table(records, PRETRAIN_SELECTION)
+    selection = FINETUNE_SELECTION + FINETUNE_SELECTION_R2 + PRETRAIN_SELECTION
     return lines + command_lines(records, [n for _, n in rows] + [n for _, n in selection])
 
 
@@ -329,6 +363,8 @@ MT_ROWS = [("Mean Teacher, MNIST, 100 labels (teacher), defaults", "mt_mnist_100
             "mt_mnist_100_translate6_noise0.5_cw300_30k"),
            ("the recipe (configs/mnist_mean_teacher_100.cfg), 30000 steps, EMA decay 0.9995 after ramp-up "
             "(--ema_decay=0.9995)", "mt_mnist_100_cw300_30k_ema0.9995"),
+           ("the recipe at width 0.5 (--width_multiplier=0.5), bf16 (--precision=mixed_bfloat16), 10000 steps",
+            "mt_mnist_100_cw300_w0.5_bf16_10k"),
            ("Mean Teacher, Fashion-MNIST, 1000 labels (teacher)", "mt_fashion_1000"),
            ("supervised only, same network and labels", "mt_fashion_1000_supervised"),
            ("supervised only, translation up to 6 pixels and input noise 0.5 (too strong here)",

@@ -402,6 +402,10 @@ MT_ROWS = [("Mean Teacher, MNIST, 100 labels (teacher), defaults", "mt_mnist_100
            ("the recipe with a second student head for the consistency cost, tied to the class head by a logit "
             "distance cost 0.01 (--logit_distance_cost=0.01, the reference's two-output setup)",
             "mt_mnist_100_cw300_ldc0.01"),
+           ("the recipe with dropout 0.3 after each max-pool instead of 0.5 (--convlarge_dropout=0.3)",
+            "mt_mnist_100_cw300_dropout0.3"),
+           ("the recipe with dropout 0.1 (--convlarge_dropout=0.1)", "mt_mnist_100_cw300_dropout0.1"),
+           ("the recipe with dropout 0.3, --seed=1", "mt_mnist_100_cw300_dropout0.3_seed1"),
            ("Mean Teacher, Fashion-MNIST, 1000 labels (teacher)", "mt_fashion_1000"),
            ("supervised only, same network and labels", "mt_fashion_1000_supervised"),
            ("supervised only, translation up to 6 pixels and input noise 0.5 (too strong here)",
@@ -419,6 +423,8 @@ SECTIONS = [
                            "mt_mnist_100_translate6_noise0.5", "mt_mnist_100_translate6_noise0.5_seed1"]),
                        seed_spread_text(r, "With consistency weight 300", [
                            "mt_mnist_100_translate6_noise0.5_cw300", "mt_mnist_100_translate6_noise0.5_cw300_seed1"]),
+                       seed_spread_text(r, "With dropout 0.3", [
+                           "mt_mnist_100_cw300_dropout0.3", "mt_mnist_100_cw300_dropout0.3_seed1"]),
                        versus_text(r, "Fashion-MNIST, 1000 labels", "mt_fashion_1000", "mt_fashion_1000_supervised")]))),
     method_section("Ladder Networks (issue #5)",
                    [("Ladder, full MLP, MNIST, 100 labels", "ladder_mnist_100"),

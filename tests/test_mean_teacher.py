@@ -193,6 +193,7 @@ def test_teacher_gets_no_gradients(built):
     assert float(metrics["consistency_weight"]) == pytest.approx(100 * np.exp(-5 * 0.5 ** 2), rel=1e-5)
     (student_views, teacher_views), labels = batch[0]
     assert labels.shape == (8,) and len(batch) == 2  # labeled and unlabeled batches
+    assert method.images_per_step == sum(int(stream[0][0].shape[0]) for stream in batch) == 16
     assert not np.allclose(student_views, teacher_views)  # independent noise and shifts
 
 
@@ -202,7 +203,7 @@ def test_zero_consistency_weight_trains_on_labels_alone(gray_folder, tmp_path):
     method.build()
     method.step = tf.Variable(0, dtype=tf.int64)
     batch = next(iter(method.train_dataset(None, 0)))
-    assert len(batch) == 1
+    assert len(batch) == 1 and method.images_per_step == 8
     loss, metrics = method.loss(batch)
     assert float(loss) == pytest.approx(float(metrics["class_loss"]))
 

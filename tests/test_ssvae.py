@@ -197,6 +197,7 @@ def test_m1_is_an_unsupervised_vae(runs):
     assert result["train"]["kl"] >= 0
     method = restore.load_trained(str(root / "m1"))[0]
     assert not method.has_classifier() and not method.uses_label_subset
+    assert method.images_per_step == len(next(iter(method.train_dataset(None, 0)))[0])  # one stream
     assert set(method.export_outputs(tf.zeros([2, 16, 16, 1]))) == {"z_mean", "z_log_var"}
     assert np.isfinite(method.extra_eval_metrics("test", 8, 1)["elbo"])
     _assert_png(root / "m1" / ssvae.SAMPLES_FILE)
@@ -250,6 +251,7 @@ def test_m1m2_trains_on_m1_codes_of_the_stream_images(runs):
     method.setup_training()
     assert method.m1_codes.shape == (64, 8)  # 64 train images, [mean, log variance] of 4 latent units
     (codes_l, labels_l), (codes_u, labels_u) = next(iter(method.train_dataset(None, 3)))
+    assert method.images_per_step == len(codes_l) + len(codes_u)
     streams = [("labeled", method.cfg.train_batch_size, codes_l, labels_l),
                ("unlabeled", method.unlabeled_batch_size, codes_u, labels_u)]
     for stream, (part, batch_size, codes, labels) in enumerate(streams):

@@ -41,6 +41,11 @@ class Method:
     def examples_per_epoch(self):
         return self.data.num_examples("all")
 
+    @property
+    def images_per_step(self):
+        """Training images one step reads, over all its streams (for the progress line's img/s)."""
+        return self.cfg.train_batch_size
+
     def build(self):
         raise NotImplementedError
 

@@ -106,6 +106,10 @@ class Ladder(Method):
     def unlabeled_batch_size(self):
         return self.cfg.unlabeled_batch_size or self.cfg.train_batch_size
 
+    @property
+    def images_per_step(self):
+        return self.cfg.train_batch_size + self.unlabeled_batch_size
+
     def build(self):
         cfg = self.cfg
         if self.unlabeled_batch_size % self.num_replicas:

@@ -85,6 +85,11 @@ class SSVAE(Method):
         return self.cfg.unlabeled_batch_size or self.cfg.train_batch_size
 
     @property
+    def images_per_step(self):
+        one_stream = self.kind == "m1" or self.labels_only
+        return self.cfg.train_batch_size + (0 if one_stream else self.unlabeled_batch_size)
+
+    @property
     def examples_per_epoch(self):
         """An epoch is one pass over the images of the main stream (all, unlabeled, or the labels alone);
         scaled so that train_epochs * examples_per_epoch / train_batch_size counts steps."""

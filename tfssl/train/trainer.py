@@ -180,7 +180,8 @@ class Trainer:
         cfg = self.cfg
         start_step = int(self.step.numpy())
         summaries = Summaries(self.run_dir.file("train"), enabled=self.is_chief)
-        progress = Progress(self.total_steps, start_step, cfg.train_batch_size, cfg.log_every_secs, self.method.job)
+        progress = Progress(self.total_steps, start_step, self.method.images_per_step, cfg.log_every_secs,
+                            self.method.job)
         averages = {}
         if start_step < self.total_steps:
             log.info("%s: %d steps of batch %d (%d per epoch) on %d replica(s), model_dir=%s", self.method.job,

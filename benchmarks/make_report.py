@@ -406,6 +406,9 @@ MT_ROWS = [("Mean Teacher, MNIST, 100 labels (teacher), defaults", "mt_mnist_100
             "mt_mnist_100_cw300_dropout0.3"),
            ("the recipe with dropout 0.1 (--convlarge_dropout=0.1)", "mt_mnist_100_cw300_dropout0.1"),
            ("the recipe with dropout 0.3, --seed=1", "mt_mnist_100_cw300_dropout0.3_seed1"),
+           ("the recipe with dropout 0.3 and L2 weight decay 1e-4 (--weight_decay=1e-4); its first attempt exited "
+            "with code 1 after the last checkpoint (the error was not kept), the rerun resumed there and evaluated",
+            "mt_mnist_100_cw300_dropout0.3_wd1e-4"),
            ("Mean Teacher, Fashion-MNIST, 1000 labels (teacher)", "mt_fashion_1000"),
            ("supervised only, same network and labels", "mt_fashion_1000_supervised"),
            ("supervised only, translation up to 6 pixels and input noise 0.5 (too strong here)",

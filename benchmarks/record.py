@@ -2,11 +2,12 @@
 
     python benchmarks/record.py NAME -- python run.py --mode=... --model_dir=runs/bench/NAME ...
 
-While it runs, its stderr (the progress lines) goes to benchmarks/logs/NAME.log. Then it writes
+While it runs, its stderr (the progress lines) is appended to benchmarks/logs/NAME.log. Then it writes
 benchmarks/results/NAME.json with the exact command, the code's commit, the date, the machine (CPU model, cores,
 TensorFlow version), the wall time, the CPU steal time and load while it ran, and what the command
 produced: the run's result.json (read from its --model_dir) and any JSON lines it printed
-(--mode=benchmark). benchmarks/make_report.py turns these files into BENCHMARKS.md.
+(--mode=benchmark). A rerun after a failed attempt (which resumes from its checkpoints) keeps that attempt
+under earlier_attempts, and wall_time_s counts every attempt. benchmarks/make_report.py turns these files into BENCHMARKS.md.
 """
 
 import datetime
@@ -55,6 +56,21 @@ def flag_value(args, name):
     return next((w[len(prefix):] for w in reversed(words) if w.startswith(prefix)), None)
 
 
+def earlier_attempts(name):
+    """The failed attempts recorded under NAME so far (a successful record is never rerun)."""
+    path = os.path.join(HERE, "results", f"{name}.json")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        previous = json.load(f)
+    if previous["exit_code"] == 0:
+        return []
+    last = {key: previous[key] for key in ("date", "commit", "wall_time_s", "exit_code", "stderr_tail")}
+    before = previous.get("earlier_attempts", [])
+    last["wall_time_s"] = round(last["wall_time_s"] - sum(a["wall_time_s"] for a in before), 1)
+    return before + [last]
+
+
 def main(argv):
     if len(argv) < 4 or argv[2] != "--":
         sys.exit(__doc__)
@@ -65,10 +81,14 @@ def main(argv):
     start = time.time()
     log_path = os.path.join(HERE, "logs", f"{name}.log")  # progress lines while it runs (not committed)
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
-    with open(log_path, "w") as log:
+    with open(log_path, "a") as log:
+        log_start = log.tell()
+        log.write(f"=== {datetime.datetime.now().isoformat(timespec='seconds')} {shlex.join(command)}\n")
+        log.flush()
         process = subprocess.run(command, stdout=subprocess.PIPE, stderr=log, text=True)
     wall = time.time() - start
     with open(log_path) as log:
+        log.seek(log_start)
         stderr = log.read()
     total_1, steal_1 = cpu_times()
     record = {"name": name, "command": shlex.join(command), "commit": commit, "date": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -77,6 +97,10 @@ def main(argv):
               "load_average_before": round(load_before, 2), "load_average_after": round(os.getloadavg()[0], 2),
               "printed_json": [json.loads(line) for line in process.stdout.splitlines() if line.startswith("{")],
               "stdout_tail": process.stdout[-1500:], "stderr_tail": stderr[-3000:]}
+    attempts = earlier_attempts(name)
+    if attempts:
+        record["earlier_attempts"] = attempts
+        record["wall_time_s"] = round(wall + sum(a["wall_time_s"] for a in attempts), 1)
     model_dir = flag_value(command, "model_dir")
     if model_dir and os.path.exists(os.path.join(model_dir, "result.json")):
         with open(os.path.join(model_dir, "result.json")) as f:

@@ -409,6 +409,9 @@ MT_ROWS = [("Mean Teacher, MNIST, 100 labels (teacher), defaults", "mt_mnist_100
            ("the recipe with dropout 0.3 and L2 weight decay 1e-4 (--weight_decay=1e-4); its first attempt exited "
             "with code 1 after the last checkpoint (the error was not kept), the rerun resumed there and evaluated",
             "mt_mnist_100_cw300_dropout0.3_wd1e-4"),
+           ("the recipe with dropout 0.3, 20000 steps (--train_steps=20000)", "mt_mnist_100_cw300_dropout0.3_20k"),
+           ("the recipe with dropout 0.3, learning rate 0.005 (--learning_rate=0.005; 0.003 by default)",
+            "mt_mnist_100_cw300_dropout0.3_lr0.005"),
            ("Mean Teacher, Fashion-MNIST, 1000 labels (teacher)", "mt_fashion_1000"),
            ("supervised only, same network and labels", "mt_fashion_1000_supervised"),
            ("supervised only, translation up to 6 pixels and input noise 0.5 (too strong here)",

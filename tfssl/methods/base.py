@@ -42,6 +42,11 @@ class Method:
         return self.data.num_examples("all")
 
     @property
+    def unlabeled_batch_size(self):
+        """Unlabeled images per step of two-stream methods: --unlabeled_batch_size, else the labeled size."""
+        return self.cfg.unlabeled_batch_size or self.cfg.train_batch_size
+
+    @property
     def images_per_step(self):
         """Training images one step reads, over all its streams (for the progress line's img/s)."""
         return self.cfg.train_batch_size
@@ -96,9 +101,10 @@ class Method:
         """Figures written into the run directory at the end of training (chief only)."""
 
     def compiled_eval_logits(self):
-        """eval_logits as one tf.function per method (traced once per input shape)."""
+        """eval_logits as one tf.function per method (traced once per input shape). No autograph: the calls
+        need none, and autograph rereads the source file, which fails if it was edited during a run."""
         if getattr(self, "_compiled_eval_logits", None) is None:
-            self._compiled_eval_logits = tf.function(self.eval_logits, reduce_retracing=True)
+            self._compiled_eval_logits = tf.function(self.eval_logits, reduce_retracing=True, autograph=False)
         return self._compiled_eval_logits
 
     def eval_logits(self, images):

@@ -103,10 +103,6 @@ class Ladder(Method):
     progress_metrics = ("loss", "supervised_loss", "supervised_acc", "denoising_cost")
 
     @property
-    def unlabeled_batch_size(self):
-        return self.cfg.unlabeled_batch_size or self.cfg.train_batch_size
-
-    @property
     def images_per_step(self):
         return self.cfg.train_batch_size + self.unlabeled_batch_size
 

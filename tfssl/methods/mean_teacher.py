@@ -100,10 +100,6 @@ class MeanTeacher(Method):
         return build_by_calling(model, data.image_shape)
 
     @property
-    def unlabeled_batch_size(self):
-        return self.cfg.unlabeled_batch_size or self.cfg.train_batch_size
-
-    @property
     def uses_unlabeled(self):
         return self.cfg.consistency_weight > 0
 
@@ -202,7 +198,7 @@ class MeanTeacher(Method):
     def extra_eval_metrics(self, split, batch_size, max_batches=0):
         """The student's accuracy and loss, next to the teacher's (the evaluated network)."""
         if self._compiled_student_logits is None:
-            self._compiled_student_logits = tf.function(self.student_logits, reduce_retracing=True)
+            self._compiled_student_logits = tf.function(self.student_logits, reduce_retracing=True, autograph=False)
         metrics = evaluate(self, self.data, split, batch_size, max_batches, logits_fn=self._compiled_student_logits)
         return {f"student_{name}": value for name, value in metrics.items() if name != "num_examples"}
 

@@ -81,10 +81,6 @@ class SSVAE(Method):
         return "all" if self.cfg.unlabeled_includes_labeled else "unlabeled"
 
     @property
-    def unlabeled_batch_size(self):
-        return self.cfg.unlabeled_batch_size or self.cfg.train_batch_size
-
-    @property
     def images_per_step(self):
         one_stream = self.kind == "m1" or self.labels_only
         return self.cfg.train_batch_size + (0 if one_stream else self.unlabeled_batch_size)

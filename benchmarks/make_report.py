@@ -416,6 +416,7 @@ MT_ROWS = [("Mean Teacher, MNIST, 100 labels (teacher), defaults", "mt_mnist_100
             "float32 rows), 25000 steps; its first attempt exited with code 1 at the final eval (autograph reread "
             "base.py, edited during the run; since fixed), the rerun resumed at step 25000 and evaluated",
             "mt_mnist_100_cw300_dropout0.3_bf16_25k"),
+           ("the same bf16 run, 25000 steps, --seed=1", "mt_mnist_100_cw300_dropout0.3_bf16_25k_seed1"),
            ("Mean Teacher, Fashion-MNIST, 1000 labels (teacher)", "mt_fashion_1000"),
            ("supervised only, same network and labels", "mt_fashion_1000_supervised"),
            ("supervised only, translation up to 6 pixels and input noise 0.5 (too strong here)",
@@ -435,6 +436,8 @@ SECTIONS = [
                            "mt_mnist_100_translate6_noise0.5_cw300", "mt_mnist_100_translate6_noise0.5_cw300_seed1"]),
                        seed_spread_text(r, "With dropout 0.3", [
                            "mt_mnist_100_cw300_dropout0.3", "mt_mnist_100_cw300_dropout0.3_seed1"]),
+                       seed_spread_text(r, "With dropout 0.3 in bf16 at 25000 steps", [
+                           "mt_mnist_100_cw300_dropout0.3_bf16_25k", "mt_mnist_100_cw300_dropout0.3_bf16_25k_seed1"]),
                        versus_text(r, "Fashion-MNIST, 1000 labels", "mt_fashion_1000", "mt_fashion_1000_supervised")]))),
     method_section("Ladder Networks (issue #5)",
                    [("Ladder, full MLP, MNIST, 100 labels", "ladder_mnist_100"),

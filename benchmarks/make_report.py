@@ -423,7 +423,7 @@ MT_ROWS = [("Mean Teacher, MNIST, 100 labels (teacher), defaults", "mt_mnist_100
             "base.py, edited during the run; since fixed), the rerun resumed at step 25000 and evaluated",
             "mt_mnist_100_cw300_dropout0.3_bf16_25k"),
            ("the same bf16 run, 25000 steps, --seed=1", "mt_mnist_100_cw300_dropout0.3_bf16_25k_seed1"),
-           ("the same bf16 run, 25000 steps, learning rate 0.002 (11.1 steps/s on this Zen 5 EPYC)",
+           ("the same bf16 run, 25000 steps, learning rate 0.002 (11.1 steps/s on a Zen 5 EPYC)",
             "mt_mnist_100_cw300_dropout0.3_bf16_25k_lr0.002"),
            ("the recipe with dropout 0.3 at width 0.5 (--width_multiplier=0.5), bf16, 12000 steps",
             "mt_mnist_100_cw300_dropout0.3_w0.5_bf16_12k"),

@@ -47,9 +47,14 @@ class Method:
         return self.cfg.unlabeled_batch_size or self.cfg.train_batch_size
 
     @property
+    def uses_unlabeled(self):
+        """Whether each step also reads an unlabeled batch of unlabeled_batch_size images."""
+        return False
+
+    @property
     def images_per_step(self):
         """Training images one step reads, over all its streams (for the progress line's img/s)."""
-        return self.cfg.train_batch_size
+        return self.cfg.train_batch_size + (self.unlabeled_batch_size if self.uses_unlabeled else 0)
 
     def build(self):
         raise NotImplementedError

@@ -103,8 +103,8 @@ class Ladder(Method):
     progress_metrics = ("loss", "supervised_loss", "supervised_acc", "denoising_cost")
 
     @property
-    def images_per_step(self):
-        return self.cfg.train_batch_size + self.unlabeled_batch_size
+    def uses_unlabeled(self):
+        return True
 
     def build(self):
         cfg = self.cfg

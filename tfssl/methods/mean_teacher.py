@@ -103,10 +103,6 @@ class MeanTeacher(Method):
     def uses_unlabeled(self):
         return self.cfg.consistency_weight > 0
 
-    @property
-    def images_per_step(self):
-        return self.cfg.train_batch_size + (self.unlabeled_batch_size if self.uses_unlabeled else 0)
-
     def trainable_variables(self):
         return self.student.trainable_variables  # never the teacher's: it only follows the EMA
 

@@ -81,9 +81,8 @@ class SSVAE(Method):
         return "all" if self.cfg.unlabeled_includes_labeled else "unlabeled"
 
     @property
-    def images_per_step(self):
-        one_stream = self.kind == "m1" or self.labels_only
-        return self.cfg.train_batch_size + (0 if one_stream else self.unlabeled_batch_size)
+    def uses_unlabeled(self):
+        return not (self.kind == "m1" or self.labels_only)
 
     @property
     def examples_per_epoch(self):

@@ -46,6 +46,7 @@ BAD_FLAGS = [
     (["--mode=supervised", "--architecture=convlarge"], "--mode=supervised builds resnet, not --architecture=convlarge"),
     (["--mode=ladder", "--architecture=resnet"], "--mode=ladder builds mlp, not --architecture=resnet"),
     (["--strategy=gpu_cluster"], "--strategy=gpu_cluster is not one of"),
+    (["--mode=mean_teacher", "--elastic_sigma=0"], "--elastic_sigma=0.0 must be positive"),
 ]
 
 

@@ -9,7 +9,7 @@ from scipy import ndimage
 
 from tests.conftest import tiny_config
 from tfssl import jobs, restore
-from tfssl.data.augment import random_rotation, random_translation, rotate
+from tfssl.data.augment import random_elastic, random_rotation, random_translation, rotate, warp
 from tfssl.data.pipeline import DataBundle
 from tfssl.losses import consistency
 from tfssl.methods.mean_teacher import MeanTeacher
@@ -120,6 +120,46 @@ def test_rotate_matches_numpy_and_scipy():
         out = random_rotation(tf.constant(square), 30.0, tf.constant([4, i])).numpy()
         angles.add(round(float(np.abs(out - square).sum()), 3))
     assert len(angles) == 10
+
+
+def test_warp_is_bilinear_with_the_border_repeated_like_scipy():
+    rng = np.random.default_rng(4)
+    image = rng.uniform(size=(7, 9, 2)).astype(np.float32)
+    displacement = rng.uniform(-3, 3, size=(7, 9, 2)).astype(np.float32)  # reaches past every border
+    out = warp(tf.constant(image), tf.constant(displacement)).numpy()
+    rows, cols = np.meshgrid(np.arange(7), np.arange(9), indexing="ij")
+    coords = [rows + displacement[..., 0], cols + displacement[..., 1]]
+    for c in range(2):
+        expected = ndimage.map_coordinates(image[..., c], coords, order=1, mode="nearest")
+        np.testing.assert_allclose(out[..., c], expected, atol=1e-5)
+    shift = np.broadcast_to(np.float32([1, -2]), (7, 9, 2))  # reads (y + 1, x - 2): the image moves up and right
+    out = warp(tf.constant(image), tf.constant(shift)).numpy()
+    np.testing.assert_allclose(out[:-1, 2:], image[1:, :-2], atol=1e-6)
+
+
+def test_random_elastic_displacements_have_the_smoothed_uniform_spread():
+    """Warping the coordinate ramps returns each pixel's displacement. For U(-1, 1) noise blurred by a
+    normalised Gaussian w (taps w_i w_j), each displacement has std alpha * sqrt(1/3 * sum_ij (w_i w_j)^2)."""
+    size, alpha, sigma = 64, 10.0, 2.0
+    rows, cols = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
+    ramps = tf.constant(np.stack([rows, cols], -1), tf.float32)
+    margin = int(np.ceil(3 * sigma)) + 4  # away from the zero-padded border of the blur and from clipping
+    fields = []
+    for i in range(8):
+        warped = random_elastic(ramps, alpha, sigma, tf.constant([7, i])).numpy()
+        fields.append(warped[margin:-margin, margin:-margin] - ramps.numpy()[margin:-margin, margin:-margin])
+    fields = np.stack(fields)
+    taps = np.exp(-np.arange(-6, 7) ** 2 / (2 * sigma ** 2))
+    taps /= taps.sum()
+    expected_std = alpha * np.sqrt((taps ** 2).sum() ** 2 / 3)
+    assert abs(fields.std() / expected_std - 1) < 0.15
+    assert np.abs(fields).max() <= alpha
+    neighbour_gap = np.abs(np.diff(fields, axis=1)).mean()  # smooth: far below the gap of independent pixels
+    assert neighbour_gap < 0.3 * fields.std()
+    same = random_elastic(ramps, alpha, sigma, tf.constant([7, 0])).numpy()
+    np.testing.assert_array_equal(same[margin:-margin, margin:-margin] - ramps.numpy()[margin:-margin, margin:-margin],
+                                  fields[0])
+    np.testing.assert_allclose(random_elastic(ramps, 0.0, sigma, tf.constant([7, 0])).numpy(), ramps.numpy())
 
 
 # --- the network ---

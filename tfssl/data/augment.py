@@ -90,6 +90,32 @@ def random_rotation(image, max_degrees, seed):
     return rotate(image, degrees * (math.pi / 180))
 
 
+def warp(image, displacement):
+    """Output pixel (y, x) reads the (H, W, C) image at (y + dy, x + dx), displacement (H, W, 2) = (dy, dx),
+    bilinearly; points beyond the border read the nearest border pixel."""
+    height, width, _ = image.shape
+    rows, cols = tf.meshgrid(tf.range(height, dtype=tf.float32), tf.range(width, dtype=tf.float32), indexing="ij")
+    y = tf.clip_by_value(rows + displacement[..., 0], 0.0, height - 1.0)
+    x = tf.clip_by_value(cols + displacement[..., 1], 0.0, width - 1.0)
+    y0, x0 = tf.floor(y), tf.floor(x)
+    wy, wx = (y - y0)[..., tf.newaxis], (x - x0)[..., tf.newaxis]
+    y0, x0 = tf.cast(y0, tf.int32), tf.cast(x0, tf.int32)
+    y1, x1 = tf.minimum(y0 + 1, height - 1), tf.minimum(x0 + 1, width - 1)
+    at = lambda yy, xx: tf.gather_nd(image, tf.stack([yy, xx], axis=-1))
+    top = (1 - wx) * at(y0, x0) + wx * at(y0, x1)
+    bottom = (1 - wx) * at(y1, x0) + wx * at(y1, x1)
+    return (1 - wy) * top + wy * bottom
+
+
+def random_elastic(image, alpha, sigma, seed):
+    """Elastic distortion (Simard et al. 2003): per-pixel displacements uniform in [-1, 1], smoothed by a
+    Gaussian of std `sigma` pixels, scaled by `alpha`, then warp()."""
+    height, width, _ = image.shape
+    field = tf.random.stateless_uniform([height, width, 2], seed, -1.0, 1.0)
+    smooth = gaussian_blur(field, 2 * int(math.ceil(3 * sigma)) + 1, sigma)
+    return warp(image, alpha * smooth)
+
+
 def to_grayscale(image):
     """Luma, kept at the image's channel count."""
     if image.shape[-1] == 1:

@@ -2,8 +2,8 @@
 whose weights are an exponential moving average (EMA) of the student's.
 
 Each step takes a labeled batch and an unlabeled batch; every image gets two independent
-perturbations (optional rotation, random translation, optional flip, Gaussian input noise), one for
-the student and one for the teacher. The student minimises
+perturbations (optional rotation and elastic distortion, random translation, optional flip,
+Gaussian input noise), one for the student and one for the teacher. The student minimises
 
     cross-entropy(labeled) + w(t) * consistency(student, teacher; all images) [+ logit distance]
 
@@ -72,6 +72,10 @@ class MeanTeacher(Method):
             raise ConfigError(f"--convlarge_dropout={cfg.convlarge_dropout} must be in [0, 1)")
         if not 0 <= cfg.random_rotate <= 180:
             raise ConfigError(f"--random_rotate={cfg.random_rotate} must be in [0, 180] degrees")
+        if cfg.elastic_alpha < 0:
+            raise ConfigError(f"--elastic_alpha={cfg.elastic_alpha} must not be negative")
+        if cfg.elastic_sigma <= 0:
+            raise ConfigError(f"--elastic_sigma={cfg.elastic_sigma} must be positive")
         if not 0 <= cfg.random_translate < self.data.image_size:
             raise ConfigError(f"--random_translate={cfg.random_translate} must be in [0, image size)")
         if self.unlabeled_batch_size % self.num_replicas:
@@ -111,13 +115,16 @@ class MeanTeacher(Method):
 
     # --- data ---
     def perturb(self, image, seed):
-        """One noisy view: rotation, translation, optional flip, Gaussian noise (unclipped, as in the reference)."""
+        """One noisy view: rotation, elastic distortion, translation, flip, Gaussian noise (unclipped, as in the code)."""
         cfg = self.cfg
         translate_seed, flip_seed, noise_seed = augment.split_seed(seed, 3)
         image = augment.eval_view(image, self.data.image_size)
         if cfg.random_rotate:  # its seed is folded in, so the three streams above stay as before rotation existed
             rotate_seed = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 3)
             image = augment.random_rotation(image, cfg.random_rotate, rotate_seed)
+        if cfg.elastic_alpha:
+            elastic_seed = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 4)
+            image = augment.random_elastic(image, cfg.elastic_alpha, cfg.elastic_sigma, elastic_seed)
         if cfg.random_translate:
             image = augment.random_translation(image, cfg.random_translate, translate_seed, cfg.translate_fill)
         if cfg.use_flip:

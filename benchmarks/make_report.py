@@ -431,6 +431,9 @@ MT_ROWS = [("Mean Teacher, MNIST, 100 labels (teacher), defaults", "mt_mnist_100
             "mt_mnist_100_cw300_dropout0.3_w0.5_bf16_12k"),
            ("the same bf16 run (learning rate 0.003), 36000 steps (10.7 steps/s on a Zen 5 EPYC)",
             "mt_mnist_100_cw300_dropout0.3_bf16_36k"),
+           ("the same bf16 run, 25000 steps, with Simard's elastic distortion (--elastic_alpha=34 --elastic_sigma=4, "
+            "his MNIST values) on both views; the labeled cross-entropy stayed near 0.57 throughout (0.03 without)",
+            "mt_mnist_100_cw300_dropout0.3_bf16_25k_elastic34"),
            ("Mean Teacher, Fashion-MNIST, 1000 labels (teacher)", "mt_fashion_1000"),
            ("supervised only, same network and labels", "mt_fashion_1000_supervised"),
            ("supervised only, translation up to 6 pixels and input noise 0.5 (too strong here)",

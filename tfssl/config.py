@@ -170,8 +170,8 @@ class Config:
     convlarge_dropout: float = _field(0.5, "Mean Teacher ConvLarge: dropout rate after each max-pool.")
     random_translate: int = _field(2, "Mean Teacher / Ladder: random translation in pixels (0 = none).")
     random_rotate: float = _field(0.0, "Mean Teacher: random rotation, uniform in +-this many degrees (0 = none).")
-    elastic_alpha: float = _field(0.0, "Mean Teacher: elastic distortion strength in pixels (Simard et al. 2003; "
-                                  "0 = none).")
+    elastic_alpha: float = _field(0.0, "Mean Teacher: elastic distortion scale, pixels per unit of the smoothed "
+                                  "uniform field (Simard et al. 2003; 0 = none).")
     elastic_sigma: float = _field(4.0, "Mean Teacher: smoothness (Gaussian std, pixels) of the elastic distortion.")
     translate_fill: str = _field("reflect", "Border fill of --random_translate: reflect (the reference's) "
                                  "or zero (no mirrored strokes; worse on MNIST here).", ("reflect", "zero"))

@@ -115,7 +115,7 @@ class MeanTeacher(Method):
 
     # --- data ---
     def perturb(self, image, seed):
-        """One noisy view: rotation, elastic distortion, translation, flip, Gaussian noise (unclipped, as in the code)."""
+        """One noisy view: rotation, elastic, translation, flip, Gaussian noise (unclipped, as in the reference)."""
         cfg = self.cfg
         translate_seed, flip_seed, noise_seed = augment.split_seed(seed, 3)
         image = augment.eval_view(image, self.data.image_size)

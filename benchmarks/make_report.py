@@ -435,7 +435,8 @@ MT_ROWS = [("Mean Teacher, MNIST, 100 labels (teacher), defaults", "mt_mnist_100
             "his MNIST values) on both views; the labeled cross-entropy stayed near 0.57 throughout (0.03 without)",
             "mt_mnist_100_cw300_dropout0.3_bf16_25k_elastic34"),
            ("the same bf16 run, 15000 steps, weaker elastic distortion (--elastic_alpha=12 --elastic_sigma=4); the "
-            "float32 runs at 15000 steps without it gave 1.24% and 1.34%", "mt_mnist_100_cw300_dropout0.3_bf16_15k_elastic12"),
+            "float32 runs at 15000 steps without it gave 1.24% and 1.34%",
+            "mt_mnist_100_cw300_dropout0.3_bf16_15k_elastic12"),
            ("Mean Teacher, Fashion-MNIST, 1000 labels (teacher)", "mt_fashion_1000"),
            ("supervised only, same network and labels", "mt_fashion_1000_supervised"),
            ("supervised only, translation up to 6 pixels and input noise 0.5 (too strong here)",

@@ -47,6 +47,8 @@ BAD_FLAGS = [
     (["--mode=ladder", "--architecture=resnet"], "--mode=ladder builds mlp, not --architecture=resnet"),
     (["--strategy=gpu_cluster"], "--strategy=gpu_cluster is not one of"),
     (["--mode=mean_teacher", "--elastic_sigma=0"], "--elastic_sigma=0.0 must be positive"),
+    (["--bn_recalibration_batches=-1"], "--bn_recalibration_batches=-1 must not be negative"),
+    (["--mode=ladder", "--bn_recalibration_batches=2"], "--mode=ladder has no batch-norm layers"),
 ]
 
 

@@ -114,6 +114,9 @@ class Config:
     lr_schedule: str = _field("cosine", "Learning-rate schedule: linear warmup + cosine decay, or constant.",
                               ("cosine", "constant"))
     batch_norm_decay: float = _field(0.9, "Batch norm moving-average decay.")
+    bn_recalibration_batches: int = _field(0, "After training, re-estimate batch-norm statistics on this many "
+                                           "eval_batch_size batches of clean train images (0 = keep the "
+                                           "training averages; helps Mean Teacher's noisy inputs).")
     global_bn: bool = _field(True, "Synchronise batch norm statistics across replicas.")
     checkpoint_epochs: float = _field(1, "Epochs between checkpoints and summaries.")
     checkpoint_steps: int = _field(0, "Steps between checkpoints; overrides checkpoint_epochs.")
@@ -261,7 +264,7 @@ class Config:
                 raise ConfigError(f"--{name}={getattr(self, name)} must be positive")
         non_negative = ("train_steps", "train_epochs", "eval_steps", "checkpoint_steps", "warmup_epochs",
                         "weight_decay", "num_labels", "image_size", "sk_ratio", "se_ratio",
-                        "unlabeled_batch_size", "input_noise_std", "ladder_noise_std")
+                        "unlabeled_batch_size", "input_noise_std", "ladder_noise_std", "bn_recalibration_batches")
         for name in non_negative:
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name}={getattr(self, name)} must not be negative")

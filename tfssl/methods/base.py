@@ -87,6 +87,10 @@ class Method:
     def after_update(self):
         """After each optimizer step, in cross-replica context (inside the train tf.function)."""
 
+    def batch_norm_networks(self):
+        """Networks whose batch-norm statistics --bn_recalibration_batches re-estimates after training."""
+        return [self.model]
+
     def summary_images(self, batch):
         """Images (N, H, W, C) in [0, 1] from a training batch for TensorBoard, or None."""
         return None

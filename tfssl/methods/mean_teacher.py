@@ -113,6 +113,9 @@ class MeanTeacher(Method):
     def checkpoint_items(self):
         return {"model": self.model, "student": self.student}
 
+    def batch_norm_networks(self):
+        return [self.model, self.student]
+
     # --- data ---
     def perturb(self, image, seed):
         """One noisy view: rotation, elastic, translation, flip, Gaussian noise (unclipped, as in the reference)."""

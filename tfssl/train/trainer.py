@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from tfssl.errors import CheckpointError, ConfigError, NonFiniteLossError
 from tfssl.train import distribute, optim
+from tfssl.train.batch_norm import batch_norm_layers, recalibrate_batch_norm
 from tfssl.train.evaluate import evaluate_all
 from tfssl.train.progress import Progress, Summaries
 from tfssl.train.rundir import RunDirectory
@@ -60,6 +61,9 @@ class Trainer:
             self.optimizer.build(self.variables)
             self.checkpoint = tf.train.Checkpoint(step=self.step, train_seconds=self.train_seconds,
                                                   optimizer=self.optimizer, **self.method.checkpoint_items())
+        if cfg.bn_recalibration_batches and not any(map(batch_norm_layers, self.method.batch_norm_networks())):
+            raise ConfigError(f"--bn_recalibration_batches: --mode={method_class.job} has no batch-norm layers "
+                              "to re-estimate; leave it at 0")
         self._forward_backward = (tf.function(self._loss_and_gradients, jit_compile=True) if cfg.jit_compile
                                   else self._loss_and_gradients)
 
@@ -212,9 +216,22 @@ class Trainer:
                 summaries.scalars(averages, step, prefix="train/")
                 progress.update(step, {k: v for k, v in averages.items() if k in self.method.progress_metrics},
                                 force=step >= self.total_steps)
+                if step >= self.total_steps and cfg.bn_recalibration_batches:
+                    self._recalibrate_batch_norm()
                 if step % self.checkpoint_every == 0 or step >= self.total_steps:
                     self._save(manager)
         return self._finish(summaries, averages)
+
+    def _recalibrate_batch_norm(self):
+        """Before the final checkpoint: BN statistics from clean train images (tfssl/train/batch_norm.py)."""
+        cfg, method = self.cfg, self.method
+        start = time.time()
+        batches = method.data.train_batches(lambda image, seed: method.eval_view(image), cfg.eval_batch_size,
+                                            "all", stream=9).map(lambda images, labels: images)
+        with self.strategy.scope():
+            count = recalibrate_batch_norm(method.batch_norm_networks(), batches.take(cfg.bn_recalibration_batches))
+        log.info("re-estimated batch-norm statistics on %d batches of %d clean train images (%.0f s)", count,
+                 cfg.eval_batch_size, time.time() - start)
 
     def _write_view_summary(self, summaries, step):
         if not self.is_chief:

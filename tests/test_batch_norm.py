@@ -54,7 +54,10 @@ def test_mean_teacher_saves_statistics_of_the_clean_train_images(gray_folder, tm
                       eval_batch_size=len(images))
     jobs.setup_runtime(cfg)
     trainer = Trainer(cfg, MeanTeacher, DataBundle(cfg, cfg.run_dir), make_strategy("mirrored"))
-    trainer.fit()
+    result = trainer.fit()
+    before = result["eval_before_bn_recalibration"]  # the same figures, with the training averages
+    assert set(before) == set(result["eval"]) and before["num_examples"] == result["eval"]["num_examples"]
+    assert before["loss"] != result["eval"]["loss"]
     saved = restore.load_trained(str(tmp_path))[0]
     for network in (saved.model, saved.student):
         first = network.block1[0]

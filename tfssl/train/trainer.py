@@ -26,6 +26,10 @@ from tfssl.train.rundir import RunDirectory
 log = logging.getLogger("tfssl")
 
 
+def metrics_text(metrics):
+    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+
+
 def total_train_steps(cfg, examples_per_epoch):
     """train_steps, else the official epochs * N // batch + 1."""
     return cfg.train_steps or int(examples_per_epoch * cfg.train_epochs // cfg.train_batch_size + 1)
@@ -186,7 +190,7 @@ class Trainer:
         summaries = Summaries(self.run_dir.file("train"), enabled=self.is_chief)
         progress = Progress(self.total_steps, start_step, self.method.images_per_step, cfg.log_every_secs,
                             self.method.job)
-        averages = {}
+        averages, before_recalibration = {}, None
         if start_step < self.total_steps:
             log.info("%s: %d steps of batch %d (%d per epoch) on %d replica(s), model_dir=%s", self.method.job,
                      self.total_steps, cfg.train_batch_size, self.method.examples_per_epoch, self.num_replicas,
@@ -217,10 +221,12 @@ class Trainer:
                 progress.update(step, {k: v for k, v in averages.items() if k in self.method.progress_metrics},
                                 force=step >= self.total_steps)
                 if step >= self.total_steps and cfg.bn_recalibration_batches:
+                    before_recalibration = evaluate_all(self.method, cfg)
+                    log.info("eval before re-estimating batch norm: %s", metrics_text(before_recalibration))
                     self._recalibrate_batch_norm()
                 if step % self.checkpoint_every == 0 or step >= self.total_steps:
                     self._save(manager)
-        return self._finish(summaries, averages)
+        return self._finish(summaries, averages, before_recalibration)
 
     def _recalibrate_batch_norm(self):
         """Before the final checkpoint: BN statistics from clean train images (tfssl/train/batch_norm.py)."""
@@ -241,13 +247,12 @@ class Trainer:
         if images is not None:
             summaries.images("train/augmented_views", images, step)
 
-    def _finish(self, summaries, train_metrics):
+    def _finish(self, summaries, train_metrics, before_recalibration=None):
         cfg = self.cfg
         step = int(self.step.numpy())
         eval_metrics = evaluate_all(self.method, cfg)
         summaries.scalars(eval_metrics, step, prefix="eval/")
-        log.info("%s eval on %s at step %d: %s", self.method.job, cfg.eval_split, step,
-                 " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in eval_metrics.items()))
+        log.info("%s eval on %s at step %d: %s", self.method.job, cfg.eval_split, step, metrics_text(eval_metrics))
         if self.is_chief:
             self.method.write_figures()
         data = self.method.data
@@ -256,5 +261,7 @@ class Trainer:
                   "num_labeled_examples": data.num_examples("labeled") if self.method.uses_label_subset else None,
                   "train_wall_time_s": float(self.train_seconds.numpy()),
                   "train": train_metrics, "eval": eval_metrics, "eval_split": cfg.eval_split}
+        if before_recalibration is not None:
+            result["eval_before_bn_recalibration"] = before_recalibration
         self.run_dir.write_result(result, step)
         return result

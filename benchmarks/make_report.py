@@ -325,6 +325,11 @@ def mt_mnist_runs(rows):
     return [n for _, n in rows if n.startswith("mt_mnist_100") and not n.endswith("_supervised")]
 
 
+def within_minutes(records, names, minutes_limit=60):
+    """The measured runs among names whose wall time fits the budget."""
+    return [n for n in names if n in records and wall_minutes(records, n) <= minutes_limit]
+
+
 # M1+M2 runs that compete for the paper's number, each with the M1 run it needs (counted in its wall time).
 M1M2_RUNS = {name: "ssvae_m1_mnist_100ep" for name in (
     "ssvae_m1m2_mnist_100_60ep", "ssvae_m1m2_mnist_100_60ep_alpha0.1", "ssvae_m1m2_mnist_100_60ep_alpha10",
@@ -431,6 +436,11 @@ MT_ROWS = [("Mean Teacher, MNIST, 100 labels (teacher), defaults", "mt_mnist_100
             "mt_mnist_100_cw300_dropout0.3_w0.5_bf16_12k"),
            ("the same bf16 run (learning rate 0.003), 36000 steps (10.7 steps/s on a Zen 5 EPYC)",
             "mt_mnist_100_cw300_dropout0.3_bf16_36k"),
+           ("the same 36000-step run with --bn_recalibration_batches=100 (batch-norm statistics re-estimated on "
+            "clean train images after training, 23 s); its training repeated the row above bit for bit (the same "
+            "losses at every logged step), so 1.11% is its error before the re-estimate. 10.0 steps/s here against "
+            "10.7 there put it 32 s over the budget",
+            "mt_mnist_100_cw300_dropout0.3_bf16_36k_bnrecal"),
            ("the same bf16 run, 25000 steps, with Simard's elastic distortion (--elastic_alpha=34 --elastic_sigma=4, "
             "his MNIST values) on both views; the labeled cross-entropy stayed near 0.57 throughout (0.03 without)",
             "mt_mnist_100_cw300_dropout0.3_bf16_25k_elastic34"),
@@ -450,6 +460,7 @@ SECTIONS = [
                    MT_ROWS,
                    lambda r: " ".join(filter(None, [
                        gap_text(r, best_of(r, mt_mnist_runs(MT_ROWS)), 1.0, "Target <= 1.0% error on MNIST with 100 labels"),
+                       gap_text(r, best_of(r, within_minutes(r, mt_mnist_runs(MT_ROWS))), 1.0, "Best within the budget"),
                        seed_spread_text(r, "Translation 6 and noise 0.5 on MNIST", [
                            "mt_mnist_100_translate6_noise0.5", "mt_mnist_100_translate6_noise0.5_seed1"]),
                        seed_spread_text(r, "With consistency weight 300", [

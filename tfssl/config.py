@@ -116,7 +116,7 @@ class Config:
     batch_norm_decay: float = _field(0.9, "Batch norm moving-average decay.")
     bn_recalibration_batches: int = _field(0, "After training, re-estimate batch-norm statistics on this many "
                                            "eval_batch_size batches of clean train images (0 = keep the "
-                                           "training averages; helps Mean Teacher's noisy inputs).")
+                                           "training averages, e.g. of Mean Teacher's noisy inputs).")
     global_bn: bool = _field(True, "Synchronise batch norm statistics across replicas.")
     checkpoint_epochs: float = _field(1, "Epochs between checkpoints and summaries.")
     checkpoint_steps: int = _field(0, "Steps between checkpoints; overrides checkpoint_epochs.")

@@ -233,7 +233,7 @@ class Trainer:
         cfg, method = self.cfg, self.method
         start = time.time()
         batches = method.data.train_batches(lambda image, seed: method.eval_view(image), cfg.eval_batch_size,
-                                            "all", stream=9).map(lambda images, labels: images)
+                                            "all", stream=9).map(lambda images, labels: images)  # own seed
         with self.strategy.scope():
             count = recalibrate_batch_norm(method.batch_norm_networks(), batches.take(cfg.bn_recalibration_batches))
         log.info("re-estimated batch-norm statistics on %d batches of %d clean train images (%.0f s)", count,

@@ -330,6 +330,12 @@ def within_minutes(records, names, minutes_limit=60):
     return [n for n in names if n in records and wall_minutes(records, n) <= minutes_limit]
 
 
+def best_within_text(records, names, target_error):
+    """The best run within the budget against the target, when the best run overall is over it ("" otherwise)."""
+    within = best_of(records, within_minutes(records, names))
+    return "" if within == best_of(records, names) else gap_text(records, within, target_error, "Best within the budget")
+
+
 # M1+M2 runs that compete for the paper's number, each with the M1 run it needs (counted in its wall time).
 M1M2_RUNS = {name: "ssvae_m1_mnist_100ep" for name in (
     "ssvae_m1m2_mnist_100_60ep", "ssvae_m1m2_mnist_100_60ep_alpha0.1", "ssvae_m1m2_mnist_100_60ep_alpha10",
@@ -462,7 +468,7 @@ SECTIONS = [
                    MT_ROWS,
                    lambda r: " ".join(filter(None, [
                        gap_text(r, best_of(r, mt_mnist_runs(MT_ROWS)), 1.0, "Target <= 1.0% error on MNIST with 100 labels"),
-                       gap_text(r, best_of(r, within_minutes(r, mt_mnist_runs(MT_ROWS))), 1.0, "Best within the budget"),
+                       best_within_text(r, mt_mnist_runs(MT_ROWS), 1.0),
                        seed_spread_text(r, "Translation 6 and noise 0.5 on MNIST", [
                            "mt_mnist_100_translate6_noise0.5", "mt_mnist_100_translate6_noise0.5_seed1"]),
                        seed_spread_text(r, "With consistency weight 300", [

@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from tests.conftest import tiny_config
+from tests.test_mean_teacher import mt_config
 from tfssl import jobs, restore
 from tfssl.data.pipeline import DataBundle
 from tfssl.methods.mean_teacher import MeanTeacher
@@ -48,10 +48,8 @@ def test_mean_teacher_saves_statistics_of_the_clean_train_images(gray_folder, tm
     statistics are the split's, whatever the shuffle."""
     paths = sorted(glob.glob(os.path.join(gray_folder, "train", "*", "*.png")))
     images = np.stack([np.asarray(Image.open(p), np.float32)[..., None] / 255 for p in paths])
-    cfg = tiny_config(mode="mean_teacher", dataset=f"folder:{gray_folder}", model_dir=str(tmp_path), num_labels=16,
-                      train_batch_size=8, unlabeled_batch_size=8, width_multiplier=0.125, eval_steps=1,
-                      train_steps=2, input_noise_std=0.5, bn_recalibration_batches=1,
-                      eval_batch_size=len(images))
+    cfg = mt_config(gray_folder, tmp_path, train_steps=2, input_noise_std=0.5, bn_recalibration_batches=1,
+                    eval_batch_size=len(images))
     jobs.setup_runtime(cfg)
     trainer = Trainer(cfg, MeanTeacher, DataBundle(cfg, cfg.run_dir), make_strategy("mirrored"))
     result = trainer.fit()

@@ -481,10 +481,10 @@ SECTIONS = [
                            "mt_mnist_100_cw300_dropout0.3", "mt_mnist_100_cw300_dropout0.3_seed1"]),
                        seed_spread_text(r, "With dropout 0.3 in bf16 at 25000 steps", [
                            "mt_mnist_100_cw300_dropout0.3_bf16_25k", "mt_mnist_100_cw300_dropout0.3_bf16_25k_seed1"]),
-                       seed_spread_text(r, "The same with the batch-norm re-estimate", [
+                       seed_spread_text(r, "With the batch-norm re-estimate at 25000 steps (seeds 1 and 2)", [
                            "mt_mnist_100_cw300_dropout0.3_bf16_25k_seed1_bnrecal",
                            "mt_mnist_100_cw300_dropout0.3_bf16_25k_seed2_bnrecal"]),
-                       seed_spread_text(r, "The same at 30000 steps", [
+                       seed_spread_text(r, "At 30000 steps with it (seeds 0 and 1)", [
                            "mt_mnist_100_cw300_dropout0.3_bf16_30k_bnrecal",
                            "mt_mnist_100_cw300_dropout0.3_bf16_30k_seed1_bnrecal"]),
                        versus_text(r, "Fashion-MNIST, 1000 labels", "mt_fashion_1000", "mt_fashion_1000_supervised")]))),

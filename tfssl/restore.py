@@ -114,7 +114,7 @@ def _training_over(directory, idle_limit_secs):
 
 def evaluate_checkpoints(cfg):
     """--mode=eval: evaluates a checkpoint (or, with --eval_wait, each new one) and writes result JSON."""
-    from tfssl.train.evaluate import evaluate_all
+    from tfssl.train.evaluate import evaluate_all, metrics_text
     from tfssl.train.rundir import write_json
 
     path = cfg.checkpoint or cfg.model_dir
@@ -128,7 +128,7 @@ def evaluate_checkpoints(cfg):
         method, data, resolved, run_cfg = load_trained(prefix or path, cfg)
         step = int(resolved.prefix.rsplit("-", 1)[-1]) if resolved.prefix.rsplit("-", 1)[-1].isdigit() else 0
         metrics = evaluate_all(method, run_cfg)
-        shown = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+        shown = metrics_text(metrics, ".4f")
         log.info("eval of %s on %s: %s", resolved.prefix, run_cfg.eval_split, shown)
         result = {"checkpoint": resolved.prefix, "global_step": step, "eval_split": run_cfg.eval_split,
                   "eval": metrics}

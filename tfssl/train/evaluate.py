@@ -41,3 +41,8 @@ def predict_labels(method, data, split, batch_size):
         predicted.append(np.argmax(logits_fn(images).numpy(), -1))
         truth.append(labels.numpy())
     return np.concatenate(truth), np.concatenate(predicted)
+
+
+def metrics_text(metrics, number_format=".4g"):
+    """One log line of metrics: key=value, floats in number_format."""
+    return " ".join(f"{k}={v:{number_format}}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())

@@ -19,15 +19,11 @@ import tensorflow as tf
 from tfssl.errors import CheckpointError, ConfigError, NonFiniteLossError
 from tfssl.train import distribute, optim
 from tfssl.train.batch_norm import batch_norm_layers, recalibrate_batch_norm
-from tfssl.train.evaluate import evaluate_all
+from tfssl.train.evaluate import evaluate_all, metrics_text
 from tfssl.train.progress import Progress, Summaries
 from tfssl.train.rundir import RunDirectory
 
 log = logging.getLogger("tfssl")
-
-
-def metrics_text(metrics):
-    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
 
 
 def total_train_steps(cfg, examples_per_epoch):

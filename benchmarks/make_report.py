@@ -353,6 +353,8 @@ M1M2_RUNS["ssvae_m1m2_mnist_100_150ep_alpha30"] = "ssvae_m1_mnist_100ep_r4"
 M1M2_RUNS["ssvae_m1m2_mnist_100_150ep_alpha100"] = "ssvae_m1_mnist_100ep_r5"
 M1M2_RUNS["ssvae_m1m2_mnist_100_150ep_alpha30_r6"] = "ssvae_m1_mnist_100ep_r6"
 M1M2_RUNS["ssvae_m1m2_mnist_100_150ep_alpha30_r7_seed1"] = "ssvae_m1_mnist_100ep_r7"
+M1M2_RUNS["ssvae_m1m2_mnist_100_400ep_alpha30_r6"] = "ssvae_m1_mnist_100ep_r6"
+M1M2_RUNS["ssvae_m1m2_mnist_100_400ep_alpha30_seed1"] = "ssvae_m1_mnist_100ep_seed1_2cores"
 
 
 def m1m2_target_text(records):
@@ -545,6 +547,11 @@ SECTIONS = [
                     ("M1, 100 epochs, the same flags rerun side by side with the two rows above",
                      "ssvae_m1_mnist_100ep_r7"),
                     ("M1+M2 on that M1, 150 epochs, alpha 30, --seed=1", "ssvae_m1m2_mnist_100_150ep_alpha30_r7_seed1"),
+                    ("M1+M2 on the Zen 5 M1 above (`ssvae_m1_mnist_100ep_r6`), 400 epochs, alpha 30, both cores",
+                     "ssvae_m1m2_mnist_100_400ep_alpha30_r6"),
+                    ("M1, 100 epochs, --seed=1, both cores", "ssvae_m1_mnist_100ep_seed1_2cores"),
+                    ("M1+M2 on that M1, 400 epochs, alpha 30, --seed=1, both cores",
+                     "ssvae_m1m2_mnist_100_400ep_alpha30_seed1"),
                     ("q(y\\|x) on pixels, labels only", "ssvae_m2_mnist_100_supervised"),
                     ("q(y\\|x) on the 50-epoch M1's codes, labels only", "ssvae_m1m2_mnist_100_supervised")],
                    lambda r: " ".join(text for text in (
@@ -554,7 +561,10 @@ SECTIONS = [
                                          "ssvae_m1m2_mnist_100_150ep_alpha10_seed1"]),
                        seed_spread_text(r, "Alpha 30, 150 epochs, on two new M1 runs",
                                         ["ssvae_m1m2_mnist_100_150ep_alpha30_r6",
-                                         "ssvae_m1m2_mnist_100_150ep_alpha30_r7_seed1"])) if text)),
+                                         "ssvae_m1m2_mnist_100_150ep_alpha30_r7_seed1"]),
+                       seed_spread_text(r, "Alpha 30, 400 epochs on both cores (each seed also sets its M1)",
+                                        ["ssvae_m1m2_mnist_100_400ep_alpha30_r6",
+                                         "ssvae_m1m2_mnist_100_400ep_alpha30_seed1"])) if text)),
 ]
 
 

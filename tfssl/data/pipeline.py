@@ -92,8 +92,9 @@ class DataBundle:
         tuple of views, ...). `stream` tells apart independent streams of one
         run (e.g. labeled and unlabeled), which get different seeds. With
         `features` (an array with one row per train-split example, in split
-        order, e.g. codes a frozen network computed once) view_fn gets an
-        example's row instead of its decoded image.
+        order, e.g. codes a frozen network computed once) a batch holds the
+        examples' rows, gathered once per batch, instead of views of images;
+        view_fn is not used.
         """
         seed = self.cfg.seed * 1000 + stream
         records = self._train_records(part)
@@ -113,11 +114,14 @@ class DataBundle:
             pipeline_id = input_context.input_pipeline_id
             per_replica_batch = input_context.get_per_replica_batch_size(batch_size)
 
+        if features is not None:  # no per-example work: batch the indices, then gather their rows
+            ds = ds.batch(per_replica_batch, drop_remainder=True).shard(num_pipelines, pipeline_id)
+            return ds.map(lambda numbers, batch: (tf.gather(features, batch[0]), batch[1]["label"])).prefetch(AUTOTUNE)
+
         def make_example(number, indexed_record):
-            index, record = indexed_record
+            _, record = indexed_record
             element_seed = tf.stack([tf.constant(seed, tf.int64), number])
-            example = self.to_float(record) if features is None else tf.gather(features, index)
-            return view_fn(example, element_seed), record["label"]
+            return view_fn(self.to_float(record), element_seed), record["label"]
 
         if num_pipelines > 1:  # keep every n-th per-replica batch, before the costly map
             ds = ds.batch(per_replica_batch, drop_remainder=True).shard(num_pipelines, pipeline_id).unbatch()

@@ -3,6 +3,7 @@ and short real runs of M1, M2, M1+M2 and the labels-only baseline (figure, eval,
 
 import json
 import os
+import shutil
 
 import keras
 import numpy as np
@@ -13,6 +14,7 @@ from scipy import stats
 
 from tests.conftest import tiny_config
 from tfssl import jobs, restore
+from tfssl.errors import ConfigError
 from tfssl.losses import elbo
 from tfssl.methods import ssvae
 from tfssl.models.vae import M1M2, M2, MLP, MIN_VARIANCE, VAE
@@ -45,28 +47,27 @@ def np_mlp(mlp, x, condition=None):
     return h
 
 
-def np_log_px(likelihood, target, raw, mask):
+def np_log_px(likelihood, target, raw):
     if likelihood == "bernoulli":  # target is binary here: the Bernoulli pmf itself
         per_dim = stats.bernoulli.logpmf(target, np_sigmoid(raw))
     else:
         mean, raw_log_var = np.split(raw, 2, -1)
         std = np.sqrt(np.exp(raw_log_var) + MIN_VARIANCE)
         per_dim = stats.norm.logpdf(target, mean, std)
-    return np.sum(per_dim * mask, -1)
+    return np.sum(per_dim, -1)
 
 
 def np_labeled_bound(m2, x, target, y_onehot, eps):
     """-L(x,y) = log p(x|y,z) + log p(y) - KL(q(z|x,y) || N(0,I)), z = mu + sigma * eps."""
-    mask = m2.input_mask.numpy()
-    mean, log_var = np.split(np_mlp(m2.encoder, x * mask, y_onehot), 2, -1)
+    mean, log_var = np.split(np_mlp(m2.encoder, x, y_onehot), 2, -1)
     z = mean + np.exp(0.5 * log_var) * eps
     raw = np_mlp(m2.decoder, z, y_onehot)
-    return np_log_px(m2.likelihood, target * mask, raw, mask) - np.log(m2.num_classes) - np_kl(mean, log_var)
+    return np_log_px(m2.likelihood, target, raw) - np.log(m2.num_classes) - np_kl(mean, log_var)
 
 
 def np_unlabeled_bound(m2, x, target, eps):
     """-U(x) = sum_y q(y|x) (-L(x,y)) + H(q(y|x)), with eps[y] the noise for class y."""
-    logits = np_mlp(m2.classifier, x * m2.input_mask.numpy())
+    logits = np_mlp(m2.classifier, x)
     q = np.exp(logits - logits.max(-1, keepdims=True))
     q /= q.sum(-1, keepdims=True)
     eye = np.eye(m2.num_classes)
@@ -99,9 +100,6 @@ def test_kl_and_log_likelihoods_match_scipy():
     grey = RNG.uniform(size=(3, 6))
     expected = np.sum(grey * np.log(np_sigmoid(logits)) + (1 - grey) * np.log(1 - np_sigmoid(logits)), -1)
     np.testing.assert_allclose(elbo.bernoulli_log_likelihood(grey, logits), expected, rtol=1e-5)
-    mask = np.array([1, 0, 1, 1, 0, 1], np.float32)
-    np.testing.assert_allclose(elbo.bernoulli_log_likelihood(x, logits, mask),
-                               (stats.bernoulli.logpmf(x, np_sigmoid(logits)) * mask).sum(-1), rtol=1e-5)
 
     mean, log_var = RNG.normal(size=(3, 6)), RNG.normal(size=(3, 6))
     np.testing.assert_allclose(elbo.gaussian_log_likelihood(grey, mean, log_var),
@@ -130,8 +128,6 @@ def test_semi_supervised_loss_scaling():
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
 def test_m2_bounds_match_numpy(likelihood):
     model = tiny_m2(likelihood)
-    if likelihood == "gaussian":
-        model.input_mask.assign([1, 1, 0, 1, 1])  # a dropped input dimension
     x = RNG.uniform(size=(4, 5)).astype(np.float32)
     target = (RNG.uniform(size=(4, 5)) < x).astype(np.float32) if likelihood == "bernoulli" else x
     labels = np.array([0, 2, 1, 2])
@@ -158,20 +154,21 @@ def test_m1_bound_matches_numpy():
     eps = RNG.normal(size=(4, 2)).astype(np.float32)
     mean, log_var = np.split(np_mlp(model.encoder, images.reshape(4, 6)), 2, -1)
     z = mean + np.exp(0.5 * log_var) * eps
-    expected = np_log_px("bernoulli", target.reshape(4, 6), np_mlp(model.decoder, z), 1.0) - np_kl(mean, log_var)
+    expected = np_log_px("bernoulli", target.reshape(4, 6), np_mlp(model.decoder, z)) - np_kl(mean, log_var)
     np.testing.assert_allclose(model.bound(images, target, eps)["bound"], expected, rtol=1e-4)
 
 
 def test_get_config_round_trips():
     m1_config = dict(data_shape=[4, 4, 1], latent_dim=3, hidden_sizes=[5], activation="tanh", likelihood="gaussian")
-    m2_config = dict(input_dim=3, num_classes=2, latent_dim=2, hidden_sizes=[4, 4], likelihood="gaussian")
-    for obj in (MLP([3, 2], 5, "relu", condition_dim=4), VAE(**m1_config), M2(**m2_config),
-                M1M2(m1_config, m2_config)):
+    m2_config = dict(num_classes=2, latent_dim=2, hidden_sizes=[4, 4], likelihood="gaussian")
+    for obj in (MLP([3, 2], 5, "relu", condition_dim=4), VAE(**m1_config), M2(input_dim=3, **m2_config),
+                M1M2(m1_config, m2_config), M1M2(m1_config, m2_config, active_units=[0, 2])):
         config = obj.get_config()
         assert type(obj).from_config(config).get_config() == config
         restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(obj))
         assert type(restored) is type(obj) and restored.get_config() == config
     assert M1M2(m1_config, m2_config).m1.trainable is False
+    assert M1M2(m1_config, m2_config).m2.input_dim == 3 and M1M2(m1_config, m2_config, [2]).m2.input_dim == 1
 
 
 # --- real runs ---
@@ -226,12 +223,12 @@ def test_m1m2_keeps_m1_frozen_and_exports_through_its_encoder(runs, tmp_path):
     root, _, _ = runs
     m1 = restore.load_trained(str(root / "m1"))[0].model
     method = restore.load_trained(str(root / "m1m2"))[0]
-    assert json.load(open(root / "m1m2" / ssvae.M1_CONFIG_FILE))["latent_dim"] == 4
+    assert json.load(open(root / "m1m2" / ssvae.M1_CONFIG_FILE))["m1"]["latent_dim"] == 4
     for trained, frozen in zip(method.model.m1.variables, m1.variables):
         np.testing.assert_array_equal(trained.numpy(), frozen.numpy())
     assert not any(v is w for v in method.trainable_variables() for w in method.model.m1.variables)
     images = tf.random.stateless_uniform([3, 16, 16, 1], [1, 2])
-    features = m1.encode(images)[0]
+    features = tf.gather(m1.encode(images)[0], method.model.active_units, axis=-1)
     expected = method.model.m2.classify(features).numpy()  # q(y|x) at M1's mean
     np.testing.assert_allclose(method.eval_logits(images), expected, rtol=1e-5, atol=1e-6)
     export_dir = str(tmp_path / "export")
@@ -244,12 +241,43 @@ def test_m1m2_keeps_m1_frozen_and_exports_through_its_encoder(runs, tmp_path):
     np.testing.assert_allclose(reloaded(images)["logits"], expected, rtol=1e-5, atol=1e-6)
 
 
+def test_m1m2_reads_only_the_active_units_of_m1():
+    m1_config = dict(data_shape=[2, 2, 1], latent_dim=4, hidden_sizes=[5], likelihood="gaussian")
+    model = M1M2(m1_config, dict(num_classes=3, latent_dim=2, hidden_sizes=[4], likelihood="gaussian"), [1, 3])
+    model(tf.zeros([1, 2, 2, 1]))
+    assert model.m2.classifier.dense_layers[0].kernel.shape == (2, 4)
+    images = RNG.uniform(size=(5, 2, 2, 1)).astype(np.float32)
+    mean, log_var = np.split(np_mlp(model.m1.encoder, images.reshape(5, 4)), 2, -1)
+    codes = model.codes(images)
+    np.testing.assert_allclose(codes[0], mean[:, [1, 3]], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(codes[1], log_var[:, [1, 3]], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model(images)["logits"], np_mlp(model.m2.classifier, mean[:, [1, 3]]), rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_array_equal(model.full_code(tf.constant([[5.0, 7.0]])), [[0, 5, 0, 7]])
+
+
+def test_m1m2_run_keeps_the_units_whose_mean_varies_over_the_train_images(runs, tmp_path):
+    root, _, _ = runs
+    method = restore.load_trained(str(root / "m1"))[0]
+    means = np.concatenate([method.model.encode(images)[0].numpy()
+                            for images, _ in method.data.eval_batches(method.eval_view, 64, "train")])
+    expected = [unit for unit in range(4) if np.std(means[:, unit]) > 0.1] or [0, 1, 2, 3]
+    assert json.load(open(root / "m1m2" / ssvae.M1_CONFIG_FILE))["active_units"] == expected
+    assert restore.load_trained(str(root / "m1m2"))[0].model.m2.input_dim == len(expected)
+    old_run = tmp_path / "old_m1m2"  # a run of the older tfssl kept M1's config alone, and masked units
+    shutil.copytree(root / "m1m2", old_run)
+    json.dump(json.load(open(old_run / ssvae.M1_CONFIG_FILE))["m1"], open(old_run / ssvae.M1_CONFIG_FILE, "w"))
+    with pytest.raises(ConfigError, match="older tfssl"):
+        restore.load_trained(str(old_run))
+
+
 def test_m1m2_trains_on_m1_codes_of_the_stream_images(runs):
     """The codes computed once before training are M1's q(z1|x) of the images each stream would have read."""
     root, _, _ = runs
     method = restore.load_trained(str(root / "m1m2"))[0]
     method.setup_training()
-    assert method.m1_codes.shape == (64, 8)  # 64 train images, [mean, log variance] of 4 latent units
+    active = method.model.active_units
+    assert method.m1_codes.shape == (64, 2 * len(active))  # 64 train images, [mean, log variance] of each
     (codes_l, labels_l), (codes_u, labels_u) = next(iter(method.train_dataset(None, 3)))
     assert method.images_per_step == len(codes_l) + len(codes_u)
     streams = [("labeled", method.cfg.train_batch_size, codes_l, labels_l),
@@ -258,7 +286,7 @@ def test_m1m2_trains_on_m1_codes_of_the_stream_images(runs):
         images, image_labels = next(iter(method.data.train_batches(
             lambda image, seed: method.eval_view(image), batch_size, part, start_step=3, stream=stream)))
         np.testing.assert_array_equal(labels, image_labels)
-        expected = np.concatenate([t.numpy() for t in method.model.m1.encode(images)], -1)
+        expected = np.concatenate([t.numpy()[:, active] for t in method.model.m1.encode(images)], -1)
         np.testing.assert_allclose(codes, expected, rtol=1e-5, atol=1e-6)
     tf.random.set_seed(0)
     x, target = method.inputs(codes_u)  # a sample of q(z1|x), scored as the target

@@ -24,22 +24,17 @@ def gaussian_kl_to_standard_normal(mean, log_var):
     return 0.5 * tf.reduce_sum(tf.square(mean) + tf.exp(log_var) - 1.0 - log_var, axis=-1)
 
 
-def bernoulli_log_likelihood(x, logits, mask=None):
+def bernoulli_log_likelihood(x, logits):
     """log Bernoulli(x | sigmoid(logits)) = sum_d x_d log p_d + (1 - x_d) log(1 - p_d), p = sigmoid(logits).
 
-    x may be grey levels in [0, 1] (then it is the negative binary cross-entropy). mask (D,), if
-    given, weights each dimension (0 drops it). Computed as x * logits - softplus(logits), which is
-    stable and broadcasts x against logits."""
-    per_dim = x * logits - tf.nn.softplus(logits)
-    return tf.reduce_sum(per_dim if mask is None else per_dim * mask, axis=-1)
+    x may be grey levels in [0, 1] (then it is the negative binary cross-entropy). Computed as
+    x * logits - softplus(logits), which is stable and broadcasts x against logits."""
+    return tf.reduce_sum(x * logits - tf.nn.softplus(logits), axis=-1)
 
 
-def gaussian_log_likelihood(x, mean, log_var, mask=None):
-    """log N(x | mean, diag exp(log_var)) = -1/2 sum_d (log 2 pi + log_var_d + (x_d - mean_d)^2 / exp(log_var_d)).
-
-    mask (D,), if given, weights each dimension (0 drops it)."""
-    per_dim = -0.5 * (LOG_2PI + log_var + tf.square(x - mean) * tf.exp(-log_var))
-    return tf.reduce_sum(per_dim if mask is None else per_dim * mask, axis=-1)
+def gaussian_log_likelihood(x, mean, log_var):
+    """log N(x | mean, diag exp(log_var)) = -1/2 sum_d (log 2 pi + log_var_d + (x_d - mean_d)^2 / exp(log_var_d))."""
+    return -0.5 * tf.reduce_sum(LOG_2PI + log_var + tf.square(x - mean) * tf.exp(-log_var), axis=-1)
 
 
 def vae_bound(log_px_given_z, kl_z):

@@ -7,8 +7,9 @@
                       (N_l/N) mean_l L(x,y) + (N_u/N) mean_u U(x) + ssvae_alpha * mean_l[-log q(y|x)]
                     i.e. the paper's alpha = ssvae_alpha * N (0.1 N in the paper).
 --ssvae_model=m1m2  M2 on the latent codes of a trained, frozen M1 (--m1_checkpoint): samples of
-                    q(z1|x) or its means (--m1_latent). M1's inactive units (std of the mean over
-                    the train images < 0.1, as in the authors' code) are dropped from M2's input.
+                    q(z1|x) or its means (--m1_latent). M2 reads only M1's active units (std of the
+                    mean over the train images > 0.1, as in the authors' code); they are found once
+                    and kept with M1's architecture in the run's M1_CONFIG_FILE.
                     M1's q(z1|x) of every train image is computed once before training, as the
                     authors' code did, so a training step runs M2 alone.
 --ssvae_labels_only trains only q(y|x) with cross-entropy on the labeled subset (for m2 or m1m2),
@@ -40,7 +41,7 @@ log = logging.getLogger("tfssl")
 # The authors' MNIST sizes; their 100-label M1+M2 run used 300, which measured 4.15% here against 3.97% with
 # 500 (BENCHMARKS.md).
 PAPER_HIDDEN_SIZES = {"m1": [500, 500], "m2": [500], "m1m2": [500]}
-M1_CONFIG_FILE = "m1_config.json"  # M1's architecture, kept in an M1+M2 run for eval and export
+M1_CONFIG_FILE = "m1_config.json"  # M1's architecture and active units, kept in an M1+M2 run for eval and export
 ACTIVE_UNIT_STD = 0.1
 ACTIVE_UNIT_IMAGES = 10000
 FIGURE_FILE = "ssvae_analogies.png"
@@ -106,15 +107,20 @@ class SSVAE(Method):
             model = M2(input_dim=int(np.prod(shape)), likelihood=cfg.ssvae_likelihood, **m2_config, name="m2")
             self.model = build_by_calling(model, shape)
         else:
-            m1_config = self.m1_config()
-            m2_config.update(input_dim=m1_config["latent_dim"], likelihood="gaussian")
-            self.model = build_by_calling(M1M2(m1_config, m2_config, name="m1m2"), shape)
+            m1_config, active_units = self.m1_setup()
+            m2_config.update(likelihood="gaussian")
+            self.model = build_by_calling(M1M2(m1_config, m2_config, active_units, name="m1m2"), shape)
 
-    def m1_config(self):
-        """The M1 architecture of an M1+M2 run: from the run directory, else from --m1_checkpoint's flags."""
+    def m1_setup(self):
+        """(M1's architecture, the latent units M2 reads) of an M1+M2 run: from the run directory, else
+        from --m1_checkpoint (its flags, and its active units found on the train images)."""
         saved = os.path.join(self.data.run_dir, M1_CONFIG_FILE)
         if os.path.exists(saved):
-            return read_json(saved)
+            setup = read_json(saved)
+            if "active_units" not in setup:
+                raise ConfigError(f"{self.data.run_dir} is an M1+M2 run of an older tfssl, whose M2 masked M1's "
+                                  "inactive units; evaluate it with that version, or train it again")
+            return setup["m1"], setup["active_units"]
         if not self.cfg.m1_checkpoint:
             raise ConfigError("--ssvae_model=m1m2 needs --m1_checkpoint=<model_dir of an --ssvae_model=m1 run>")
         resolved = restore.resolve_checkpoint(self.cfg.m1_checkpoint, "--m1_checkpoint")
@@ -123,33 +129,38 @@ class SSVAE(Method):
             raise ConfigError(f"--m1_checkpoint={self.cfg.m1_checkpoint} holds a {job} run "
                               f"({m1_cfg.ssvae_model if job == 'ssvae' else ''}), not --ssvae_model=m1")
         config = vae_config(m1_cfg, self.data.image_shape)
+        m1 = build_by_calling(VAE(**config), self.data.image_shape)
+        restore.restore_into({"model": m1}, resolved.prefix, "M1 checkpoint")
+        active_units = self.active_units(m1)
+        log.info("M1 %s: %d of %d latent units active", resolved.prefix, len(active_units), m1.latent_dim)
         os.makedirs(self.data.run_dir, exist_ok=True)
-        write_json(saved, config)
-        return config
+        write_json(saved, {"m1": config, "active_units": active_units})
+        return config, active_units
+
+    def active_units(self, m1):
+        """Indices of M1's latent units whose mean varies over the first train images (std > ACTIVE_UNIT_STD)."""
+        means = [m1.encode(images)[0] for images, _ in
+                 self.data.eval_batches(self.eval_view, 500, self.cfg.train_split, ACTIVE_UNIT_IMAGES // 500)]
+        active = np.flatnonzero(np.std(np.concatenate(means), axis=0) > ACTIVE_UNIT_STD)
+        if not active.size:
+            log.warning("M1 has no active latent unit (std > %g); M2 reads all of them", ACTIVE_UNIT_STD)
+            return list(range(m1.latent_dim))
+        return active.tolist()
 
     def initialize(self):
-        """M1+M2, fresh start: restore M1 from --m1_checkpoint and find its active latent units."""
-        if self.kind != "m1m2":
-            return
-        resolved = restore.resolve_checkpoint(self.cfg.m1_checkpoint, "--m1_checkpoint")
-        restore.restore_into({"model": self.model.m1}, resolved.prefix, "M1 checkpoint")
-        means = [self.model.m1.encode(images)[0] for images, _ in
-                 self.data.eval_batches(self.eval_view, 500, self.cfg.train_split,
-                                        ACTIVE_UNIT_IMAGES // 500)]
-        active = np.std(np.concatenate(means), axis=0) > ACTIVE_UNIT_STD
-        if not active.any():
-            log.warning("M1 has no active latent unit (std > %g); M2 reads all of them", ACTIVE_UNIT_STD)
-            active[:] = True
-        self.model.m2.input_mask.assign(active.astype(np.float32))
-        log.info("M1 restored from %s: %d of %d latent units active", resolved.prefix, active.sum(), active.size)
+        """M1+M2, fresh start: M1's weights from --m1_checkpoint."""
+        if self.kind == "m1m2":
+            resolved = restore.resolve_checkpoint(self.cfg.m1_checkpoint, "--m1_checkpoint")
+            restore.restore_into({"model": self.model.m1}, resolved.prefix, "M1 checkpoint")
 
     def setup_training(self):
         """M1+M2: M1's codes of the train split, once (M1 is frozen and its inputs are not augmented)."""
         self.m1_codes = self.compute_m1_codes(self.cfg.train_split) if self.kind == "m1m2" else None
 
     def compute_m1_codes(self, split, batch_size=1000):
-        """[mean, log variance] of M1's q(z1|x) for every image of a split, in split order: (N, 2 * latent)."""
-        encode = tf.function(lambda images: tf.concat(self.model.m1.encode(images), axis=-1))
+        """[mean, log variance] of M1's q(z1|x) over its active units for every image of a split, in split
+        order: (N, 2 * active units)."""
+        encode = tf.function(lambda images: tf.concat(self.model.codes(images), axis=-1))
         codes = [encode(images).numpy() for images, _ in self.data.eval_batches(self.eval_view, batch_size, split)]
         return np.concatenate(codes).astype(np.float32)
 
@@ -186,11 +197,11 @@ class SSVAE(Method):
         """(what the encoders read, what the likelihood scores) for a batch of images.
 
         Pixels: the flat image, and with the Bernoulli likelihood a binarisation of it (random in
-        training, seeded in evaluation). M1+M2: M1's latent code (a sample or the mean) for both; its
-        training batches hold M1's codes (compute_m1_codes) instead of images."""
+        training, seeded in evaluation). M1+M2: M1's latent code over its active units (a sample or
+        the mean) for both; its training batches hold M1's codes (compute_m1_codes) instead of images."""
         flat = tf.reshape(tf.cast(images, tf.float32), [tf.shape(images)[0], -1])
         if self.kind == "m1m2":
-            mean, log_var = tf.split(flat, 2, axis=-1) if training else self.model.m1.encode(flat)
+            mean, log_var = tf.split(flat, 2, axis=-1) if training else self.model.codes(images)
             if training and self.cfg.m1_latent == "sample":
                 mean = elbo.reparameterize(mean, log_var, tf.random.normal(tf.shape(mean)))
             return tf.stop_gradient(mean), tf.stop_gradient(mean)
@@ -293,7 +304,7 @@ class SSVAE(Method):
             y_onehot = tf.one_hot(tf.fill([tf.shape(z)[0]], y), num_classes)
             mean = self.m2.decode_mean(y_onehot, z)
             if self.kind == "m1m2":  # M2 generates M1 codes; M1's decoder turns them into images
-                mean = self.model.m1.decode_mean(mean * self.m2.input_mask)
+                mean = self.model.m1.decode_mean(self.model.full_code(mean))
             rows.append(tf.reshape(mean, [-1, *shape]).numpy())
         return plots_vae.save_analogy_figure(os.path.join(self.data.run_dir, FIGURE_FILE), images.numpy(),
                                              np.stack(rows), self.data.info.class_names)

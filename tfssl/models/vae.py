@@ -33,12 +33,12 @@ def gaussian_parameters(raw):
     return mean, log_min + tf.nn.softplus(raw_log_var - log_min)
 
 
-def log_likelihood(likelihood, x, raw, mask=None):
-    """log p(x | decoder output raw), summed over dimensions (weighted by mask if given)."""
+def log_likelihood(likelihood, x, raw):
+    """log p(x | decoder output raw), summed over dimensions."""
     if likelihood == "bernoulli":
-        return elbo.bernoulli_log_likelihood(x, raw, mask)
+        return elbo.bernoulli_log_likelihood(x, raw)
     mean, log_var = gaussian_parameters(raw)
-    return elbo.gaussian_log_likelihood(x, mean, log_var, mask)
+    return elbo.gaussian_log_likelihood(x, mean, log_var)
 
 
 def decoder_mean(likelihood, raw):
@@ -141,9 +141,7 @@ class VAE(ConfigMixin, keras.Model):
 class M2(ConfigMixin, keras.Model):
     """M2, the generative semi-supervised model, over flat inputs of size input_dim (images are flattened).
 
-    Three MLPs: the classifier q(y|x), the encoder q(z|x,y) and the decoder p(x|y,z). `input_mask` (a
-    non-trainable 0/1 vector, ones by default) drops input dimensions: they are zeroed before the
-    classifier and encoder and left out of the likelihood (M1+M2 drops M1's inactive latent units).
+    Three MLPs: the classifier q(y|x), the encoder q(z|x,y) and the decoder p(x|y,z).
     call(x) -> {"logits": logits of q(y|x), "z_mean": mean of q(z|x, y) for the predicted y}.
     """
 
@@ -161,25 +159,22 @@ class M2(ConfigMixin, keras.Model):
                            name="encoder")
         self.decoder = MLP(hidden_sizes, decoder_units(likelihood, input_dim), activation,
                            condition_dim=num_classes, dtype=policy, name="decoder")
-        self.input_mask = None
 
     def build(self, input_shape):
-        self.input_mask = self.add_weight(shape=(self.input_dim,), initializer="ones", trainable=False,
-                                          dtype="float32", name="input_mask")
         self.classifier.build((None, self.input_dim))
         self.encoder.build((None, self.input_dim))
         self.decoder.build((None, self.latent_dim))
 
-    def masked(self, x):
-        return tf.reshape(tf.cast(x, tf.float32), [-1, self.input_dim]) * self.input_mask
+    def flatten(self, x):
+        return tf.reshape(tf.cast(x, tf.float32), [-1, self.input_dim])
 
     def classify(self, x):
         """Logits of q(y|x)."""
-        return tf.cast(self.classifier(self.masked(x)), tf.float32)
+        return tf.cast(self.classifier(self.flatten(x)), tf.float32)
 
     def encode(self, x, y):
         """(mean, log_var) of q(z|x,y); y one-hot, broadcasting against x as in MLP."""
-        return _split_gaussian(self.encoder(self.masked(x), y))
+        return _split_gaussian(self.encoder(self.flatten(x), y))
 
     def class_bounds(self, x, target, y, eps):
         """-L(x, y) per example for one-hot y (B, K), or for every class when y is (K, 1, K) and eps
@@ -187,7 +182,7 @@ class M2(ConfigMixin, keras.Model):
         mean, log_var = self.encode(x, y)
         z = elbo.reparameterize(mean, log_var, eps)
         raw = tf.cast(self.decoder(z, y), tf.float32)
-        log_px = log_likelihood(self.likelihood, self.masked(target), raw, self.input_mask)
+        log_px = log_likelihood(self.likelihood, self.flatten(target), raw)
         kl = elbo.gaussian_kl_to_standard_normal(mean, log_var)
         return {"bound": elbo.labeled_bound(log_px, kl, self.num_classes), "log_px": log_px, "kl": kl}
 
@@ -216,24 +211,36 @@ class M2(ConfigMixin, keras.Model):
 
 @keras.saving.register_keras_serializable("tfssl")
 class M1M2(ConfigMixin, keras.Model):
-    """M1+M2: images -> M1's q(z1|x) -> M2 on z1. M1 is frozen (not trainable).
+    """M1+M2: images -> M1's q(z1|x) -> M2 on the active units of z1 (`active_units`, indices into M1's
+    latent vector; all by default). M1 is frozen (not trainable).
 
     call(images) -> {"logits": q(y|z1) at z1 = M1's mean, "z_mean": M2's q(z2|z1, predicted y) mean,
-    "m1_z_mean", "m1_z_log_var"}.
+    "m1_z_mean", "m1_z_log_var" (all of M1's units)}.
     """
 
-    def __init__(self, m1_config, m2_config, **kwargs):
+    def __init__(self, m1_config, m2_config, active_units=None, **kwargs):
         super().__init__(**kwargs)
-        self._config = dict(m1_config=dict(m1_config), m2_config=dict(m2_config))
+        active_units = list(range(m1_config["latent_dim"])) if active_units is None else [int(i) for i in active_units]
+        self._config = dict(m1_config=dict(m1_config), m2_config=dict(m2_config), active_units=active_units)
+        self.active_units = active_units
         self.m1 = VAE(**m1_config, dtype=self.dtype_policy, name="m1")
         self.m1.trainable = False
-        self.m2 = M2(**m2_config, dtype=self.dtype_policy, name="m2")
+        self.m2 = M2(**{**m2_config, "input_dim": len(active_units)}, dtype=self.dtype_policy, name="m2")
 
     def build(self, input_shape):
         self.m1.build(input_shape)
-        self.m2.build((None, self.m1.latent_dim))
+        self.m2.build((None, len(self.active_units)))
+
+    def codes(self, images):
+        """(mean, log_var) of M1's q(z1|x) over the active units: M2's input."""
+        mean, log_var = self.m1.encode(images)
+        return tf.gather(mean, self.active_units, axis=-1), tf.gather(log_var, self.active_units, axis=-1)
+
+    def full_code(self, codes):
+        """An M1 latent vector from values of the active units (zeros elsewhere)."""
+        return codes @ tf.one_hot(self.active_units, self.m1.latent_dim)
 
     def call(self, inputs, training=None):
         mean, log_var = self.m1.encode(inputs)
-        outputs = self.m2(mean)
+        outputs = self.m2(tf.gather(mean, self.active_units, axis=-1))
         return {**outputs, "m1_z_mean": mean, "m1_z_log_var": log_var}

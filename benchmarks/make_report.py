@@ -356,6 +356,8 @@ M1M2_RUNS["ssvae_m1m2_mnist_100_150ep_alpha30_r7_seed1"] = "ssvae_m1_mnist_100ep
 M1M2_RUNS["ssvae_m1m2_mnist_100_400ep_alpha30_r6"] = "ssvae_m1_mnist_100ep_r6"
 M1M2_RUNS["ssvae_m1m2_mnist_100_400ep_alpha30_seed1"] = "ssvae_m1_mnist_100ep_seed1_2cores"
 M1M2_RUNS["ssvae_m1m2_mnist_100_440ep_alpha30_seed2"] = "ssvae_m1_mnist_100ep_seed1_2cores"
+M1M2_RUNS["ssvae_m1m2_mnist_100_550ep_alpha30_seed1"] = "ssvae_m1_mnist_100ep_seed1_2cores"
+M1M2_RUNS["ssvae_m1m2_mnist_100_600ep_alpha30_seed1_active"] = "ssvae_m1_mnist_100ep_seed1_2cores"
 
 
 def m1m2_target_text(records):
@@ -554,6 +556,10 @@ SECTIONS = [
                     ("M1+M2 on that M1, 400 epochs, alpha 30, --seed=1, both cores",
                      "ssvae_m1m2_mnist_100_400ep_alpha30_seed1"),
                     ("same M1, 440 epochs, --seed=2, both cores", "ssvae_m1m2_mnist_100_440ep_alpha30_seed2"),
+                    ("same M1, 550 epochs, --seed=1, M1 codes gathered per batch (2026-12-05 pipeline)",
+                     "ssvae_m1m2_mnist_100_550ep_alpha30_seed1"),
+                    ("same M1, 600 epochs, --seed=1, M2 on the 12 active units alone, --strategy=default",
+                     "ssvae_m1m2_mnist_100_600ep_alpha30_seed1_active"),
                     ("q(y\\|x) on pixels, labels only", "ssvae_m2_mnist_100_supervised"),
                     ("q(y\\|x) on the 50-epoch M1's codes, labels only", "ssvae_m1m2_mnist_100_supervised")],
                    lambda r: " ".join(text for text in (

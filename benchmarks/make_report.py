@@ -358,6 +358,7 @@ M1M2_RUNS["ssvae_m1m2_mnist_100_400ep_alpha30_seed1"] = "ssvae_m1_mnist_100ep_se
 M1M2_RUNS["ssvae_m1m2_mnist_100_440ep_alpha30_seed2"] = "ssvae_m1_mnist_100ep_seed1_2cores"
 M1M2_RUNS["ssvae_m1m2_mnist_100_550ep_alpha30_seed1"] = "ssvae_m1_mnist_100ep_seed1_2cores"
 M1M2_RUNS["ssvae_m1m2_mnist_100_600ep_alpha30_seed1_active"] = "ssvae_m1_mnist_100ep_seed1_2cores"
+M1M2_RUNS["ssvae_m1m2_mnist_100_700ep_alpha30_seed1_active"] = "ssvae_m1_mnist_100ep_seed1_2cores"
 
 
 def m1m2_target_text(records):
@@ -560,6 +561,7 @@ SECTIONS = [
                      "ssvae_m1m2_mnist_100_550ep_alpha30_seed1"),
                     ("same M1, 600 epochs, --seed=1, M2 on the 12 active units alone, --strategy=default",
                      "ssvae_m1m2_mnist_100_600ep_alpha30_seed1_active"),
+                    ("same, 700 epochs", "ssvae_m1m2_mnist_100_700ep_alpha30_seed1_active"),
                     ("q(y\\|x) on pixels, labels only", "ssvae_m2_mnist_100_supervised"),
                     ("q(y\\|x) on the 50-epoch M1's codes, labels only", "ssvae_m1m2_mnist_100_supervised")],
                    lambda r: " ".join(text for text in (

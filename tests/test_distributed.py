@@ -57,13 +57,18 @@ def test_nt_xent_loss_and_gradients_match_across_replica_counts():
 def test_pretrain_steps_give_same_weights_on_one_and_two_replicas(gray_folder, tmp_path):
     """Global BN, gathered negatives and summed gradients make 2 replicas equal 1 (same global batch).
 
+    The default strategy, auto's choice on a CPU, gives the same step as one device.
+
     The sums run in another order (two halves, then added; oneDNN's blocking also follows the
     thread count), so float32 rounding differs: one step's loss agrees to 1e-5 relative, and the
     weights differ by under 1% of the step each tensor took (a BN, negatives or gradient-scaling
     bug moves them by a large part of it).
     """
+    cpu_auto = make_strategy("auto")
+    assert cpu_auto is tf.distribute.get_strategy()  # no GPU here: auto is the default strategy
     results = {}
-    for name, strategy in (("one", tf.distribute.OneDeviceStrategy("/cpu:0")), ("two", two_replicas())):
+    for name, strategy in (("one", tf.distribute.OneDeviceStrategy("/cpu:0")), ("auto", cpu_auto),
+                           ("two", two_replicas())):
         cfg = tiny_config(mode="pretrain", dataset=f"folder:{gray_folder}", model_dir=str(tmp_path / name),
                           train_steps=1, steps_per_loop=1, optimizer="momentum", learning_rate=0.1,
                           eval_steps=1)
@@ -77,6 +82,11 @@ def test_pretrain_steps_give_same_weights_on_one_and_two_replicas(gray_folder, t
         result = trainer.fit()
         results[name] = (result["train"]["contrast_loss"], initial, [v.numpy() for v in weights])
     (loss_one, initial_one, final_one), (loss_two, initial_two, final_two) = results["one"], results["two"]
+    loss_auto, initial_auto, final_auto = results["auto"]
+    assert loss_auto == pytest.approx(loss_one, rel=1e-6)
+    for start_one, start_auto, one, auto in zip(initial_one, initial_auto, final_one, final_auto):
+        np.testing.assert_array_equal(start_auto, start_one)
+        np.testing.assert_allclose(auto, one, rtol=0, atol=1e-3 * np.abs(one - start_one).max() + 1e-7)
     assert loss_one == pytest.approx(loss_two, rel=1e-5)
     for start_one, one, start_two, two in zip(initial_one, final_one, initial_two, final_two):
         np.testing.assert_array_equal(start_one, start_two)

@@ -69,7 +69,8 @@ class Config:
                              ("", "pretrain", "finetune"))
     model_dir: str = _field("", "Run directory (checkpoints, summaries, results). "
                                 "Default: runs/<mode>-<dataset>.")
-    strategy: str = _field("auto", "tf.distribute strategy; auto = mirrored over GPUs, else one device.",
+    strategy: str = _field("auto", "tf.distribute strategy; auto = mirrored over GPUs, one device for one "
+                                   "GPU, the default strategy on CPU.",
                            ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu"))
     tpu_name: str = _field("", "TPU name or grpc address for --strategy=tpu.")
     precision: str = _field("float32", "Compute precision.",

@@ -359,6 +359,7 @@ M1M2_RUNS["ssvae_m1m2_mnist_100_440ep_alpha30_seed2"] = "ssvae_m1_mnist_100ep_se
 M1M2_RUNS["ssvae_m1m2_mnist_100_550ep_alpha30_seed1"] = "ssvae_m1_mnist_100ep_seed1_2cores"
 M1M2_RUNS["ssvae_m1m2_mnist_100_600ep_alpha30_seed1_active"] = "ssvae_m1_mnist_100ep_seed1_2cores"
 M1M2_RUNS["ssvae_m1m2_mnist_100_700ep_alpha30_seed1_active"] = "ssvae_m1_mnist_100ep_seed1_2cores"
+M1M2_RUNS["ssvae_m1m2_mnist_100_600ep_alpha30_seed2_active"] = "ssvae_m1_mnist_100ep_seed1_2cores"
 
 
 def m1m2_target_text(records):
@@ -562,6 +563,7 @@ SECTIONS = [
                     ("same M1, 600 epochs, --seed=1, M2 on the 12 active units alone, --strategy=default",
                      "ssvae_m1m2_mnist_100_600ep_alpha30_seed1_active"),
                     ("same, 700 epochs", "ssvae_m1m2_mnist_100_700ep_alpha30_seed1_active"),
+                    ("same, 600 epochs, --seed=2", "ssvae_m1m2_mnist_100_600ep_alpha30_seed2_active"),
                     ("q(y\\|x) on pixels, labels only", "ssvae_m2_mnist_100_supervised"),
                     ("q(y\\|x) on the 50-epoch M1's codes, labels only", "ssvae_m1m2_mnist_100_supervised")],
                    lambda r: " ".join(text for text in (
@@ -574,7 +576,10 @@ SECTIONS = [
                                          "ssvae_m1m2_mnist_100_150ep_alpha30_r7_seed1"]),
                        seed_spread_text(r, "Alpha 30, 400 epochs on both cores (each seed also sets its M1)",
                                         ["ssvae_m1m2_mnist_100_400ep_alpha30_r6",
-                                         "ssvae_m1m2_mnist_100_400ep_alpha30_seed1"])) if text)),
+                                         "ssvae_m1m2_mnist_100_400ep_alpha30_seed1"]),
+                       seed_spread_text(r, "The 600-epoch recipe on the seed-1 M1 (the seed sets M2 alone)",
+                                        ["ssvae_m1m2_mnist_100_600ep_alpha30_seed1_active",
+                                         "ssvae_m1m2_mnist_100_600ep_alpha30_seed2_active"])) if text)),
 ]
 
 

@@ -360,6 +360,7 @@ M1M2_RUNS["ssvae_m1m2_mnist_100_550ep_alpha30_seed1"] = "ssvae_m1_mnist_100ep_se
 M1M2_RUNS["ssvae_m1m2_mnist_100_600ep_alpha30_seed1_active"] = "ssvae_m1_mnist_100ep_seed1_2cores"
 M1M2_RUNS["ssvae_m1m2_mnist_100_700ep_alpha30_seed1_active"] = "ssvae_m1_mnist_100ep_seed1_2cores"
 M1M2_RUNS["ssvae_m1m2_mnist_100_600ep_alpha30_seed2_active"] = "ssvae_m1_mnist_100ep_seed1_2cores"
+M1M2_RUNS["ssvae_m1m2_mnist_100_600ep_alpha30_seed1_m1150ep"] = "ssvae_m1_mnist_150ep_seed1_auto"
 
 
 def m1m2_target_text(records):
@@ -564,6 +565,10 @@ SECTIONS = [
                      "ssvae_m1m2_mnist_100_600ep_alpha30_seed1_active"),
                     ("same, 700 epochs", "ssvae_m1m2_mnist_100_700ep_alpha30_seed1_active"),
                     ("same, 600 epochs, --seed=2", "ssvae_m1m2_mnist_100_600ep_alpha30_seed2_active"),
+                    ("M1, 150 epochs, --seed=1, `--strategy=auto` now the default strategy on a CPU",
+                     "ssvae_m1_mnist_150ep_seed1_auto"),
+                    ("M1+M2 on that M1, 600 epochs, alpha 30, --seed=1, auto strategy",
+                     "ssvae_m1m2_mnist_100_600ep_alpha30_seed1_m1150ep"),
                     ("q(y\\|x) on pixels, labels only", "ssvae_m2_mnist_100_supervised"),
                     ("q(y\\|x) on the 50-epoch M1's codes, labels only", "ssvae_m1m2_mnist_100_supervised")],
                    lambda r: " ".join(text for text in (

@@ -361,6 +361,7 @@ M1M2_RUNS["ssvae_m1m2_mnist_100_600ep_alpha30_seed1_active"] = "ssvae_m1_mnist_1
 M1M2_RUNS["ssvae_m1m2_mnist_100_700ep_alpha30_seed1_active"] = "ssvae_m1_mnist_100ep_seed1_2cores"
 M1M2_RUNS["ssvae_m1m2_mnist_100_600ep_alpha30_seed2_active"] = "ssvae_m1_mnist_100ep_seed1_2cores"
 M1M2_RUNS["ssvae_m1m2_mnist_100_600ep_alpha30_seed1_m1150ep"] = "ssvae_m1_mnist_150ep_seed1_auto"
+M1M2_RUNS["ssvae_m1m2_mnist_100_600ep_alpha30_seed1_wd"] = "ssvae_m1_mnist_100ep_seed1_2cores"
 
 
 def m1m2_target_text(records):
@@ -569,6 +570,8 @@ SECTIONS = [
                      "ssvae_m1_mnist_150ep_seed1_auto"),
                     ("M1+M2 on that M1, 600 epochs, alpha 30, --seed=1, auto strategy",
                      "ssvae_m1m2_mnist_100_600ep_alpha30_seed1_m1150ep"),
+                    ("M1+M2 on the 100-epoch seed-1 M1, 600 epochs, alpha 30, --seed=1, --weight_decay=1.667e-5 "
+                     "(1/N: the authors' N(0,1) prior on M2's weights)", "ssvae_m1m2_mnist_100_600ep_alpha30_seed1_wd"),
                     ("q(y\\|x) on pixels, labels only", "ssvae_m2_mnist_100_supervised"),
                     ("q(y\\|x) on the 50-epoch M1's codes, labels only", "ssvae_m1m2_mnist_100_supervised")],
                    lambda r: " ".join(text for text in (

@@ -362,6 +362,8 @@ M1M2_RUNS["ssvae_m1m2_mnist_100_700ep_alpha30_seed1_active"] = "ssvae_m1_mnist_1
 M1M2_RUNS["ssvae_m1m2_mnist_100_600ep_alpha30_seed2_active"] = "ssvae_m1_mnist_100ep_seed1_2cores"
 M1M2_RUNS["ssvae_m1m2_mnist_100_600ep_alpha30_seed1_m1150ep"] = "ssvae_m1_mnist_150ep_seed1_auto"
 M1M2_RUNS["ssvae_m1m2_mnist_100_600ep_alpha30_seed1_wd"] = "ssvae_m1_mnist_100ep_seed1_2cores"
+M1M2_RUNS["ssvae_m1m2_mnist_100_600ep_alpha50_seed1"] = "ssvae_m1_mnist_100ep_seed1_rerun"
+M1M2_RUNS["ssvae_m1m2_mnist_100_600ep_alpha30_seed3"] = "ssvae_m1_mnist_100ep_seed1_rerun"
 
 
 def m1m2_target_text(records):
@@ -572,6 +574,10 @@ SECTIONS = [
                      "ssvae_m1m2_mnist_100_600ep_alpha30_seed1_m1150ep"),
                     ("M1+M2 on the 100-epoch seed-1 M1, 600 epochs, alpha 30, --seed=1, --weight_decay=1.667e-5 "
                      "(1/N: the authors' N(0,1) prior on M2's weights)", "ssvae_m1m2_mnist_100_600ep_alpha30_seed1_wd"),
+                    ("M1, 100 epochs, --seed=1 rerun on an Intel Xeon (slower than the AMD EPYC above)",
+                     "ssvae_m1_mnist_100ep_seed1_rerun"),
+                    ("M1+M2 on that M1, 600 epochs, alpha 50, --seed=1", "ssvae_m1m2_mnist_100_600ep_alpha50_seed1"),
+                    ("same M1, 600 epochs, alpha 30 (the recipe), --seed=3", "ssvae_m1m2_mnist_100_600ep_alpha30_seed3"),
                     ("q(y\\|x) on pixels, labels only", "ssvae_m2_mnist_100_supervised"),
                     ("q(y\\|x) on the 50-epoch M1's codes, labels only", "ssvae_m1m2_mnist_100_supervised")],
                    lambda r: " ".join(text for text in (
@@ -587,7 +593,11 @@ SECTIONS = [
                                          "ssvae_m1m2_mnist_100_400ep_alpha30_seed1"]),
                        seed_spread_text(r, "The 600-epoch recipe on the seed-1 M1 (the seed sets M2 alone)",
                                         ["ssvae_m1m2_mnist_100_600ep_alpha30_seed1_active",
-                                         "ssvae_m1m2_mnist_100_600ep_alpha30_seed2_active"])) if text)),
+                                         "ssvae_m1m2_mnist_100_600ep_alpha30_seed2_active"]),
+                       seed_spread_text(r, "With a third seed on the M1 rerun",
+                                        ["ssvae_m1m2_mnist_100_600ep_alpha30_seed1_active",
+                                         "ssvae_m1m2_mnist_100_600ep_alpha30_seed2_active",
+                                         "ssvae_m1m2_mnist_100_600ep_alpha30_seed3"])) if text)),
 ]
 
 

@@ -594,7 +594,7 @@ SECTIONS = [
                        seed_spread_text(r, "The 600-epoch recipe on the seed-1 M1 (the seed sets M2 alone)",
                                         ["ssvae_m1m2_mnist_100_600ep_alpha30_seed1_active",
                                          "ssvae_m1m2_mnist_100_600ep_alpha30_seed2_active"]),
-                       seed_spread_text(r, "With a third seed on the M1 rerun",
+                       seed_spread_text(r, "The same, seed 3 on the Xeon rerun of that M1",
                                         ["ssvae_m1m2_mnist_100_600ep_alpha30_seed1_active",
                                          "ssvae_m1m2_mnist_100_600ep_alpha30_seed2_active",
                                          "ssvae_m1m2_mnist_100_600ep_alpha30_seed3"])) if text)),

@@ -364,6 +364,8 @@ M1M2_RUNS["ssvae_m1m2_mnist_100_600ep_alpha30_seed1_m1150ep"] = "ssvae_m1_mnist_
 M1M2_RUNS["ssvae_m1m2_mnist_100_600ep_alpha30_seed1_wd"] = "ssvae_m1_mnist_100ep_seed1_2cores"
 M1M2_RUNS["ssvae_m1m2_mnist_100_600ep_alpha50_seed1"] = "ssvae_m1_mnist_100ep_seed1_rerun"
 M1M2_RUNS["ssvae_m1m2_mnist_100_600ep_alpha30_seed3"] = "ssvae_m1_mnist_100ep_seed1_rerun"
+M1M2_RUNS["ssvae_m1m2_mnist_100_600ep_alpha30_lr5e-3_seed3"] = "ssvae_m1_mnist_100ep_seed1_rerun"
+M1M2_RUNS["ssvae_m1m2_mnist_100_600ep_alpha30_lr1.5e-3_seed3"] = "ssvae_m1_mnist_100ep_seed1_rerun"
 
 
 def m1m2_target_text(records):
@@ -578,6 +580,9 @@ SECTIONS = [
                      "ssvae_m1_mnist_100ep_seed1_rerun"),
                     ("M1+M2 on that M1, 600 epochs, alpha 50, --seed=1", "ssvae_m1m2_mnist_100_600ep_alpha50_seed1"),
                     ("same M1, 600 epochs, alpha 30 (the recipe), --seed=3", "ssvae_m1m2_mnist_100_600ep_alpha30_seed3"),
+                    ("same M1 and seed, learning rate 5e-3 (the recipe: 3e-3)",
+                     "ssvae_m1m2_mnist_100_600ep_alpha30_lr5e-3_seed3"),
+                    ("same M1 and seed, learning rate 1.5e-3", "ssvae_m1m2_mnist_100_600ep_alpha30_lr1.5e-3_seed3"),
                     ("q(y\\|x) on pixels, labels only", "ssvae_m2_mnist_100_supervised"),
                     ("q(y\\|x) on the 50-epoch M1's codes, labels only", "ssvae_m1m2_mnist_100_supervised")],
                    lambda r: " ".join(text for text in (

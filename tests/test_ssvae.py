@@ -200,6 +200,22 @@ def test_m1_is_an_unsupervised_vae(runs):
     _assert_png(root / "m1" / ssvae.SAMPLES_FILE)
 
 
+def test_m1_kl_warmup_weights_the_kl_by_step_over_warmup_steps(runs):
+    """--ssvae_kl_warmup_epochs: loss = -(log p(x|z) - w KL), w = min(1, step / warmup steps); the reported
+    elbo stays the unweighted bound."""
+    root, _, _ = runs
+    method = restore.load_trained(str(root / "m1"))[0]
+    method.cfg = method.cfg.replace(ssvae_kl_warmup_epochs=2.0)
+    warmup_steps = 2.0 * 64 / method.cfg.train_batch_size  # 64 train images in the folder
+    batch = next(iter(method.train_dataset(None, 0)))
+    for step, weight in ((0, 0.0), (3, 3 / warmup_steps), (10 ** 6, 1.0)):
+        method.step = tf.Variable(step, dtype=tf.int64)
+        loss, metrics = method.loss(batch)
+        assert float(metrics["kl_weight"]) == pytest.approx(weight)
+        assert float(loss) == pytest.approx(-(float(metrics["log_px"]) - weight * float(metrics["kl"])), rel=1e-5)
+        assert float(metrics["elbo"]) == pytest.approx(float(metrics["log_px"]) - float(metrics["kl"]), rel=1e-5)
+
+
 def _assert_png(path):
     assert os.path.exists(path)
     with Image.open(path) as image:

@@ -198,6 +198,8 @@ class Config:
                                    ("bernoulli", "gaussian"))
     ssvae_alpha: float = _field(0.1, "SS-VAE classification weight per example: the paper's alpha = "
                                      "ssvae_alpha * N (N = train examples; paper: 0.1).")
+    ssvae_kl_warmup_epochs: float = _field(0.0, "M1: raise the KL weight linearly from 0 to 1 over these epochs "
+                                                "(Sonderby et al. 2016; 0 = the paper's plain bound).")
     ssvae_labels_only: bool = _field(False, "SS-VAE: train only q(y|x) on the labels (the supervised baseline).")
     m1_checkpoint: str = _field("", "M1+M2: the trained M1 run.")
     m1_latent: str = _field("sample", "M1+M2: feed M1's z samples or means to M2.", ("sample", "mean"))
@@ -265,7 +267,8 @@ class Config:
                 raise ConfigError(f"--{name}={getattr(self, name)} must be positive")
         non_negative = ("train_steps", "train_epochs", "eval_steps", "checkpoint_steps", "warmup_epochs",
                         "weight_decay", "num_labels", "image_size", "sk_ratio", "se_ratio",
-                        "unlabeled_batch_size", "input_noise_std", "ladder_noise_std", "bn_recalibration_batches")
+                        "unlabeled_batch_size", "input_noise_std", "ladder_noise_std", "bn_recalibration_batches",
+                        "ssvae_kl_warmup_epochs")
         for name in non_negative:
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name}={getattr(self, name)} must not be negative")

@@ -42,6 +42,14 @@ def vae_bound(log_px_given_z, kl_z):
     return log_px_given_z - kl_z
 
 
+def kl_warmup_weight(step, warmup_steps):
+    """The KL weight of a warmed-up VAE bound, log p(x|z) - w * KL: w = min(1, step / warmup_steps), 1 without
+    warm-up. Starting near an autoencoder keeps more latent units active (Sonderby et al. 2016)."""
+    if not warmup_steps:
+        return tf.constant(1.0)
+    return tf.minimum(1.0, tf.cast(step, tf.float32) / float(warmup_steps))
+
+
 def labeled_bound(log_px_given_yz, kl_z, num_classes):
     """-L(x, y) = E_q(z|x,y)[log p(x|y,z)] + log p(y) - KL(q(z|x,y) || p(z)), with p(y) uniform = 1/K
     and one sample of z (paper eq. 6; the KL is analytic)."""

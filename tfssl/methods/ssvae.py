@@ -225,8 +225,15 @@ class SSVAE(Method):
     def _m1_loss(self, images, _):
         x, target = self.inputs(images)
         terms = self.model.bound(x, target, self._noise([tf.shape(x)[0], self.model.latent_dim]))
-        loss = -tf.reduce_mean(terms["bound"])
-        return loss, {"elbo": -loss, "log_px": tf.reduce_mean(terms["log_px"]), "kl": tf.reduce_mean(terms["kl"])}
+        kl_weight = elbo.kl_warmup_weight(self.step, self.kl_warmup_steps)
+        loss = -tf.reduce_mean(terms["log_px"] - kl_weight * terms["kl"])
+        return loss, {"elbo": tf.reduce_mean(terms["bound"]), "log_px": tf.reduce_mean(terms["log_px"]),
+                      "kl": tf.reduce_mean(terms["kl"]), "kl_weight": kl_weight}
+
+    @property
+    def kl_warmup_steps(self):
+        """--ssvae_kl_warmup_epochs in steps (M1)."""
+        return int(round(self.cfg.ssvae_kl_warmup_epochs * self.examples_per_epoch / self.cfg.train_batch_size))
 
     def _labels_only_loss(self, images, labels):
         x, _ = self.inputs(images)

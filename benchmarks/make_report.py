@@ -366,6 +366,8 @@ M1M2_RUNS["ssvae_m1m2_mnist_100_600ep_alpha50_seed1"] = "ssvae_m1_mnist_100ep_se
 M1M2_RUNS["ssvae_m1m2_mnist_100_600ep_alpha30_seed3"] = "ssvae_m1_mnist_100ep_seed1_rerun"
 M1M2_RUNS["ssvae_m1m2_mnist_100_600ep_alpha30_lr5e-3_seed3"] = "ssvae_m1_mnist_100ep_seed1_rerun"
 M1M2_RUNS["ssvae_m1m2_mnist_100_600ep_alpha30_lr1.5e-3_seed3"] = "ssvae_m1_mnist_100ep_seed1_rerun"
+M1M2_RUNS["ssvae_m1m2_mnist_100_600ep_alpha30_seed1_klwarm10"] = "ssvae_m1_mnist_100ep_klwarm10_seed1"
+M1M2_RUNS["ssvae_m1m2_mnist_100_600ep_alpha30_seed1_klwarm30"] = "ssvae_m1_mnist_100ep_klwarm30_seed1"
 
 
 def m1m2_target_text(records):
@@ -583,6 +585,12 @@ SECTIONS = [
                     ("same M1 and seed, learning rate 5e-3 (the recipe: 3e-3)",
                      "ssvae_m1m2_mnist_100_600ep_alpha30_lr5e-3_seed3"),
                     ("same M1 and seed, learning rate 1.5e-3", "ssvae_m1m2_mnist_100_600ep_alpha30_lr1.5e-3_seed3"),
+                    ("M1, 100 epochs, --seed=1, KL weight warmed up over 10 epochs (--ssvae_kl_warmup_epochs=10)",
+                     "ssvae_m1_mnist_100ep_klwarm10_seed1"),
+                    ("M1+M2 on that M1, the recipe (600 epochs, alpha 30), --seed=1",
+                     "ssvae_m1m2_mnist_100_600ep_alpha30_seed1_klwarm10"),
+                    ("M1, 100 epochs, --seed=1, KL warm-up over 30 epochs", "ssvae_m1_mnist_100ep_klwarm30_seed1"),
+                    ("M1+M2 on that M1, the recipe, --seed=1", "ssvae_m1m2_mnist_100_600ep_alpha30_seed1_klwarm30"),
                     ("q(y\\|x) on pixels, labels only", "ssvae_m2_mnist_100_supervised"),
                     ("q(y\\|x) on the 50-epoch M1's codes, labels only", "ssvae_m1m2_mnist_100_supervised")],
                    lambda r: " ".join(text for text in (

@@ -21,7 +21,12 @@ from absl import flags, logging  # noqa: E402
 from tfssl.config import Config  # noqa: E402
 from tfssl.errors import UserError  # noqa: E402
 
-_DEFINE = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer, float: flags.DEFINE_float, str: flags.DEFINE_string}
+_DEFINE = {
+    bool: flags.DEFINE_bool,
+    int: flags.DEFINE_integer,
+    float: flags.DEFINE_float,
+    str: flags.DEFINE_string,
+}
 for _field in dataclasses.fields(Config):
     _help = _field.metadata["help"]
     if "choices" in _field.metadata:
@@ -43,20 +48,27 @@ def main(argv):
         print(f"error: {e}", file=sys.stderr)
         return 2
     if len(rest) > 1:
-        print(f"error: unexpected argument(s) {' '.join(rest[1:])}; flags are written --name=value",
-              file=sys.stderr)
+        print(
+            f"error: unexpected argument(s) {' '.join(rest[1:])}; flags are written --name=value",
+            file=sys.stderr,
+        )
         return 2
     logging.set_verbosity(logging.WARNING)  # tfds' info lines
-    given = {f.name: FLAGS[f.name].value for f in dataclasses.fields(Config) if FLAGS[f.name].present}
+    given = {
+        f.name: FLAGS[f.name].value for f in dataclasses.fields(Config) if FLAGS[f.name].present
+    }
     try:
         from tfssl import jobs
+
         jobs.run(Config.for_job(given))
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: the last checkpoint in model_dir is kept; rerun the same command to resume",
-              file=sys.stderr)
+        print(
+            "interrupted: the last checkpoint in model_dir is kept; rerun the same command to resume",
+            file=sys.stderr,
+        )
         return 130
     return 0
 

@@ -19,15 +19,25 @@ import re
 import sys
 import tempfile
 
-os.environ["TF_CPU_ALLOCATOR_USE_BFC"] = "true"  # before TensorFlow starts: its allocations are traced
+os.environ["TF_CPU_ALLOCATOR_USE_BFC"] = (
+    "true"  # before TensorFlow starts: its allocations are traced
+)
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-DEFAULT_FLAGS = ["--mode=benchmark", "--dataset=synthetic:32x32x3", "--resnet_depth=18", "--width_multiplier=1",
-                 "--train_batch_size=256", "--precision=mixed_bfloat16", "--steps_per_loop=2"]
+DEFAULT_FLAGS = [
+    "--mode=benchmark",
+    "--dataset=synthetic:32x32x3",
+    "--resnet_depth=18",
+    "--width_multiplier=1",
+    "--train_batch_size=256",
+    "--precision=mixed_bfloat16",
+    "--steps_per_loop=2",
+]
 
 
 def read_xspace(path):
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
     space = xplane_pb2.XSpace()
     with open(path, "rb") as f:
         space.ParseFromString(f.read())
@@ -54,8 +64,13 @@ def op_self_times(planes):
                         totals[name] += self_ps
                 if stack:
                     stack[-1][2] -= event.duration_ps
-                stack.append([op_type(names.get(event.metadata_id, "")), event.offset_ps + event.duration_ps,
-                              event.duration_ps])
+                stack.append(
+                    [
+                        op_type(names.get(event.metadata_id, "")),
+                        event.offset_ps + event.duration_ps,
+                        event.duration_ps,
+                    ]
+                )
             for name, _, self_ps in stack:
                 if name:
                     totals[name] += self_ps
@@ -82,17 +97,24 @@ def live_at_peak(planes):
                 if kind not in ("MemoryAllocation", "MemoryDeallocation"):
                     continue
                 stats = {stat_names.get(st.metadata_id): st for st in event.stats}
-                events.append((line.timestamp_ns * 1000 + event.offset_ps, kind == "MemoryAllocation",
-                               stats["addr"].uint64_value or stats["addr"].int64_value,
-                               stats["bytes_allocated"].uint64_value or stats["bytes_allocated"].int64_value,
-                               stats["allocation_bytes"].uint64_value or stats["allocation_bytes"].int64_value,
-                               text(stats.get("tf_op"), stat_names)))
+                events.append(
+                    (
+                        line.timestamp_ns * 1000 + event.offset_ps,
+                        kind == "MemoryAllocation",
+                        stats["addr"].uint64_value or stats["addr"].int64_value,
+                        stats["bytes_allocated"].uint64_value
+                        or stats["bytes_allocated"].int64_value,
+                        stats["allocation_bytes"].uint64_value
+                        or stats["allocation_bytes"].int64_value,
+                        text(stats.get("tf_op"), stat_names),
+                    )
+                )
     if not events:
         return 0, {}
     events.sort()
     peak_index = max(range(len(events)), key=lambda i: events[i][3])
     live = {}
-    for _, allocation, address, _, size, op in events[:peak_index + 1]:
+    for _, allocation, address, _, size, op in events[: peak_index + 1]:
         if allocation:
             live[address] = (size, op)
         else:
@@ -106,11 +128,17 @@ def live_at_peak(planes):
 def main(argv):
     from absl import flags
     import run  # defines the flags from tfssl.config.Config
+
     flags.FLAGS(["profile_step"] + DEFAULT_FLAGS + argv[1:])
     import dataclasses
     from tfssl.benchmark import time_train_step
     from tfssl.config import Config
-    given = {f.name: flags.FLAGS[f.name].value for f in dataclasses.fields(Config) if flags.FLAGS[f.name].present}
+
+    given = {
+        f.name: flags.FLAGS[f.name].value
+        for f in dataclasses.fields(Config)
+        if flags.FLAGS[f.name].present
+    }
     cfg = Config.for_job(given)
     with tempfile.TemporaryDirectory() as trace_dir:
         step_seconds, _, _, _ = time_train_step(cfg, timed_calls=3, profile_dir=trace_dir)
@@ -121,12 +149,25 @@ def main(argv):
     steps = 3 * cfg.steps_per_loop
     per_step = sorted(((t / steps, name) for name, t in times.items()), reverse=True)
     total = sum(t for t, _ in per_step)
-    print(json.dumps({"figure": "step_profile", "precision": cfg.precision, "train_batch_size": cfg.train_batch_size,
-                      "step_time_s": round(step_seconds, 4), "op_self_time_per_step_s": round(total, 4),
-                      "top_ops": [[name, round(t, 4), round(100 * t / total, 1)] for t, name in per_step[:25]],
-                      "allocator_peak_gib": round(peak_bytes / 2 ** 30, 3),
-                      "live_at_peak_gib": [[kind, round(size / 2 ** 30, 3)] for kind, size in
-                                           sorted(live.items(), key=lambda item: -item[1])[:12]]}))
+    print(
+        json.dumps(
+            {
+                "figure": "step_profile",
+                "precision": cfg.precision,
+                "train_batch_size": cfg.train_batch_size,
+                "step_time_s": round(step_seconds, 4),
+                "op_self_time_per_step_s": round(total, 4),
+                "top_ops": [
+                    [name, round(t, 4), round(100 * t / total, 1)] for t, name in per_step[:25]
+                ],
+                "allocator_peak_gib": round(peak_bytes / 2**30, 3),
+                "live_at_peak_gib": [
+                    [kind, round(size / 2**30, 3)]
+                    for kind, size in sorted(live.items(), key=lambda item: -item[1])[:12]
+                ],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -38,10 +38,16 @@ def machine():
     model = fields.get("model name") or platform.processor()
     flags = fields.get("flags", "").split()
     import importlib.metadata
-    return {"cpu": model, "avx512": "avx512f" in flags, "cores": os.cpu_count(),
-            "cores_allowed": len(os.sched_getaffinity(0)),
-            "python": platform.python_version(),
-            "tensorflow": importlib.metadata.version("tensorflow"), "keras": importlib.metadata.version("keras")}
+
+    return {
+        "cpu": model,
+        "avx512": "avx512f" in flags,
+        "cores": os.cpu_count(),
+        "cores_allowed": len(os.sched_getaffinity(0)),
+        "python": platform.python_version(),
+        "tensorflow": importlib.metadata.version("tensorflow"),
+        "keras": importlib.metadata.version("keras"),
+    }
 
 
 def git_commit():
@@ -54,7 +60,7 @@ def flag_value(args, name):
     """The last --name=value in the command, also inside a `bash -c '...'` script."""
     prefix = f"--{name}="
     words = [word for arg in args for word in shlex.split(arg)]
-    return next((w[len(prefix):] for w in reversed(words) if w.startswith(prefix)), None)
+    return next((w[len(prefix) :] for w in reversed(words) if w.startswith(prefix)), None)
 
 
 def earlier_attempts(name):
@@ -66,7 +72,9 @@ def earlier_attempts(name):
         previous = json.load(f)
     if previous["exit_code"] == 0:
         return []
-    last = {key: previous[key] for key in ("date", "commit", "wall_time_s", "exit_code", "stderr_tail")}
+    last = {
+        key: previous[key] for key in ("date", "commit", "wall_time_s", "exit_code", "stderr_tail")
+    }
     before = previous.get("earlier_attempts", [])
     last["wall_time_s"] = round(last["wall_time_s"] - sum(a["wall_time_s"] for a in before), 1)
     return before + [last]
@@ -80,11 +88,15 @@ def main(argv):
     total_0, steal_0 = cpu_times()
     load_before = os.getloadavg()[0]
     start = time.time()
-    log_path = os.path.join(HERE, "logs", f"{name}.log")  # progress lines while it runs (not committed)
+    log_path = os.path.join(
+        HERE, "logs", f"{name}.log"
+    )  # progress lines while it runs (not committed)
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
     with open(log_path, "a") as log:
         log_start = log.tell()
-        log.write(f"=== {datetime.datetime.now().isoformat(timespec='seconds')} {shlex.join(command)}\n")
+        log.write(
+            f"=== {datetime.datetime.now().isoformat(timespec='seconds')} {shlex.join(command)}\n"
+        )
         log.flush()
         process = subprocess.run(command, stdout=subprocess.PIPE, stderr=log, text=True)
     wall = time.time() - start
@@ -92,12 +104,23 @@ def main(argv):
         log.seek(log_start)
         stderr = log.read()
     total_1, steal_1 = cpu_times()
-    record = {"name": name, "command": shlex.join(command), "commit": commit, "date": datetime.datetime.now().isoformat(timespec="seconds"),
-              "machine": machine(), "wall_time_s": round(wall, 1), "exit_code": process.returncode,
-              "steal_percent": round(100 * (steal_1 - steal_0) / max(total_1 - total_0, 1), 2),
-              "load_average_before": round(load_before, 2), "load_average_after": round(os.getloadavg()[0], 2),
-              "printed_json": [json.loads(line) for line in process.stdout.splitlines() if line.startswith("{")],
-              "stdout_tail": process.stdout[-1500:], "stderr_tail": stderr[-3000:]}
+    record = {
+        "name": name,
+        "command": shlex.join(command),
+        "commit": commit,
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "machine": machine(),
+        "wall_time_s": round(wall, 1),
+        "exit_code": process.returncode,
+        "steal_percent": round(100 * (steal_1 - steal_0) / max(total_1 - total_0, 1), 2),
+        "load_average_before": round(load_before, 2),
+        "load_average_after": round(os.getloadavg()[0], 2),
+        "printed_json": [
+            json.loads(line) for line in process.stdout.splitlines() if line.startswith("{")
+        ],
+        "stdout_tail": process.stdout[-1500:],
+        "stderr_tail": stderr[-3000:],
+    }
     attempts = earlier_attempts(name)
     if attempts:
         record["earlier_attempts"] = attempts

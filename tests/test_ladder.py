@@ -13,8 +13,14 @@ from tfssl.errors import ConfigError
 from tfssl.losses.ladder import BATCH_NORM_EPSILON, denoising_cost, gaussian_combinator
 from tfssl.methods.ladder import ConstantThenLinearDecay, denoising_weights, layer_costs
 from tfssl.models.factory import build_by_calling
-from tfssl.models.ladder import (BatchNormalizer, GaussianCombinator, LadderEncoderLayer, LadderNetwork,
-                                 conv_small_layer_specs, mlp_layer_specs)
+from tfssl.models.ladder import (
+    BatchNormalizer,
+    GaussianCombinator,
+    LadderEncoderLayer,
+    LadderNetwork,
+    conv_small_layer_specs,
+    mlp_layer_specs,
+)
 
 
 def sigmoid(x):
@@ -29,7 +35,9 @@ def numpy_combinator(z, u, a):
 
 
 def tiny_mlp(hidden=(5,), num_classes=3, decoder="full"):
-    return build_by_calling(LadderNetwork(mlp_layer_specs(hidden, num_classes), decoder, dtype="float32"), (2, 3, 1))
+    return build_by_calling(
+        LadderNetwork(mlp_layer_specs(hidden, num_classes), decoder, dtype="float32"), (2, 3, 1)
+    )
 
 
 # --- the combinator g ---
@@ -38,15 +46,19 @@ def test_gaussian_combinator_matches_the_paper_formula():
     z, u = rng.normal(size=(4, 6)), rng.normal(size=(4, 6))
     a = [rng.normal(size=6) for _ in range(10)]
     expected = numpy_combinator(z, u, a)
-    got = gaussian_combinator(tf.constant(z, tf.float32), tf.constant(u, tf.float32),
-                              [tf.constant(p, tf.float32) for p in a])
+    got = gaussian_combinator(
+        tf.constant(z, tf.float32),
+        tf.constant(u, tf.float32),
+        [tf.constant(p, tf.float32) for p in a],
+    )
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-5)
     layer = GaussianCombinator()
     layer.build((None, 6))
     for variable, value in zip(layer.a, a):
         variable.assign(value)
-    np.testing.assert_allclose(layer(z.astype(np.float32), u.astype(np.float32)).numpy(), expected, rtol=1e-5,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        layer(z.astype(np.float32), u.astype(np.float32)).numpy(), expected, rtol=1e-5, atol=1e-5
+    )
 
 
 def test_combinator_starts_as_in_the_reference_code():
@@ -54,7 +66,9 @@ def test_combinator_starts_as_in_the_reference_code():
     layer.build((None, 3))
     values = [v.numpy() for v in layer.a]
     for i, value in enumerate(values, start=1):
-        np.testing.assert_array_equal(value, np.full(3, 1.0 if i in (2, 7) else 0.0), err_msg=f"a{i}")
+        np.testing.assert_array_equal(
+            value, np.full(3, 1.0 if i in (2, 7) else 0.0), err_msg=f"a{i}"
+        )
     z = np.array([[1.0, -2.0, 3.0]], np.float32)
     np.testing.assert_array_equal(layer(z, z).numpy(), 0.0)  # mu = 0 and v = 0 at the start
 
@@ -68,7 +82,9 @@ def test_denoising_cost_matches_numpy():
     got = denoising_cost(*(tf.constant(x, tf.float32) for x in (z, estimate, mean, variance)))
     assert float(got) == pytest.approx(expected, rel=1e-5)
     # The input layer has no statistics: the plain mean squared error.
-    assert float(denoising_cost(tf.constant(z), tf.constant(estimate))) == pytest.approx(np.mean((z - estimate) ** 2))
+    assert float(denoising_cost(tf.constant(z), tf.constant(estimate))) == pytest.approx(
+        np.mean((z - estimate) ** 2)
+    )
 
 
 def test_denoising_cost_is_zero_for_a_perfect_estimate():
@@ -94,7 +110,7 @@ def test_zero_noise_and_a_perfect_decoder_give_zero_cost():
     for layer, cost in costs.items():
         z = clean.z[layer].numpy()
         if layer == 0:
-            expected = np.mean(z ** 2)
+            expected = np.mean(z**2)
         else:
             mean, variance = clean.mean[layer].numpy(), clean.variance[layer].numpy()
             expected = np.mean((z + mean / np.sqrt(variance + BATCH_NORM_EPSILON)) ** 2)
@@ -113,33 +129,52 @@ def test_zero_noise_and_a_perfect_decoder_give_zero_cost():
 
 
 # --- configuration ---
-@pytest.mark.parametrize("layer", [
-    BatchNormalizer(momentum=0.9, synchronized=True),
-    LadderEncoderLayer("conv_full", units=8, kernel_size=5, activation="relu", bn_momentum=0.9),
-    LadderEncoderLayer("dense", units=10, activation="logits", matmul_dtype="mixed_bfloat16"),
-    GaussianCombinator(),
-    LadderNetwork(conv_small_layer_specs(10), "top", bn_momentum=0.95),
-    LadderNetwork(mlp_layer_specs([20, 10], 4), "full"),
-])
+@pytest.mark.parametrize(
+    "layer",
+    [
+        BatchNormalizer(momentum=0.9, synchronized=True),
+        LadderEncoderLayer("conv_full", units=8, kernel_size=5, activation="relu", bn_momentum=0.9),
+        LadderEncoderLayer("dense", units=10, activation="logits", matmul_dtype="mixed_bfloat16"),
+        GaussianCombinator(),
+        LadderNetwork(conv_small_layer_specs(10), "top", bn_momentum=0.95),
+        LadderNetwork(mlp_layer_specs([20, 10], 4), "full"),
+    ],
+)
 def test_get_config_round_trip(layer):
     assert_config_round_trip(layer)
 
 
 def test_learning_rate_schedule_is_constant_then_linear_to_zero():
     schedule = ConstantThenLinearDecay(0.002, 300)  # decay from step 200
-    for step, expected in ((0, 0.002), (199, 0.002), (200, 0.002), (250, 0.001), (290, 0.0002), (300, 0.0),
-                           (400, 0.0)):
+    for step, expected in (
+        (0, 0.002),
+        (199, 0.002),
+        (200, 0.002),
+        (250, 0.001),
+        (290, 0.0002),
+        (300, 0.0),
+        (400, 0.0),
+    ):
         assert float(schedule(step)) == pytest.approx(expected, abs=1e-9), step
     clone = ConstantThenLinearDecay.from_config(schedule.get_config())
     assert float(clone(250)) == pytest.approx(0.001)
 
 
 def test_denoising_weights():
-    assert denoising_weights(tiny_config(mode="ladder"), 6) == {0: 1000, 1: 10, 2: 0.1, 3: 0.1, 4: 0.1, 5: 0.1,
-                                                                6: 0.1}
+    assert denoising_weights(tiny_config(mode="ladder"), 6) == {
+        0: 1000,
+        1: 10,
+        2: 0.1,
+        3: 0.1,
+        4: 0.1,
+        5: 0.1,
+        6: 0.1,
+    }
     assert denoising_weights(tiny_config(mode="ladder", denoising_costs="0,0,0,0"), 3) == {}
     assert denoising_weights(tiny_config(mode="ladder", ladder_model="gamma"), 9) == {9: 1.0}
-    assert denoising_weights(tiny_config(mode="ladder", ladder_model="gamma", denoising_costs="0.5"), 9) == {9: 0.5}
+    assert denoising_weights(
+        tiny_config(mode="ladder", ladder_model="gamma", denoising_costs="0.5"), 9
+    ) == {9: 0.5}
     with pytest.raises(ConfigError, match="has 7 values but the ladder has 4 layers"):
         denoising_weights(tiny_config(mode="ladder"), 3)
 
@@ -150,9 +185,19 @@ def runs(gray_folder, tmp_path_factory):
     """A full MLP ladder that learns the easy synthetic classes, and two Gamma-model steps."""
     root = tmp_path_factory.mktemp("ladder")
     common = dict(mode="ladder", dataset=f"folder:{gray_folder}", num_labels=16, eval_steps=1)
-    full = jobs.train(tiny_config(model_dir=str(root / "full"), ladder_hidden_sizes="32,16",
-                                  denoising_costs="10,1,0.1,0.1", train_steps=40, steps_per_loop=20, **common))
-    gamma = jobs.train(tiny_config(model_dir=str(root / "gamma"), ladder_model="gamma", train_steps=2, **common))
+    full = jobs.train(
+        tiny_config(
+            model_dir=str(root / "full"),
+            ladder_hidden_sizes="32,16",
+            denoising_costs="10,1,0.1,0.1",
+            train_steps=40,
+            steps_per_loop=20,
+            **common,
+        )
+    )
+    gamma = jobs.train(
+        tiny_config(model_dir=str(root / "gamma"), ladder_model="gamma", train_steps=2, **common)
+    )
     return root, full, gamma
 
 
@@ -160,13 +205,26 @@ def test_full_ladder_trains_and_reports_every_layer(runs):
     root, full, _ = runs
     assert full["global_step"] == 40 and full["num_labeled_examples"] == 16
     train = full["train"]
-    for name in ("loss", "supervised_loss", "supervised_acc", "denoising_cost", "denoising_cost_0",
-                 "denoising_cost_1", "denoising_cost_2", "denoising_cost_3"):
+    for name in (
+        "loss",
+        "supervised_loss",
+        "supervised_acc",
+        "denoising_cost",
+        "denoising_cost_0",
+        "denoising_cost_1",
+        "denoising_cost_2",
+        "denoising_cost_3",
+    ):
         assert np.isfinite(train[name]), name
-    weighted = 10 * train["denoising_cost_0"] + train["denoising_cost_1"] + 0.1 * (
-        train["denoising_cost_2"] + train["denoising_cost_3"])
+    weighted = (
+        10 * train["denoising_cost_0"]
+        + train["denoising_cost_1"]
+        + 0.1 * (train["denoising_cost_2"] + train["denoising_cost_3"])
+    )
     assert train["denoising_cost"] == pytest.approx(weighted, rel=1e-4)
-    assert train["loss"] == pytest.approx(train["supervised_loss"] + train["denoising_cost"], rel=1e-4)
+    assert train["loss"] == pytest.approx(
+        train["supervised_loss"] + train["denoising_cost"], rel=1e-4
+    )
     assert full["eval"]["top_1_accuracy"] >= 0.9  # 4 easy classes, chance 0.25
     assert tf.train.latest_checkpoint(str(root / "full")).endswith("-40")
 
@@ -175,9 +233,14 @@ def test_gamma_model_trains_its_top_layer_only(runs):
     _, _, gamma = runs
     assert gamma["global_step"] == 2
     assert np.isfinite(gamma["train"]["loss"]) and np.isfinite(gamma["train"]["denoising_cost_9"])
-    assert not any(name.startswith("denoising_cost_") and name != "denoising_cost_9" for name in gamma["train"])
+    assert not any(
+        name.startswith("denoising_cost_") and name != "denoising_cost_9" for name in gamma["train"]
+    )
     method, _, _, _ = restore.load_trained(os.path.join(str(runs[0]), "gamma"))
-    assert [spec["transform"] for spec in method.model.get_config()["layer_specs"]][:2] == ["conv_full", "maxpool"]
+    assert [spec["transform"] for spec in method.model.get_config()["layer_specs"]][:2] == [
+        "conv_full",
+        "maxpool",
+    ]
 
 
 def numpy_clean_forward(model, images):
@@ -185,7 +248,10 @@ def numpy_clean_forward(model, images):
     h = images.reshape(len(images), -1)
     for layer in model.encoder_layers:
         z_pre = h @ layer.linear.kernel.numpy()
-        mean, variance = layer.normalizer.moving_mean.numpy(), layer.normalizer.moving_variance.numpy()
+        mean, variance = (
+            layer.normalizer.moving_mean.numpy(),
+            layer.normalizer.moving_variance.numpy(),
+        )
         z = (z_pre - mean) / np.sqrt(variance + BATCH_NORM_EPSILON) + layer.shift.numpy()
         h = np.maximum(z, 0.0) if layer.activation == "relu" else layer.scale.numpy() * z
     return h
@@ -197,7 +263,9 @@ def test_predictions_come_from_the_clean_path(runs):
     images = next(iter(data.eval_batches(method.eval_view, 8)))[0]
     logits = method.eval_logits(images).numpy()
     np.testing.assert_array_equal(logits, method.eval_logits(images).numpy())  # deterministic
-    np.testing.assert_allclose(logits, numpy_clean_forward(method.model, images.numpy()), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        logits, numpy_clean_forward(method.model, images.numpy()), rtol=1e-4, atol=1e-4
+    )
     exported = method.export_outputs(images)
     np.testing.assert_array_equal(exported["logits"].numpy(), logits)
     assert exported["features"].shape == (8, 16)
@@ -211,8 +279,15 @@ def test_predictions_come_from_the_clean_path(runs):
 def test_zero_denoising_costs_train_the_supervised_baseline(gray_folder, tmp_path):
     from tfssl.data.pipeline import DataBundle
     from tfssl.methods.ladder import Ladder
-    cfg = tiny_config(mode="ladder", dataset=f"folder:{gray_folder}", num_labels=16, ladder_hidden_sizes="8",
-                      denoising_costs="0,0,0", model_dir=str(tmp_path))
+
+    cfg = tiny_config(
+        mode="ladder",
+        dataset=f"folder:{gray_folder}",
+        num_labels=16,
+        ladder_hidden_sizes="8",
+        denoising_costs="0,0,0",
+        model_dir=str(tmp_path),
+    )
     method = Ladder(cfg, DataBundle(cfg, cfg.run_dir))
     method.build()
     batch = next(iter(method.train_dataset(None, 0)))
@@ -220,15 +295,31 @@ def test_zero_denoising_costs_train_the_supervised_baseline(gray_folder, tmp_pat
     with tf.GradientTape() as tape:
         loss, metrics = method.loss(batch)
     assert float(loss) == float(metrics["supervised_loss"]) and "denoising_cost" not in metrics
-    gradients = dict(zip([v.path for v in method.model.trainable_variables],
-                         tape.gradient(loss, method.model.trainable_variables)))
-    assert all(gradients[path] is None for path in gradients if "/g_" in path or "/decoder_" in path)
+    gradients = dict(
+        zip(
+            [v.path for v in method.model.trainable_variables],
+            tape.gradient(loss, method.model.trainable_variables),
+        )
+    )
+    assert all(
+        gradients[path] is None for path in gradients if "/g_" in path or "/decoder_" in path
+    )
     assert all(gradients[path] is not None for path in gradients if "/encoder_" in path)
 
 
 def test_two_replicas_train_with_synchronised_statistics(gray_folder, tmp_path):
-    result = jobs.train(tiny_config(mode="ladder", dataset=f"folder:{gray_folder}", num_labels=16, eval_steps=1,
-                                    strategy="mirrored", ladder_hidden_sizes="8", denoising_costs="1,1,1",
-                                    train_steps=2, model_dir=str(tmp_path)))
+    result = jobs.train(
+        tiny_config(
+            mode="ladder",
+            dataset=f"folder:{gray_folder}",
+            num_labels=16,
+            eval_steps=1,
+            strategy="mirrored",
+            ladder_hidden_sizes="8",
+            denoising_costs="1,1,1",
+            train_steps=2,
+            model_dir=str(tmp_path),
+        )
+    )
     assert result["global_step"] == 2 and np.isfinite(result["train"]["loss"])
     assert np.isfinite(result["train"]["denoising_cost_0"]) and result["eval"]["num_examples"] > 0

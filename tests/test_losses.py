@@ -32,7 +32,9 @@ def test_nt_xent_matches_numpy(hidden_norm, temperature):
     z2 = rng.normal(size=(2, 5)).astype(np.float64)
     if not hidden_norm:
         z1, z2 = 0.3 * z1, 0.3 * z2  # keep exp() of unnormalised products moderate
-    loss, logits, labels = nt_xent(tf.constant(z1, tf.float32), tf.constant(z2, tf.float32), temperature, hidden_norm)
+    loss, logits, labels = nt_xent(
+        tf.constant(z1, tf.float32), tf.constant(z2, tf.float32), temperature, hidden_norm
+    )
     assert float(loss) == pytest.approx(numpy_nt_xent(z1, z2, temperature, hidden_norm), rel=1e-5)
     assert logits.shape == (2, 4) and labels.shape == (2, 4)
 
@@ -41,7 +43,9 @@ def test_nt_xent_larger_batch_and_metrics():
     rng = np.random.default_rng(1)
     z1 = rng.normal(size=(6, 8))
     z2 = z1 + 0.05 * rng.normal(size=(6, 8))  # positives nearly identical: contrast accuracy 1
-    loss, logits, labels = nt_xent(tf.constant(z1, tf.float32), tf.constant(z2, tf.float32), 0.2, True)
+    loss, logits, labels = nt_xent(
+        tf.constant(z1, tf.float32), tf.constant(z2, tf.float32), 0.2, True
+    )
     assert float(loss) == pytest.approx(numpy_nt_xent(z1, z2, 0.2, True), rel=1e-5)
     metrics = contrast_metrics(logits, labels)
     assert float(metrics["contrast_acc"]) == 1.0
@@ -50,7 +54,9 @@ def test_nt_xent_larger_batch_and_metrics():
     zn2 = z2 / np.linalg.norm(z2, axis=1, keepdims=True)
     entropies = []
     for i in range(6):
-        scores = np.concatenate([zn1[i] @ zn2.T, [zn1[i] @ zn1[j] for j in range(6) if j != i]]) / 0.2
+        scores = (
+            np.concatenate([zn1[i] @ zn2.T, [zn1[i] @ zn1[j] for j in range(6) if j != i]]) / 0.2
+        )
         p = np.exp(scores - scores.max())
         p /= p.sum()
         entropies.append(-(p * np.log(p)).sum())
@@ -62,7 +68,9 @@ def test_cross_entropy_and_accuracy():
     labels = np.array([0, 1, 1])
     log_softmax = logits - np.log(np.exp(logits).sum(1, keepdims=True))
     expected = -np.mean(log_softmax[np.arange(3), labels])
-    assert float(cross_entropy(labels, tf.constant(logits, tf.float32))) == pytest.approx(expected, rel=1e-6)
+    assert float(cross_entropy(labels, tf.constant(logits, tf.float32))) == pytest.approx(
+        expected, rel=1e-6
+    )
     assert float(accuracy(labels, logits)) == pytest.approx(2 / 3)
     assert float(accuracy(labels, logits, k=2)) == pytest.approx(2 / 3)  # label 1 is third in row 2
     assert float(accuracy(labels, logits, k=3)) == pytest.approx(1.0)
@@ -77,9 +85,12 @@ def test_distillation_loss_matches_numpy(temperature):
         e = np.exp(x - x.max(1, keepdims=True))
         return e / e.sum(1, keepdims=True)
 
-    expected = temperature ** 2 * np.mean(-(softmax(teacher / temperature) *
-                                            np.log(softmax(student / temperature))).sum(1))
-    got = distillation_loss(tf.constant(teacher, tf.float32), tf.constant(student, tf.float32), temperature)
+    expected = temperature**2 * np.mean(
+        -(softmax(teacher / temperature) * np.log(softmax(student / temperature))).sum(1)
+    )
+    got = distillation_loss(
+        tf.constant(teacher, tf.float32), tf.constant(student, tf.float32), temperature
+    )
     assert float(got) == pytest.approx(expected, rel=1e-5)
 
 

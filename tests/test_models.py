@@ -58,28 +58,39 @@ def test_selective_kernel_and_squeeze_excite(sk_ratio, se_ratio):
 
 def test_cifar_stem_keeps_resolution():
     endpoints = resnet.ResNet(depth=18, width_multiplier=0.125, cifar_stem=True)(
-        tf.zeros([1, 32, 32, 3]), return_endpoints=True)
+        tf.zeros([1, 32, 32, 3]), return_endpoints=True
+    )
     assert endpoints["block_group1"].shape[1:3] == (32, 32)
     assert endpoints["block_group4"].shape[1:3] == (4, 4)
-    endpoints = resnet.ResNet(depth=18, width_multiplier=0.125)(tf.zeros([1, 64, 64, 3]), return_endpoints=True)
+    endpoints = resnet.ResNet(depth=18, width_multiplier=0.125)(
+        tf.zeros([1, 64, 64, 3]), return_endpoints=True
+    )
     assert endpoints["block_group1"].shape[1:3] == (16, 16)  # stride-2 conv and max-pool
 
 
 @pytest.mark.parametrize("after_block,frozen_groups", [(-1, 0), (0, 0), (2, 2), (4, 4)])
 def test_fine_tune_after_block_freezes_stem_and_groups(after_block, frozen_groups):
-    model = resnet.ResNet(depth=18, width_multiplier=0.125, cifar_stem=True, fine_tune_after_block=after_block)
+    model = resnet.ResNet(
+        depth=18, width_multiplier=0.125, cifar_stem=True, fine_tune_after_block=after_block
+    )
     model(tf.zeros([1, 16, 16, 1]))
     trainable = {v.path for v in model.trainable_variables}
     stem = [v for layer in model.stem for v in layer.variables if v.trainable is not None]
-    assert all((v.path in trainable) == (after_block < 0) for layer in model.stem for v in layer.weights
-               if "moving" not in v.path)
+    assert all(
+        (v.path in trainable) == (after_block < 0)
+        for layer in model.stem
+        for v in layer.weights
+        if "moving" not in v.path
+    )
     for group, blocks in enumerate(model.block_groups):
         weights = [v for b in blocks for v in b.weights if "moving" not in v.path]
         assert all((v.path in trainable) == (group >= frozen_groups) for v in weights), group
     assert stem
 
 
-@pytest.mark.parametrize("mode,layers,out_dim", [("none", 0, 32), ("linear", 1, 8), ("nonlinear", 3, 8)])
+@pytest.mark.parametrize(
+    "mode,layers,out_dim", [("none", 0, 32), ("linear", 1, 8), ("nonlinear", 3, 8)]
+)
 def test_projection_head_modes(mode, layers, out_dim):
     head = ProjectionHead(mode=mode, out_dim=8, num_layers=3)
     output, hiddens = head(tf.random.normal([4, 32], seed=1), training=True)
@@ -99,14 +110,18 @@ def test_projection_head_keeps_only_selected_layers():
 def test_supervised_head_reads_selected_projection_layer_and_stops_gradient():
     encoder = dict(depth=18, width_multiplier=0.125, cifar_stem=True)
     head = dict(mode="nonlinear", out_dim=8, num_layers=3)
-    model = SimCLRModel(encoder, head, num_classes=3, ft_proj_selector=1, stop_gradient_to_head=True)
+    model = SimCLRModel(
+        encoder, head, num_classes=3, ft_proj_selector=1, stop_gradient_to_head=True
+    )
     images = tf.random.uniform([4, 16, 16, 1])
     with tf.GradientTape() as tape:
         out = model(images, training=True)
         loss = tf.reduce_sum(out["logits"])
-    grads = tape.gradient(loss, model.encoder.trainable_variables + model.supervised_head.trainable_variables)
-    assert all(g is None for g in grads[:len(model.encoder.trainable_variables)])
-    assert all(g is not None for g in grads[len(model.encoder.trainable_variables):])
+    grads = tape.gradient(
+        loss, model.encoder.trainable_variables + model.supervised_head.trainable_variables
+    )
+    assert all(g is None for g in grads[: len(model.encoder.trainable_variables)])
+    assert all(g is not None for g in grads[len(model.encoder.trainable_variables) :])
     assert model.supervised_head.dense.kernel.shape == (64, 3)  # proj layer 1 keeps the input width
 
 
@@ -124,7 +139,9 @@ CUSTOM_LAYERS = [
     resnet.ResNet(depth=34, width_multiplier=0.5, cifar_stem=True, fine_tune_after_block=2),
     LinearLayer(7, use_bias=False, use_bn=True, zero_init=True),
     ProjectionHead(mode="linear", out_dim=12, num_layers=2, num_layers_kept=1),
-    SimCLRModel(dict(depth=18, width_multiplier=0.125), dict(mode="none"), num_classes=4, ft_proj_selector=0),
+    SimCLRModel(
+        dict(depth=18, width_multiplier=0.125), dict(mode="none"), num_classes=4, ft_proj_selector=0
+    ),
 ]
 
 
@@ -140,7 +157,9 @@ def test_fused_batch_norm_equals_keras_batch_norm(shape, center):
     x = tf.random.normal(shape, seed=1) * 3 + 1
     fused = resnet.BatchNormRelu(relu=True, center=center, momentum=0.9)
     fused.build(shape)
-    reference = keras.layers.BatchNormalization(momentum=0.9, epsilon=resnet.BATCH_NORM_EPSILON, center=center)
+    reference = keras.layers.BatchNormalization(
+        momentum=0.9, epsilon=resnet.BATCH_NORM_EPSILON, center=center
+    )
     reference.build(shape)
     rng = np.random.default_rng(0)
     for mine, theirs in zip(fused.bn.weights, reference.weights):
@@ -154,7 +173,11 @@ def test_fused_batch_norm_equals_keras_batch_norm(shape, center):
         y_keras = tf.nn.relu(reference(x, training=True))
         loss_fused, loss_keras = tf.reduce_sum(y_fused * weights), tf.reduce_sum(y_keras * weights)
     np.testing.assert_allclose(y_fused, y_keras, atol=1e-5)
-    np.testing.assert_allclose(tape.gradient(loss_fused, x), tape.gradient(loss_keras, x), atol=1e-5)
+    np.testing.assert_allclose(
+        tape.gradient(loss_fused, x), tape.gradient(loss_keras, x), atol=1e-5
+    )
     for mine, theirs in zip(fused.bn.weights, reference.weights):
         np.testing.assert_allclose(mine.numpy(), theirs.numpy(), atol=1e-5, err_msg=mine.path)
-    np.testing.assert_allclose(fused(x, training=False), tf.nn.relu(reference(x, training=False)), atol=1e-5)
+    np.testing.assert_allclose(
+        fused(x, training=False), tf.nn.relu(reference(x, training=False)), atol=1e-5
+    )

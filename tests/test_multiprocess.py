@@ -15,13 +15,25 @@ import tensorflow as tf
 from tests.conftest import REPO, tiny_config
 from tfssl import jobs
 
-TINY = ["--mode=pretrain", "--width_multiplier=0.0625", "--proj_out_dim=16", "--train_batch_size=16",
-        "--eval_steps=1", "--log_every_secs=0"]
+TINY = [
+    "--mode=pretrain",
+    "--width_multiplier=0.0625",
+    "--proj_out_dim=16",
+    "--train_batch_size=16",
+    "--eval_steps=1",
+    "--log_every_secs=0",
+]
 
 
 def command(gray_folder, model_dir, *extra):
-    return [sys.executable, os.path.join(REPO, "run.py"), *TINY, f"--dataset=folder:{gray_folder}",
-            f"--model_dir={model_dir}", *extra]
+    return [
+        sys.executable,
+        os.path.join(REPO, "run.py"),
+        *TINY,
+        f"--dataset=folder:{gray_folder}",
+        f"--model_dir={model_dir}",
+        *extra,
+    ]
 
 
 def model_weights(prefix):
@@ -38,8 +50,12 @@ def latest_step(model_dir):
 @pytest.mark.slow
 def test_sigkill_then_rerun_gives_the_uninterrupted_weights(gray_folder, tmp_path):
     extra = ["--train_steps=14", "--checkpoint_steps=1", "--steps_per_loop=1", "--deterministic"]
-    whole = subprocess.Popen(command(gray_folder, tmp_path / "whole", *extra), stderr=subprocess.PIPE, text=True)
-    victim = subprocess.Popen(command(gray_folder, tmp_path / "killed", *extra), stderr=subprocess.PIPE, text=True)
+    whole = subprocess.Popen(
+        command(gray_folder, tmp_path / "whole", *extra), stderr=subprocess.PIPE, text=True
+    )
+    victim = subprocess.Popen(
+        command(gray_folder, tmp_path / "killed", *extra), stderr=subprocess.PIPE, text=True
+    )
     deadline = time.time() + 240
     while latest_step(tmp_path / "killed") < 4 and victim.poll() is None and time.time() < deadline:
         time.sleep(0.05)
@@ -48,10 +64,16 @@ def test_sigkill_then_rerun_gives_the_uninterrupted_weights(gray_folder, tmp_pat
     victim.wait()
     killed_at = latest_step(tmp_path / "killed")
     assert 4 <= killed_at < 14, "the run should have been killed mid-way"
-    rerun = subprocess.run(command(gray_folder, tmp_path / "killed", *extra), capture_output=True, text=True,
-                           timeout=300)
+    rerun = subprocess.run(
+        command(gray_folder, tmp_path / "killed", *extra),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    assert f"resumed from {tmp_path / 'killed'}/ckpt-{killed_at} at step {killed_at}" in rerun.stderr
+    assert (
+        f"resumed from {tmp_path / 'killed'}/ckpt-{killed_at} at step {killed_at}" in rerun.stderr
+    )
     assert whole.wait(timeout=300) == 0
     expected = model_weights(str(tmp_path / "whole" / "ckpt-14"))
     got = model_weights(str(tmp_path / "killed" / "ckpt-14"))
@@ -72,22 +94,47 @@ def free_ports(n):
 
 @pytest.mark.slow
 def test_two_workers_match_two_local_replicas_and_only_the_chief_writes(gray_folder, tmp_path):
-    extra = ["--train_steps=3", "--steps_per_loop=3", "--optimizer=momentum", "--learning_rate=0.1",
-             "--strategy=multi_worker"]
+    extra = [
+        "--train_steps=3",
+        "--steps_per_loop=3",
+        "--optimizer=momentum",
+        "--learning_rate=0.1",
+        "--strategy=multi_worker",
+    ]
     workers = [f"127.0.0.1:{p}" for p in free_ports(2)]
     processes = []
     for index in range(2):
-        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": {"worker": workers},
-                                                     "task": {"type": "worker", "index": index}}))
-        processes.append(subprocess.Popen(command(gray_folder, tmp_path / "multi", *extra), env=env,
-                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        env = dict(
+            os.environ,
+            TF_CONFIG=json.dumps(
+                {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+            ),
+        )
+        processes.append(
+            subprocess.Popen(
+                command(gray_folder, tmp_path / "multi", *extra),
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     outputs = [p.communicate(timeout=300) for p in processes]
     for p, (_, err) in zip(processes, outputs):
         assert p.returncode == 0, err[-3000:]
 
-    reference = tiny_config(mode="pretrain", dataset=f"folder:{gray_folder}", model_dir=str(tmp_path / "local"),
-                            train_steps=3, steps_per_loop=3, optimizer="momentum", learning_rate=0.1, eval_steps=1)
+    reference = tiny_config(
+        mode="pretrain",
+        dataset=f"folder:{gray_folder}",
+        model_dir=str(tmp_path / "local"),
+        train_steps=3,
+        steps_per_loop=3,
+        optimizer="momentum",
+        learning_rate=0.1,
+        eval_steps=1,
+    )
     from tfssl.train.distribute import make_strategy
+
     jobs.train(reference, strategy=make_strategy("mirrored"))
 
     multi = model_weights(str(tmp_path / "multi" / "ckpt-3"))

@@ -13,9 +13,12 @@ class TwoVariables(keras.layers.Layer):
     """A hand-built layer: one kernel (adapted, decayed) and one bias (excluded by path)."""
 
     def build(self, input_shape):
-        self.kernel = self.add_weight(shape=(3,), initializer=keras.initializers.Constant([1.0, -2.0, 0.5]),
-                                      name="kernel")
-        self.bias = self.add_weight(shape=(2,), initializer=keras.initializers.Constant([0.3, 0.1]), name="bias")
+        self.kernel = self.add_weight(
+            shape=(3,), initializer=keras.initializers.Constant([1.0, -2.0, 0.5]), name="kernel"
+        )
+        self.bias = self.add_weight(
+            shape=(2,), initializer=keras.initializers.Constant([0.3, 0.1]), name="bias"
+        )
 
 
 def numpy_lars_step(w, g, v, lr, momentum, weight_decay, eeta, nesterov, excluded):
@@ -42,8 +45,10 @@ def test_lars_two_steps_match_numpy(nesterov):
     expected = [(v.numpy().astype(np.float64), np.zeros(v.shape)) for v in variables]
     for _ in range(2):
         opt.apply_gradients(zip(grads, variables))
-        expected = [numpy_lars_step(w, g, m, lr, momentum, wd, eeta, nesterov, excluded=(i == 1))
-                    for i, ((w, m), g) in enumerate(zip(expected, grads))]
+        expected = [
+            numpy_lars_step(w, g, m, lr, momentum, wd, eeta, nesterov, excluded=(i == 1))
+            for i, ((w, m), g) in enumerate(zip(expected, grads))
+        ]
     for variable, (w, _) in zip(variables, expected):
         np.testing.assert_allclose(variable.numpy(), w, rtol=1e-5)
 
@@ -54,8 +59,14 @@ def test_exclusion_is_by_path():
     other = keras.layers.Dense(2, name="proj")
     for l in (layer, dense, other):
         l.build((None, 3))
-    excluded = {v.path: optim.excluded_from_weight_decay(v) for l in (layer, dense, other) for v in l.variables}
-    assert all(excluded[p] for p in excluded if "batch_normalization" in p or "head_supervised" in p)
+    excluded = {
+        v.path: optim.excluded_from_weight_decay(v)
+        for l in (layer, dense, other)
+        for v in l.variables
+    }
+    assert all(
+        excluded[p] for p in excluded if "batch_normalization" in p or "head_supervised" in p
+    )
     assert excluded["proj/bias"] and not excluded["proj/kernel"]
 
 

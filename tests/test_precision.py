@@ -21,7 +21,11 @@ def loss_and_grads(policy, views):
             first, second = tf.split(projection, 2)
             loss, _, _ = nt_xent(first, second, 0.5)
         grads = tape.gradient(loss, model.trainable_variables)
-        return float(loss), [tf.cast(g, tf.float32).numpy() for g in grads if g is not None], [v.dtype for v in model.variables]
+        return (
+            float(loss),
+            [tf.cast(g, tf.float32).numpy() for g in grads if g is not None],
+            [v.dtype for v in model.variables],
+        )
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
@@ -33,6 +37,9 @@ def test_mixed_precision_matches_float32(policy):
     loss_16, grads_16, dtypes = loss_and_grads(policy, views)
     assert all(d == "float32" for d in dtypes)  # variables stay float32
     assert loss_16 == pytest.approx(loss_32, rel=0.02)
-    cosines = [np.dot(a.ravel(), b.ravel()) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12)
-               for a, b in zip(grads_32, grads_16) if np.linalg.norm(a) > 1e-6]
+    cosines = [
+        np.dot(a.ravel(), b.ravel()) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12)
+        for a, b in zip(grads_32, grads_16)
+        if np.linalg.norm(a) > 1e-6
+    ]
     assert np.median(cosines) > 0.95

@@ -13,9 +13,21 @@ from tfssl.train.summaries_io import read_scalars
 
 
 def test_pretrain_on_mnist_learns(mnist_data_dir, tmp_path):
-    cfg = tiny_config(mode="pretrain", dataset="mnist", data_dir=mnist_data_dir, model_dir=str(tmp_path),
-                      train_steps=300, train_batch_size=64, steps_per_loop=25, checkpoint_steps=100,
-                      width_multiplier=0.125, learning_rate=1.0, temperature=0.5, eval_batch_size=500, eval_steps=4)
+    cfg = tiny_config(
+        mode="pretrain",
+        dataset="mnist",
+        data_dir=mnist_data_dir,
+        model_dir=str(tmp_path),
+        train_steps=300,
+        train_batch_size=64,
+        steps_per_loop=25,
+        checkpoint_steps=100,
+        width_multiplier=0.125,
+        learning_rate=1.0,
+        temperature=0.5,
+        eval_batch_size=500,
+        eval_steps=4,
+    )
     result = jobs.train(cfg)
     curves = read_scalars(str(tmp_path / "train"))
     loss = [v for _, v in curves["train/contrast_loss"]]
@@ -39,15 +51,24 @@ def final_weights(cfg):
     from tfssl.data.pipeline import DataBundle
     from tfssl.methods.simclr import SimCLRPretrain
     from tfssl.train.distribute import make_strategy
+
     jobs.setup_runtime(cfg)
-    trainer = trainer_module.Trainer(cfg, SimCLRPretrain, DataBundle(cfg, cfg.run_dir), make_strategy("one_device"))
+    trainer = trainer_module.Trainer(
+        cfg, SimCLRPretrain, DataBundle(cfg, cfg.run_dir), make_strategy("one_device")
+    )
     trainer.fit()
     return [v.numpy() for v in trainer.checkpoint.model.variables]
 
 
 def test_restart_resumes_from_the_last_checkpoint(gray_folder, tmp_path, monkeypatch, caplog):
-    cfg = tiny_config(mode="pretrain", dataset=f"folder:{gray_folder}", train_steps=6, checkpoint_steps=2,
-                      steps_per_loop=2, eval_steps=1)
+    cfg = tiny_config(
+        mode="pretrain",
+        dataset=f"folder:{gray_folder}",
+        train_steps=6,
+        checkpoint_steps=2,
+        steps_per_loop=2,
+        eval_steps=1,
+    )
     uninterrupted = final_weights(cfg.replace(model_dir=str(tmp_path / "whole")))
 
     interrupted = cfg.replace(model_dir=str(tmp_path / "cut"))
@@ -74,9 +95,17 @@ def test_restart_resumes_from_the_last_checkpoint(gray_folder, tmp_path, monkeyp
 def test_a_longer_budget_continues_a_finished_run_on_the_longer_schedule(gray_folder, tmp_path):
     """Rerunning a finished run with more --train_steps trains on from its last step, with the
     cosine decay recomputed for the new length (how BENCHMARKS.md's 60-epoch encoder was made)."""
-    cfg = tiny_config(mode="pretrain", dataset=f"folder:{gray_folder}", model_dir=str(tmp_path), steps_per_loop=1,
-                      checkpoint_steps=1, eval_steps=1, warmup_epochs=0, learning_rate=0.5,
-                      learning_rate_scaling="linear")
+    cfg = tiny_config(
+        mode="pretrain",
+        dataset=f"folder:{gray_folder}",
+        model_dir=str(tmp_path),
+        steps_per_loop=1,
+        checkpoint_steps=1,
+        eval_steps=1,
+        warmup_epochs=0,
+        learning_rate=0.5,
+        learning_rate_scaling="linear",
+    )
     jobs.train(cfg.replace(train_steps=4))
     jobs.train(cfg.replace(train_steps=8))
     assert read_json(str(tmp_path / "result.json"))["global_step"] == 8
@@ -86,7 +115,9 @@ def test_a_longer_budget_continues_a_finished_run_on_the_longer_schedule(gray_fo
     def cosine(step_index, total):  # the rate of the step that starts at step_index (0-based)
         return peak * 0.5 * (1 + np.cos(np.pi * step_index / total))
 
-    np.testing.assert_allclose([logged[k] for k in (1, 2, 3, 4)], [cosine(k - 1, 4) for k in (1, 2, 3, 4)],
-                               rtol=1e-5)
-    np.testing.assert_allclose([logged[k] for k in (5, 6, 7, 8)], [cosine(k - 1, 8) for k in (5, 6, 7, 8)],
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        [logged[k] for k in (1, 2, 3, 4)], [cosine(k - 1, 4) for k in (1, 2, 3, 4)], rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        [logged[k] for k in (5, 6, 7, 8)], [cosine(k - 1, 8) for k in (5, 6, 7, 8)], rtol=1e-5
+    )

@@ -30,14 +30,22 @@ def fit(cfg, method_class):
     from tfssl.data.pipeline import DataBundle
     from tfssl.train.distribute import make_strategy
     from tfssl.train.trainer import Trainer
+
     jobs.setup_runtime(cfg)
     trainer = Trainer(cfg, method_class, DataBundle(cfg, cfg.run_dir), make_strategy("one_device"))
     return trainer, trainer.fit()
 
 
 def test_nan_stops_with_the_step_and_keeps_the_last_good_checkpoint(gray_folder, tmp_path):
-    cfg = tiny_config(mode="pretrain", dataset=f"folder:{gray_folder}", model_dir=str(tmp_path), train_steps=6,
-                      checkpoint_steps=2, steps_per_loop=2, eval_steps=1)
+    cfg = tiny_config(
+        mode="pretrain",
+        dataset=f"folder:{gray_folder}",
+        model_dir=str(tmp_path),
+        train_steps=6,
+        checkpoint_steps=2,
+        steps_per_loop=2,
+        eval_steps=1,
+    )
     with pytest.raises(NonFiniteLossError, match="NaN/Inf at step 3"):
         fit(cfg, NaNAtStep3)
     assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-2")
@@ -49,8 +57,15 @@ def test_nan_stops_with_the_step_and_keeps_the_last_good_checkpoint(gray_folder,
 
 
 def test_nan_step_can_be_skipped(gray_folder, tmp_path):
-    cfg = tiny_config(mode="pretrain", dataset=f"folder:{gray_folder}", model_dir=str(tmp_path), train_steps=4,
-                      steps_per_loop=4, eval_steps=1, skip_nonfinite_steps=True)
+    cfg = tiny_config(
+        mode="pretrain",
+        dataset=f"folder:{gray_folder}",
+        model_dir=str(tmp_path),
+        train_steps=4,
+        steps_per_loop=4,
+        eval_steps=1,
+        skip_nonfinite_steps=True,
+    )
     trainer, result = fit(cfg, NaNAtStep3)
     assert result["global_step"] == 4
     assert result["train"]["nonfinite_steps"] == pytest.approx(0.25)
@@ -60,7 +75,14 @@ def test_nan_step_can_be_skipped(gray_folder, tmp_path):
 def test_second_run_on_a_live_model_dir_is_refused(gray_folder, tmp_path, capsys):
     holder = RunDirectory(str(tmp_path)).open("pretrain")
     try:
-        code = run.main(["run.py", f"--dataset=folder:{gray_folder}", f"--model_dir={tmp_path}", "--train_steps=1"])
+        code = run.main(
+            [
+                "run.py",
+                f"--dataset=folder:{gray_folder}",
+                f"--model_dir={tmp_path}",
+                "--train_steps=1",
+            ]
+        )
         assert code == 2
         assert "is in use by another live run" in capsys.readouterr().err
     finally:
@@ -74,15 +96,25 @@ def test_second_run_on_a_live_model_dir_is_refused(gray_folder, tmp_path, capsys
 
 
 def digest(directory):
-    return {name: hashlib.sha256(open(os.path.join(directory, name), "rb").read()).hexdigest()
-            for name in sorted(os.listdir(directory)) if os.path.isfile(os.path.join(directory, name))}
+    return {
+        name: hashlib.sha256(open(os.path.join(directory, name), "rb").read()).hexdigest()
+        for name in sorted(os.listdir(directory))
+        if os.path.isfile(os.path.join(directory, name))
+    }
 
 
 @pytest.fixture(scope="module")
 def trained_dir(gray_folder, tmp_path_factory):
     directory = tmp_path_factory.mktemp("trained")
-    jobs.train(tiny_config(mode="pretrain", dataset=f"folder:{gray_folder}", model_dir=str(directory),
-                           train_steps=2, eval_steps=1))
+    jobs.train(
+        tiny_config(
+            mode="pretrain",
+            dataset=f"folder:{gray_folder}",
+            model_dir=str(directory),
+            train_steps=2,
+            eval_steps=1,
+        )
+    )
     return str(directory)
 
 
@@ -118,10 +150,23 @@ BAD_RUNS = [
     (["--dataset={gray}", "--mode=supervised", "--num_labels=400"], "larger than the 64 examples"),
     (["--dataset={gray}", "--mode=supervised", "--num_labels=80"], "larger than the 64 examples"),
     (["--dataset={gray}", "--mode=finetune", "--checkpoint={trained}/ckpt-99"], "does not exist"),
-    (["--dataset={gray}", "--mode=distill", "--teacher=/no/teacher"], "--teacher=/no/teacher does not exist"),
-    (["--dataset=folder:{ten_classes}", "--eval_split=train", "--mode=distill", "--teacher={trained_ft}"],
-     "predicts 4 classes but folder:"),
-    (["--dataset=folder:{ten_classes}"], "(e.g. --train_split=train[:80%] --eval_split=train[80%:])"),
+    (
+        ["--dataset={gray}", "--mode=distill", "--teacher=/no/teacher"],
+        "--teacher=/no/teacher does not exist",
+    ),
+    (
+        [
+            "--dataset=folder:{ten_classes}",
+            "--eval_split=train",
+            "--mode=distill",
+            "--teacher={trained_ft}",
+        ],
+        "predicts 4 classes but folder:",
+    ),
+    (
+        ["--dataset=folder:{ten_classes}"],
+        "(e.g. --train_split=train[:80%] --eval_split=train[80%:])",
+    ),
     (["--dataset={gray}", "--mode=eval", "--checkpoint=/no/run"], "does not exist"),
     (["--dataset={gray}", "--mode=export", "--checkpoint=/no/run"], "does not exist"),
     (["--dataset=synthetic:8x8x5"], "1 or 3 channels"),
@@ -129,14 +174,26 @@ BAD_RUNS = [
 
 
 @pytest.mark.parametrize("args,message", BAD_RUNS, ids=[" ".join(a) for a, _ in BAD_RUNS])
-def test_bad_runs_leave_existing_checkpoints_untouched(args, message, trained_dir, trained_ft, bad_folders,
-                                                       gray_folder, capsys, tmp_path):
+def test_bad_runs_leave_existing_checkpoints_untouched(
+    args, message, trained_dir, trained_ft, bad_folders, gray_folder, capsys, tmp_path
+):
     """Pretrain cases run on the model_dir of a trained pretrain run; the others on a new one."""
     before = digest(trained_dir)
-    names = dict(bad_folders, gray=f"folder:{gray_folder}", trained=trained_dir, trained_ft=trained_ft)
+    names = dict(
+        bad_folders, gray=f"folder:{gray_folder}", trained=trained_dir, trained_ft=trained_ft
+    )
     model_dir = tmp_path if any(a.startswith("--mode=") for a in args) else trained_dir
-    code = run.main(["run.py", *[a.format(**names) for a in args], f"--model_dir={model_dir}", "--train_steps=1",
-                     "--train_batch_size=16", "--width_multiplier=0.0625", "--proj_out_dim=16"])
+    code = run.main(
+        [
+            "run.py",
+            *[a.format(**names) for a in args],
+            f"--model_dir={model_dir}",
+            "--train_steps=1",
+            "--train_batch_size=16",
+            "--width_multiplier=0.0625",
+            "--proj_out_dim=16",
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2, err
     assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1, err
@@ -146,6 +203,14 @@ def test_bad_runs_leave_existing_checkpoints_untouched(args, message, trained_di
 @pytest.fixture(scope="module")
 def trained_ft(trained_dir, gray_folder, tmp_path_factory):
     directory = tmp_path_factory.mktemp("ft")
-    jobs.train(tiny_config(mode="finetune", dataset=f"folder:{gray_folder}", checkpoint=trained_dir,
-                           model_dir=str(directory), train_steps=1, eval_steps=1))
+    jobs.train(
+        tiny_config(
+            mode="finetune",
+            dataset=f"folder:{gray_folder}",
+            checkpoint=trained_dir,
+            model_dir=str(directory),
+            train_steps=1,
+            eval_steps=1,
+        )
+    )
     return str(directory)

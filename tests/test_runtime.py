@@ -9,8 +9,10 @@ import pytest
 from tests.conftest import REPO, tiny_config
 from tfssl import jobs
 
-PROBE = ("import tfssl, tensorflow; from tensorflow.python.util import _pywrap_util_port as port; "
-         "print(port.IsMklEnabled())")
+PROBE = (
+    "import tfssl, tensorflow; from tensorflow.python.util import _pywrap_util_port as port; "
+    "print(port.IsMklEnabled())"
+)
 
 
 @pytest.mark.parametrize("setting, enabled", [(None, "True"), ("0", "False")])
@@ -19,8 +21,9 @@ def test_onednn_is_on_unless_the_user_turns_it_off(setting, enabled):
     if setting is not None:
         env["TF_ENABLE_ONEDNN_OPTS"] = setting
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    printed = subprocess.run([sys.executable, "-c", PROBE], env=env, cwd=REPO, capture_output=True, text=True,
-                             check=True).stdout.split()
+    printed = subprocess.run(
+        [sys.executable, "-c", PROBE], env=env, cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
     assert printed[-1] == enabled
 
 
@@ -41,22 +44,34 @@ def test_cpu_flags_reads_the_first_flags_line(tmp_path):
     assert jobs.cpu_flags(str(tmp_path / "absent")) == set()
 
 
-@pytest.mark.parametrize("precision, on_accelerator, flags, emulated", [
-    ("mixed_bfloat16", False, {"avx2"}, True),
-    ("mixed_bfloat16", False, {"avx2", "avx512f"}, False),
-    ("mixed_bfloat16", True, {"avx2"}, False),      # a GPU or TPU computes in bfloat16 itself
-    ("mixed_bfloat16", False, set(), False),        # flags unknown: no claim
-    ("float32", False, {"avx2"}, False),
-    ("mixed_float16", False, {"avx2"}, False),
-])
-def test_bfloat16_is_emulated_only_on_a_cpu_without_avx512(precision, on_accelerator, flags, emulated):
+@pytest.mark.parametrize(
+    "precision, on_accelerator, flags, emulated",
+    [
+        ("mixed_bfloat16", False, {"avx2"}, True),
+        ("mixed_bfloat16", False, {"avx2", "avx512f"}, False),
+        ("mixed_bfloat16", True, {"avx2"}, False),  # a GPU or TPU computes in bfloat16 itself
+        ("mixed_bfloat16", False, set(), False),  # flags unknown: no claim
+        ("float32", False, {"avx2"}, False),
+        ("mixed_float16", False, {"avx2"}, False),
+    ],
+)
+def test_bfloat16_is_emulated_only_on_a_cpu_without_avx512(
+    precision, on_accelerator, flags, emulated
+):
     assert jobs.bfloat16_is_emulated(precision, on_accelerator, flags) is emulated
 
 
-@pytest.mark.parametrize("flags, precision, warned", [
-    ({"avx2"}, "mixed_bfloat16", True), ({"avx2", "avx512f"}, "mixed_bfloat16", False), ({"avx2"}, "float32", False)])
+@pytest.mark.parametrize(
+    "flags, precision, warned",
+    [
+        ({"avx2"}, "mixed_bfloat16", True),
+        ({"avx2", "avx512f"}, "mixed_bfloat16", False),
+        ({"avx2"}, "float32", False),
+    ],
+)
 def test_setup_runtime_warns_about_emulated_bfloat16(monkeypatch, flags, precision, warned):
     import keras
+
     warnings = []
     monkeypatch.setattr(jobs, "cpu_flags", lambda: flags)
     monkeypatch.setattr(jobs.log, "warning", lambda message, *args: warnings.append(message))

@@ -32,8 +32,16 @@ def runs(gray_folder, tmp_path_factory):
     root = tmp_path_factory.mktemp("stages")
     common = dict(dataset=f"folder:{gray_folder}", eval_steps=1)
     train(mode="pretrain", model_dir=str(root / "pre"), train_steps=4, **common)
-    finetune = train(mode="finetune", checkpoint=str(root / "pre"), model_dir=str(root / "ft"), num_labels=16,
-                     train_steps=80, steps_per_loop=40, learning_rate=0.4, **common)
+    finetune = train(
+        mode="finetune",
+        checkpoint=str(root / "pre"),
+        model_dir=str(root / "ft"),
+        num_labels=16,
+        train_steps=80,
+        steps_per_loop=40,
+        learning_rate=0.4,
+        **common,
+    )
     return root, common, finetune
 
 
@@ -52,9 +60,19 @@ def test_linear_eval_keeps_encoder_and_bn_statistics_bit_identical(runs):
     from tfssl.methods.finetune import FineTune
     from tfssl.train.distribute import make_strategy
     from tfssl.train.trainer import Trainer
-    cfg = jobs.inherit_architecture(tiny_config(
-        mode="finetune", checkpoint=str(root / "pre"), model_dir=str(root / "linear"), fine_tune_after_block=4,
-        ft_proj_selector=0, num_labels=16, train_steps=3, **common))
+
+    cfg = jobs.inherit_architecture(
+        tiny_config(
+            mode="finetune",
+            checkpoint=str(root / "pre"),
+            model_dir=str(root / "linear"),
+            fine_tune_after_block=4,
+            ft_proj_selector=0,
+            num_labels=16,
+            train_steps=3,
+            **common,
+        )
+    )
     jobs.setup_runtime(cfg)
     trainer = Trainer(cfg, FineTune, DataBundle(cfg, cfg.run_dir), make_strategy("one_device"))
     model = trainer.method.model
@@ -68,21 +86,35 @@ def test_linear_eval_keeps_encoder_and_bn_statistics_bit_identical(runs):
     assert any("moving_variance" in v.path for v in model.encoder.variables)
     for variable, value in zip(model.encoder.variables, before):
         np.testing.assert_array_equal(variable.numpy(), value, err_msg=variable.path)
-    assert not np.array_equal(head_before, model.supervised_head.dense.kernel.numpy())  # the head did learn
+    assert not np.array_equal(
+        head_before, model.supervised_head.dense.kernel.numpy()
+    )  # the head did learn
 
 
 def test_same_seed_same_subset_in_every_mode(mnist_data_dir, tmp_path):
     subsets = {}
     for mode in ("finetune", "supervised", "mean_teacher"):
-        cfg = tiny_config(mode=mode, dataset="mnist", data_dir=mnist_data_dir, label_fraction=0.01,
-                          checkpoint="unused", model_dir=str(tmp_path / mode))
+        cfg = tiny_config(
+            mode=mode,
+            dataset="mnist",
+            data_dir=mnist_data_dir,
+            label_fraction=0.01,
+            checkpoint="unused",
+            model_dir=str(tmp_path / mode),
+        )
         subsets[mode] = DataBundle(cfg, cfg.run_dir).labeled_indices
     labels = DataBundle(cfg, str(tmp_path / "x")).source.labels("train")
     for indices in subsets.values():
         assert len(indices) == 600 and np.all(np.bincount(labels[indices]) == 60)
         np.testing.assert_array_equal(indices, subsets["finetune"])
-    other = tiny_config(mode="supervised", dataset="mnist", data_dir=mnist_data_dir, label_fraction=0.01,
-                        label_seed=1, model_dir=str(tmp_path / "seed1"))
+    other = tiny_config(
+        mode="supervised",
+        dataset="mnist",
+        data_dir=mnist_data_dir,
+        label_fraction=0.01,
+        label_seed=1,
+        model_dir=str(tmp_path / "seed1"),
+    )
     assert not np.array_equal(DataBundle(other, other.run_dir).labeled_indices, subsets["finetune"])
     saved = json.load(open(tmp_path / "supervised" / "label_subset.json"))
     assert saved["indices"] == subsets["finetune"].tolist()
@@ -90,8 +122,15 @@ def test_same_seed_same_subset_in_every_mode(mnist_data_dir, tmp_path):
 
 def test_distilled_student_agrees_with_teacher(runs):
     root, common, _ = runs
-    result = train(mode="distill", teacher=str(root / "ft"), model_dir=str(root / "distill"), train_steps=80,
-                   steps_per_loop=40, learning_rate=2.0, **common)
+    result = train(
+        mode="distill",
+        teacher=str(root / "ft"),
+        model_dir=str(root / "distill"),
+        train_steps=80,
+        steps_per_loop=40,
+        learning_rate=2.0,
+        **common,
+    )
     student = restore.load_trained(str(root / "distill"))
     teacher = restore.load_trained(str(root / "ft"))
     truth, student_labels = predict_labels(student[0], student[1], "test", 32)
@@ -101,19 +140,31 @@ def test_distilled_student_agrees_with_teacher(runs):
 
     # the student teaches a second round: --teacher=<distill run> serves the student's logits, not its teacher's
     from tfssl.methods.distill import load_teacher
+
     images = next(iter(student[1].eval_batches(student[0].eval_view, 8, "test", 1)))[0]
     second_teacher, _ = load_teacher(str(root / "distill"), student[1].image_shape)
     np.testing.assert_allclose(second_teacher(images), student[0].eval_logits(images), atol=1e-5)
     assert np.max(np.abs(second_teacher(images) - teacher[0].eval_logits(images))) > 1e-3
-    round2 = train(mode="distill", teacher=str(root / "distill"), model_dir=str(root / "round2"), train_steps=2,
-                   **common)
+    round2 = train(
+        mode="distill",
+        teacher=str(root / "distill"),
+        model_dir=str(root / "round2"),
+        train_steps=2,
+        **common,
+    )
     assert round2["global_step"] == 2
 
 
 def test_smaller_student(runs):
     root, common, _ = runs
-    result = train(mode="distill", teacher=str(root / "ft"), model_dir=str(root / "small"), train_steps=2,
-                   student_width_multiplier=0.03125, **common)
+    result = train(
+        mode="distill",
+        teacher=str(root / "ft"),
+        model_dir=str(root / "small"),
+        train_steps=2,
+        student_width_multiplier=0.03125,
+        **common,
+    )
     model = restore.load_trained(str(root / "small"))[0].model
     assert model.encoder.get_config()["width_multiplier"] == 0.03125
     assert result["global_step"] == 2
@@ -122,9 +173,17 @@ def test_smaller_student(runs):
 def test_distill_loss_with_labels_matches_numpy(runs, tmp_path):
     """--distill_label_weight=w: T^2 CE(softmax(t/T), s/T) on the unlabeled batch + w CE(labels, s) on a labeled one."""
     from tfssl.methods.distill import Distill
+
     root, common, _ = runs
-    cfg = tiny_config(mode="distill", teacher=str(root / "ft"), model_dir=str(tmp_path / "d"), num_labels=16,
-                      distill_label_weight=0.5, distill_temperature=2.0, **common)
+    cfg = tiny_config(
+        mode="distill",
+        teacher=str(root / "ft"),
+        model_dir=str(tmp_path / "d"),
+        num_labels=16,
+        distill_label_weight=0.5,
+        distill_temperature=2.0,
+        **common,
+    )
     method = Distill(cfg, DataBundle(cfg, cfg.run_dir))
     method.build()
     method.setup_training()
@@ -136,8 +195,11 @@ def test_distill_loss_with_labels_matches_numpy(runs, tmp_path):
     def log_softmax(x):
         x = x - x.max(-1, keepdims=True)
         return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
     teacher = method.teacher(images).numpy() / 2.0
-    student = method.model(images, training=True)["logits"].numpy() / 2.0  # batch statistics: the same again
+    student = (
+        method.model(images, training=True)["logits"].numpy() / 2.0
+    )  # batch statistics: the same again
     kd = 4.0 * np.mean(-np.sum(np.exp(log_softmax(teacher)) * log_softmax(student), -1))
     labeled_logits = method.model(labeled_images, training=True)["logits"].numpy()
     supervised = -np.mean(log_softmax(labeled_logits)[np.arange(16), labels.numpy()])
@@ -181,18 +243,39 @@ json.dump({'probabilities': out['probabilities'].numpy().tolist(),
 def test_export_round_trip_without_tfssl(folder, request, tmp_path):
     data_root = request.getfixturevalue(folder)
     run_dir = str(tmp_path / "sup")
-    train(mode="supervised", dataset=f"folder:{data_root}", model_dir=run_dir, train_steps=2, eval_steps=1)
+    train(
+        mode="supervised",
+        dataset=f"folder:{data_root}",
+        model_dir=run_dir,
+        train_steps=2,
+        eval_steps=1,
+    )
     export_dir = str(tmp_path / "exported")
     jobs.run(tiny_config(mode="export", checkpoint=run_dir, export_dir=export_dir))
     assert os.path.exists(export_dir + ".keras")
     method, data, _, _ = restore.load_trained(run_dir)
-    raw = np.stack([data.source.decode(r["encoded"]).numpy() for r in data.source.records("test").take(6)])
-    expected = tf.nn.softmax(method.eval_logits(tf.image.convert_image_dtype(raw, tf.float32))).numpy()
+    raw = np.stack(
+        [data.source.decode(r["encoded"]).numpy() for r in data.source.records("test").take(6)]
+    )
+    expected = tf.nn.softmax(
+        method.eval_logits(tf.image.convert_image_dtype(raw, tf.float32))
+    ).numpy()
     np.save(tmp_path / "images.npy", raw)
     script = tmp_path / "check.py"
     script.write_text(EXPORT_CHECK)
-    subprocess.run([sys.executable, str(script), export_dir, str(tmp_path / "images.npy"), str(tmp_path / "out.json")],
-                   check=True, cwd=str(tmp_path), timeout=300, env={**os.environ, "PYTHONPATH": ""})
+    subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            export_dir,
+            str(tmp_path / "images.npy"),
+            str(tmp_path / "out.json"),
+        ],
+        check=True,
+        cwd=str(tmp_path),
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": ""},
+    )
     out = json.load(open(tmp_path / "out.json"))
     assert not out["tfssl_imported"]
     np.testing.assert_allclose(out["probabilities"], expected, atol=1e-5)
@@ -225,33 +308,65 @@ def test_export_from_every_stage_at_any_image_size(runs, tmp_path):
     the trained size and at twice it (a bicubic resize inside) and gives the Keras model's probabilities."""
     root, common, _ = runs
     mt_dir = str(tmp_path / "mt")
-    train(mode="mean_teacher", model_dir=mt_dir, num_labels=16, train_batch_size=8, unlabeled_batch_size=8,
-          width_multiplier=0.125, train_steps=2, **common)
+    train(
+        mode="mean_teacher",
+        model_dir=mt_dir,
+        num_labels=16,
+        train_batch_size=8,
+        unlabeled_batch_size=8,
+        width_multiplier=0.125,
+        train_steps=2,
+        **common,
+    )
     run_dirs = {"pre": str(root / "pre"), "ft": str(root / "ft"), "mt": mt_dir}
     export_dirs = {name: str(tmp_path / f"export_{name}") for name in run_dirs}
     for name, run_dir in run_dirs.items():
         jobs.run(tiny_config(mode="export", checkpoint=run_dir, export_dir=export_dirs[name]))
     method, data, _, _ = restore.load_trained(run_dirs["ft"])
-    raw = np.stack([data.source.decode(r["encoded"]).numpy() for r in data.source.records("test").take(6)])
+    raw = np.stack(
+        [data.source.decode(r["encoded"]).numpy() for r in data.source.records("test").take(6)]
+    )
     np.save(tmp_path / "images.npy", raw)
     script = tmp_path / "check.py"
     script.write_text(EXPORTS_CHECK)
-    subprocess.run([sys.executable, str(script), str(tmp_path / "images.npy"), str(tmp_path / "out.json"),
-                    *export_dirs.values()],
-                   check=True, cwd=str(tmp_path), timeout=300, env={**os.environ, "PYTHONPATH": ""})
+    subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            str(tmp_path / "images.npy"),
+            str(tmp_path / "out.json"),
+            *export_dirs.values(),
+        ],
+        check=True,
+        cwd=str(tmp_path),
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": ""},
+    )
     out = json.load(open(tmp_path / "out.json"))
 
     native = tf.image.convert_image_dtype(raw, tf.float32)
-    large = tf.clip_by_value(tf.image.resize(np.repeat(np.repeat(native, 2, 1), 2, 2), [16, 16], "bicubic"), 0, 1)
+    large = tf.clip_by_value(
+        tf.image.resize(np.repeat(np.repeat(native, 2, 1), 2, 2), [16, 16], "bicubic"), 0, 1
+    )
     for name, run_dir in run_dirs.items():
         got = out[export_dirs[name]]
         assert not got["tfssl_imported"]
         method = restore.load_trained(run_dir)[0]
-        np.testing.assert_allclose(got["probabilities_native"], tf.nn.softmax(method.eval_logits(native)), atol=1e-5)
-        np.testing.assert_allclose(got["probabilities_large"], tf.nn.softmax(method.eval_logits(large)), atol=1e-5)
-        if name != "mt":  # the official names; the projection head's input is the encoder's pooled output
-            assert {"block_group1", "block_group4", "proj_head_input", "proj_head_output"} <= set(got["features"])
-            np.testing.assert_array_equal(got["proj_head_input_native"], got["final_avg_pool_native"])
+        np.testing.assert_allclose(
+            got["probabilities_native"], tf.nn.softmax(method.eval_logits(native)), atol=1e-5
+        )
+        np.testing.assert_allclose(
+            got["probabilities_large"], tf.nn.softmax(method.eval_logits(large)), atol=1e-5
+        )
+        if (
+            name != "mt"
+        ):  # the official names; the projection head's input is the encoder's pooled output
+            assert {"block_group1", "block_group4", "proj_head_input", "proj_head_output"} <= set(
+                got["features"]
+            )
+            np.testing.assert_array_equal(
+                got["proj_head_input_native"], got["final_avg_pool_native"]
+            )
             # pretraining projects to proj_out_dim; fine-tuning keeps ft_proj_selector=1 layer, as wide as its input
             width = 16 if name == "pre" else np.shape(got["final_avg_pool_native"])[1]
             assert np.shape(got["proj_head_output_native"]) == (6, width)
@@ -265,19 +380,31 @@ def test_distill_from_an_exported_teacher(runs, tmp_path):
     export_dir = str(tmp_path / "exported_ft")
     jobs.run(tiny_config(mode="export", checkpoint=str(root / "ft"), export_dir=export_dir))
     from tfssl.methods.distill import load_teacher
+
     method, data, _, _ = restore.load_trained(str(root / "ft"))
     images = next(iter(data.eval_batches(method.eval_view, 8, "test", 1)))[0]
     teacher, num_classes = load_teacher(export_dir, data.image_shape)
     assert num_classes == 4
     np.testing.assert_allclose(teacher(images), method.eval_logits(images), atol=1e-5)
-    result = train(mode="distill", teacher=export_dir, model_dir=str(tmp_path / "student"), train_steps=2, **common)
+    result = train(
+        mode="distill",
+        teacher=export_dir,
+        model_dir=str(tmp_path / "student"),
+        train_steps=2,
+        **common,
+    )
     assert result["global_step"] == 2 and 0 <= result["train"]["teacher_agreement"] <= 1
 
 
 def test_bad_checkpoints(runs, tmp_path):
     root, common, _ = runs
     with pytest.raises(CheckpointError, match="--teacher=.*does not exist"):
-        train(mode="distill", teacher=str(tmp_path / "missing"), model_dir=str(tmp_path / "d"), **common)
+        train(
+            mode="distill",
+            teacher=str(tmp_path / "missing"),
+            model_dir=str(tmp_path / "d"),
+            **common,
+        )
     empty = tmp_path / "empty_run"
     empty.mkdir()
     with pytest.raises(CheckpointError, match="holds no checkpoint"):
@@ -296,8 +423,15 @@ def test_bad_checkpoints(runs, tmp_path):
 def test_eval_waits_for_checkpoints_until_the_run_is_over(runs, tmp_path):
     """--eval_wait evaluates the checkpoints of a run; a finished run (result.json) ends the wait."""
     root, common, _ = runs
-    result = jobs.run(tiny_config(mode="eval", checkpoint=str(root / "ft"), eval_wait=True, eval_timeout_secs=30,
-                                  eval_steps=1))
+    result = jobs.run(
+        tiny_config(
+            mode="eval",
+            checkpoint=str(root / "ft"),
+            eval_wait=True,
+            eval_timeout_secs=30,
+            eval_steps=1,
+        )
+    )
     assert result["checkpoint"].endswith("ckpt-80")
     assert os.path.exists(root / "ft" / "eval_test_80.json")
 
@@ -314,8 +448,19 @@ def test_eval_picks_up_checkpoints_of_a_live_run(runs, tmp_path):
     shutil.copytree(root / "ft", live, ignore=shutil.ignore_patterns("result*.json", "eval_*.json"))
     _point_checkpoint_state_at(live, 70)  # the run so far
     results = []
-    waiter = threading.Thread(target=lambda: results.append(jobs.run(tiny_config(
-        mode="eval", checkpoint=str(live), eval_wait=True, eval_timeout_secs=60, eval_steps=1))))
+    waiter = threading.Thread(
+        target=lambda: results.append(
+            jobs.run(
+                tiny_config(
+                    mode="eval",
+                    checkpoint=str(live),
+                    eval_wait=True,
+                    eval_timeout_secs=60,
+                    eval_steps=1,
+                )
+            )
+        )
+    )
     waiter.start()
 
     def wait_for(path):
@@ -323,6 +468,7 @@ def test_eval_picks_up_checkpoints_of_a_live_run(runs, tmp_path):
         while not path.exists():
             assert time.time() < deadline and waiter.is_alive(), f"no {path.name}"
             time.sleep(0.2)
+
     wait_for(live / "eval_test_70.json")
     assert not (live / "eval_test_80.json").exists()
     _point_checkpoint_state_at(live, 80)  # the run saves its next checkpoint

@@ -17,4 +17,5 @@ def run(mode, **flags):
     """Runs one job with run.py's flag names and defaults, e.g. run("finetune", checkpoint=..., label_fraction=0.01)."""
     from tfssl import jobs
     from tfssl.config import Config
+
     return jobs.run(Config.for_job({"mode": mode, **flags}))

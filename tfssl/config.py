@@ -12,24 +12,57 @@ import os
 from tfssl.errors import ConfigError
 
 TRAIN_MODES = ("pretrain", "finetune", "distill", "supervised", "mean_teacher", "ladder", "ssvae")
-MODES = TRAIN_MODES + ("eval", "export", "compare", "benchmark", "prepare_data",
-                       "train", "train_then_eval")  # the last two: official spellings
+MODES = TRAIN_MODES + (
+    "eval",
+    "export",
+    "compare",
+    "benchmark",
+    "prepare_data",
+    "train",
+    "train_then_eval",
+)  # the last two: official spellings
 
 # The networks each training job can build (--architecture).
-JOB_ARCHITECTURES = {"pretrain": ("auto", "resnet"), "finetune": ("auto", "resnet"), "supervised": ("auto", "resnet"),
-                     "distill": ("auto", "resnet"), "mean_teacher": ("auto", "convlarge", "resnet"),
-                     "ladder": ("auto", "mlp"), "ssvae": ("auto", "mlp")}
+JOB_ARCHITECTURES = {
+    "pretrain": ("auto", "resnet"),
+    "finetune": ("auto", "resnet"),
+    "supervised": ("auto", "resnet"),
+    "distill": ("auto", "resnet"),
+    "mean_teacher": ("auto", "convlarge", "resnet"),
+    "ladder": ("auto", "mlp"),
+    "ssvae": ("auto", "mlp"),
+}
 
 # Fields that define the network; a checkpoint only restores into the same values.
-ARCHITECTURE_FIELDS = ("architecture", "resnet_depth", "width_multiplier", "sk_ratio", "se_ratio",
-                       "proj_head_mode", "proj_out_dim", "num_proj_layers", "ladder_hidden_sizes", "ladder_model",
-                       "ssvae_model", "ssvae_latent_dim", "ssvae_hidden_sizes")
+ARCHITECTURE_FIELDS = (
+    "architecture",
+    "resnet_depth",
+    "width_multiplier",
+    "sk_ratio",
+    "se_ratio",
+    "proj_head_mode",
+    "proj_out_dim",
+    "num_proj_layers",
+    "ladder_hidden_sizes",
+    "ladder_model",
+    "ssvae_model",
+    "ssvae_latent_dim",
+    "ssvae_hidden_sizes",
+)
 
 
 # Defaults that differ by job; a flag given on the command line or in a flagfile wins.
 # (pretrain uses the field defaults below.)
-_LABELED_TRAINING = dict(optimizer="momentum", learning_rate=0.1, weight_decay=0.0, warmup_epochs=0.0,
-                         train_epochs=30, checkpoint_epochs=10, color_jitter_strength=0.0, use_blur=False)
+_LABELED_TRAINING = dict(
+    optimizer="momentum",
+    learning_rate=0.1,
+    weight_decay=0.0,
+    warmup_epochs=0.0,
+    train_epochs=30,
+    checkpoint_epochs=10,
+    color_jitter_strength=0.0,
+    use_blur=False,
+)
 JOB_DEFAULTS = {
     "finetune": dict(_LABELED_TRAINING, ft_proj_selector=1),
     "supervised": dict(_LABELED_TRAINING, weight_decay=1e-4, proj_head_mode="none"),
@@ -38,19 +71,52 @@ JOB_DEFAULTS = {
     # 100). On MNIST with 100 labels these defaults measured 2.53% test error (44 min on 2 cores) against
     # 3.39% with KL x 10 and 50 + 50, and 5.62% supervised only (BENCHMARKS.md). MNIST's stronger
     # perturbations are in configs/mnist_mean_teacher_100.cfg (too strong for Fashion-MNIST).
-    "mean_teacher": dict(optimizer="adam", learning_rate=0.003, learning_rate_scaling="constant",
-                         lr_schedule="cosine", weight_decay=0.0, warmup_epochs=0.0, train_batch_size=10,
-                         unlabeled_batch_size=90, architecture="convlarge", width_multiplier=0.25, use_flip=False,
-                         train_steps=15000, consistency_rampup_steps=4000, checkpoint_steps=1000),
-    "ladder": dict(optimizer="adam", learning_rate=0.002, learning_rate_scaling="constant", lr_schedule="constant",
-                   weight_decay=0.0, warmup_epochs=0.0, train_batch_size=100, architecture="auto",
-                   batch_norm_decay=0.99, unlabeled_includes_labeled=True, random_translate=0,
-                   train_steps=36000, checkpoint_steps=3000),  # 60 epochs of 600 steps: 1.01% error, 27 min on 2 cores
+    "mean_teacher": dict(
+        optimizer="adam",
+        learning_rate=0.003,
+        learning_rate_scaling="constant",
+        lr_schedule="cosine",
+        weight_decay=0.0,
+        warmup_epochs=0.0,
+        train_batch_size=10,
+        unlabeled_batch_size=90,
+        architecture="convlarge",
+        width_multiplier=0.25,
+        use_flip=False,
+        train_steps=15000,
+        consistency_rampup_steps=4000,
+        checkpoint_steps=1000,
+    ),
+    "ladder": dict(
+        optimizer="adam",
+        learning_rate=0.002,
+        learning_rate_scaling="constant",
+        lr_schedule="constant",
+        weight_decay=0.0,
+        warmup_epochs=0.0,
+        train_batch_size=100,
+        architecture="auto",
+        batch_norm_decay=0.99,
+        unlabeled_includes_labeled=True,
+        random_translate=0,
+        train_steps=36000,
+        checkpoint_steps=3000,
+    ),  # 60 epochs of 600 steps: 1.01% error, 27 min on 2 cores
     # SS-VAE: train_batch_size is the labeled batch (M1: the only one), unlabeled_batch_size the
     # unlabeled one; an epoch is one pass over the unlabeled images (M1: all images).
-    "ssvae": dict(optimizer="adam", learning_rate=1e-3, learning_rate_scaling="constant", lr_schedule="constant",
-                  weight_decay=0.0, warmup_epochs=0.0, train_batch_size=100, unlabeled_batch_size=100,
-                  architecture="mlp", train_epochs=50, checkpoint_epochs=5),
+    "ssvae": dict(
+        optimizer="adam",
+        learning_rate=1e-3,
+        learning_rate_scaling="constant",
+        lr_schedule="constant",
+        weight_decay=0.0,
+        warmup_epochs=0.0,
+        train_batch_size=100,
+        unlabeled_batch_size=100,
+        architecture="mlp",
+        train_epochs=50,
+        checkpoint_epochs=5,
+    ),
 }
 
 
@@ -65,21 +131,32 @@ def _field(default, help, choices=None):
 class Config:
     # --- job ---
     mode: str = _field("pretrain", "Job to run.", MODES)
-    train_mode: str = _field("", "Official spelling: with --mode=train, pretrain or finetune.",
-                             ("", "pretrain", "finetune"))
-    model_dir: str = _field("", "Run directory (checkpoints, summaries, results). "
-                                "Default: runs/<mode>-<dataset>.")
-    strategy: str = _field("auto", "tf.distribute strategy; auto = mirrored over GPUs, one device for one "
-                                   "GPU, the default strategy on CPU.",
-                           ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu"))
+    train_mode: str = _field(
+        "",
+        "Official spelling: with --mode=train, pretrain or finetune.",
+        ("", "pretrain", "finetune"),
+    )
+    model_dir: str = _field(
+        "", "Run directory (checkpoints, summaries, results). Default: runs/<mode>-<dataset>."
+    )
+    strategy: str = _field(
+        "auto",
+        "tf.distribute strategy; auto = mirrored over GPUs, one device for one "
+        "GPU, the default strategy on CPU.",
+        ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu"),
+    )
     tpu_name: str = _field("", "TPU name or grpc address for --strategy=tpu.")
-    precision: str = _field("float32", "Compute precision.",
-                            ("float32", "mixed_bfloat16", "mixed_float16"))
+    precision: str = _field(
+        "float32", "Compute precision.", ("float32", "mixed_bfloat16", "mixed_float16")
+    )
     jit_compile: bool = _field(False, "XLA-compile the train step (helps on GPU, not on CPU).")
     steps_per_loop: int = _field(50, "Train steps per tf.function call.")
-    matmul_conv_grads: bool = _field(True, "Weight gradients of convolutions with outputs of 7x7 or less as matrix "
-                                           "products (several times faster than oneDNN's on CPU). Strided 1x1 ones "
-                                           "take them always: oneDNN's AVX2 kernel is wrong or crashes there.")
+    matmul_conv_grads: bool = _field(
+        True,
+        "Weight gradients of convolutions with outputs of 7x7 or less as matrix "
+        "products (several times faster than oneDNN's on CPU). Strided 1x1 ones "
+        "take them always: oneDNN's AVX2 kernel is wrong or crashes there.",
+    )
     seed: int = _field(0, "Seed for weights, data order and augmentation.")
     deterministic: bool = _field(False, "Enable TF op determinism (bit-identical reruns, slower).")
     log_every_secs: float = _field(10.0, "Seconds between progress lines.")
@@ -105,28 +182,42 @@ class Config:
     train_steps: int = _field(0, "Steps to train for; overrides train_epochs.")
     eval_batch_size: int = _field(256, "Batch size for evaluation.")
     eval_steps: int = _field(0, "Eval steps; 0 = the whole eval split.")
-    learning_rate: float = _field(1.0, "Learning rate per 256 examples (see learning_rate_scaling; official: 0.3).")
-    learning_rate_scaling: str = _field("linear", "LR scaling with batch size (constant: no scaling).",
-                                        ("linear", "sqrt", "constant"))
+    learning_rate: float = _field(
+        1.0, "Learning rate per 256 examples (see learning_rate_scaling; official: 0.3)."
+    )
+    learning_rate_scaling: str = _field(
+        "linear",
+        "LR scaling with batch size (constant: no scaling).",
+        ("linear", "sqrt", "constant"),
+    )
     warmup_epochs: float = _field(0.2, "Epochs of linear warmup before cosine decay.")
     weight_decay: float = _field(1e-6, "Weight decay.")
     optimizer: str = _field("lars", "Optimizer.", ("lars", "momentum", "adam"))
     momentum: float = _field(0.9, "Momentum for lars and momentum optimizers.")
-    lr_schedule: str = _field("cosine", "Learning-rate schedule: linear warmup + cosine decay, or constant.",
-                              ("cosine", "constant"))
+    lr_schedule: str = _field(
+        "cosine",
+        "Learning-rate schedule: linear warmup + cosine decay, or constant.",
+        ("cosine", "constant"),
+    )
     batch_norm_decay: float = _field(0.9, "Batch norm moving-average decay.")
-    bn_recalibration_batches: int = _field(0, "After training, re-estimate batch-norm statistics on this many "
-                                           "eval_batch_size batches of clean train images (0 = keep the "
-                                           "training averages, e.g. of Mean Teacher's noisy inputs).")
+    bn_recalibration_batches: int = _field(
+        0,
+        "After training, re-estimate batch-norm statistics on this many "
+        "eval_batch_size batches of clean train images (0 = keep the "
+        "training averages, e.g. of Mean Teacher's noisy inputs).",
+    )
     global_bn: bool = _field(True, "Synchronise batch norm statistics across replicas.")
     checkpoint_epochs: float = _field(1, "Epochs between checkpoints and summaries.")
     checkpoint_steps: int = _field(0, "Steps between checkpoints; overrides checkpoint_epochs.")
     keep_checkpoint_max: int = _field(5, "Checkpoints kept.")
-    skip_nonfinite_steps: bool = _field(False, "Skip steps with a NaN/Inf loss instead of stopping.")
+    skip_nonfinite_steps: bool = _field(
+        False, "Skip steps with a NaN/Inf loss instead of stopping."
+    )
 
     # --- network ---
-    architecture: str = _field("auto", "Network; auto = the method's usual one.",
-                               ("auto", "resnet", "convlarge", "mlp"))
+    architecture: str = _field(
+        "auto", "Network; auto = the method's usual one.", ("auto", "resnet", "convlarge", "mlp")
+    )
     resnet_depth: int = _field(18, "ResNet depth.", ("18", "34", "50", "101", "152", "200"))
     width_multiplier: float = _field(0.25, "ResNet width multiplier (1 = 64 channels in the stem).")
     sk_ratio: float = _field(0.0, "Selective-kernel ratio; > 0 enables SK (SimCLRv2 uses 0.0625).")
@@ -140,8 +231,12 @@ class Config:
     num_proj_layers: int = _field(3, "Layers in the nonlinear projection head.")
     ft_proj_selector: int = _field(0, "Projection layers kept for fine-tuning (0 = none).")
     color_jitter_strength: float = _field(0.5, "Colour jitter strength s.")
-    crop_min_area: float = _field(0.3, "Smallest crop area fraction in random resized crops (official: 0.08).")
-    use_flip: bool = _field(False, "Random horizontal flips in training augmentation (official: on; off for digits).")
+    crop_min_area: float = _field(
+        0.3, "Smallest crop area fraction in random resized crops (official: 0.08)."
+    )
+    use_flip: bool = _field(
+        False, "Random horizontal flips in training augmentation (official: on; off for digits)."
+    )
     use_blur: bool = _field(True, "Gaussian blur (p=0.5) in pretraining augmentation.")
     lineareval_while_pretraining: bool = _field(True, "Train a linear head on frozen features.")
 
@@ -164,45 +259,89 @@ class Config:
     ema_decay: float = _field(0.999, "Teacher EMA decay after ramp-up.")
     ema_decay_rampup: float = _field(0.99, "Teacher EMA decay during ramp-up.")
     consistency: str = _field("mse", "Consistency cost between softmaxes.", ("mse", "kl"))
-    consistency_weight: float = _field(100.0, "Maximum consistency weight (paper: 100 with mse; about 10 "
-                                              "with kl). 0 = the supervised baseline.")
+    consistency_weight: float = _field(
+        100.0,
+        "Maximum consistency weight (paper: 100 with mse; about 10 "
+        "with kl). 0 = the supervised baseline.",
+    )
     consistency_rampup_steps: int = _field(5000, "Sigmoid ramp-up length in steps.")
     logit_distance_cost: float = _field(-1.0, "Cost between the two student heads; < 0 = one head.")
     input_noise_std: float = _field(0.15, "Gaussian input noise for student and teacher.")
     unlabeled_batch_size: int = _field(0, "Unlabeled examples per step (0 = train_batch_size).")
-    unlabeled_includes_labeled: bool = _field(False, "Draw unlabeled batches from the whole train split.")
-    convlarge_dropout: float = _field(0.5, "Mean Teacher ConvLarge: dropout rate after each max-pool.")
-    random_translate: int = _field(2, "Mean Teacher / Ladder: random translation in pixels (0 = none).")
-    random_rotate: float = _field(0.0, "Mean Teacher: random rotation, uniform in +-this many degrees (0 = none).")
-    elastic_alpha: float = _field(0.0, "Mean Teacher: elastic distortion scale, pixels per unit of the smoothed "
-                                  "uniform field (Simard et al. 2003; 0 = none).")
-    elastic_sigma: float = _field(4.0, "Mean Teacher: smoothness (Gaussian std, pixels) of the elastic distortion.")
-    translate_fill: str = _field("reflect", "Border fill of --random_translate: reflect (the reference's) "
-                                 "or zero (no mirrored strokes; worse on MNIST here).", ("reflect", "zero"))
+    unlabeled_includes_labeled: bool = _field(
+        False, "Draw unlabeled batches from the whole train split."
+    )
+    convlarge_dropout: float = _field(
+        0.5, "Mean Teacher ConvLarge: dropout rate after each max-pool."
+    )
+    random_translate: int = _field(
+        2, "Mean Teacher / Ladder: random translation in pixels (0 = none)."
+    )
+    random_rotate: float = _field(
+        0.0, "Mean Teacher: random rotation, uniform in +-this many degrees (0 = none)."
+    )
+    elastic_alpha: float = _field(
+        0.0,
+        "Mean Teacher: elastic distortion scale, pixels per unit of the smoothed "
+        "uniform field (Simard et al. 2003; 0 = none).",
+    )
+    elastic_sigma: float = _field(
+        4.0, "Mean Teacher: smoothness (Gaussian std, pixels) of the elastic distortion."
+    )
+    translate_fill: str = _field(
+        "reflect",
+        "Border fill of --random_translate: reflect (the reference's) "
+        "or zero (no mirrored strokes; worse on MNIST here).",
+        ("reflect", "zero"),
+    )
 
     # --- Ladder ---
     ladder_noise_std: float = _field(0.3, "Ladder: corruption noise at every layer.")
-    denoising_costs: str = _field("1000,10,0.1,0.1,0.1,0.1,0.1", "Ladder: cost per layer, input first (all 0: "
-                                  "the supervised baseline; gamma: the last value, default 1).")
+    denoising_costs: str = _field(
+        "1000,10,0.1,0.1,0.1,0.1,0.1",
+        "Ladder: cost per layer, input first (all 0: "
+        "the supervised baseline; gamma: the last value, default 1).",
+    )
     ladder_hidden_sizes: str = _field("1000,500,250,250,250", "Ladder MLP hidden layer sizes.")
-    ladder_model: str = _field("full", "Ladder: full MLP ladder, or the conv Gamma-model (top layer only).",
-                               ("full", "gamma"))
+    ladder_model: str = _field(
+        "full",
+        "Ladder: full MLP ladder, or the conv Gamma-model (top layer only).",
+        ("full", "gamma"),
+    )
 
     # --- SS-VAE ---
     ssvae_model: str = _field("m2", "SS-VAE model.", ("m1", "m2", "m1m2"))
     ssvae_latent_dim: int = _field(50, "SS-VAE latent size.")
-    ssvae_hidden_sizes: str = _field("", "SS-VAE hidden layer sizes of every MLP; empty = m1: 500,500; m2 and "
-                                         "M1+M2's M2: 500 (the authors' 100-label M1+M2 used 300).")
-    ssvae_activation: str = _field("softplus", "SS-VAE hidden activation (a Keras activation name).")
-    ssvae_likelihood: str = _field("bernoulli", "p(x|z) on pixels (M1+M2's M2 is always Gaussian on M1's codes).",
-                                   ("bernoulli", "gaussian"))
-    ssvae_alpha: float = _field(0.1, "SS-VAE classification weight per example: the paper's alpha = "
-                                     "ssvae_alpha * N (N = train examples; paper: 0.1).")
-    ssvae_kl_warmup_epochs: float = _field(0.0, "M1: raise the KL weight linearly from 0 to 1 over these epochs "
-                                                "(Sonderby et al. 2016; 0 = the paper's plain bound).")
-    ssvae_labels_only: bool = _field(False, "SS-VAE: train only q(y|x) on the labels (the supervised baseline).")
+    ssvae_hidden_sizes: str = _field(
+        "",
+        "SS-VAE hidden layer sizes of every MLP; empty = m1: 500,500; m2 and "
+        "M1+M2's M2: 500 (the authors' 100-label M1+M2 used 300).",
+    )
+    ssvae_activation: str = _field(
+        "softplus", "SS-VAE hidden activation (a Keras activation name)."
+    )
+    ssvae_likelihood: str = _field(
+        "bernoulli",
+        "p(x|z) on pixels (M1+M2's M2 is always Gaussian on M1's codes).",
+        ("bernoulli", "gaussian"),
+    )
+    ssvae_alpha: float = _field(
+        0.1,
+        "SS-VAE classification weight per example: the paper's alpha = "
+        "ssvae_alpha * N (N = train examples; paper: 0.1).",
+    )
+    ssvae_kl_warmup_epochs: float = _field(
+        0.0,
+        "M1: raise the KL weight linearly from 0 to 1 over these epochs "
+        "(Sonderby et al. 2016; 0 = the paper's plain bound).",
+    )
+    ssvae_labels_only: bool = _field(
+        False, "SS-VAE: train only q(y|x) on the labels (the supervised baseline)."
+    )
     m1_checkpoint: str = _field("", "M1+M2: the trained M1 run.")
-    m1_latent: str = _field("sample", "M1+M2: feed M1's z samples or means to M2.", ("sample", "mean"))
+    m1_latent: str = _field(
+        "sample", "M1+M2: feed M1's z samples or means to M2.", ("sample", "mean")
+    )
 
     # --- compare ---
     label_fractions: str = _field("0.01,0.1,1.0", "Compare: label fractions.")
@@ -213,7 +352,11 @@ class Config:
     def for_job(cls, given):
         """A validated config from the flags the user gave; unset ones take their job's default."""
         mode = given.get("mode", cls.mode)
-        job = (given.get("train_mode") or "pretrain") if mode in ("train", "train_then_eval") else mode
+        job = (
+            (given.get("train_mode") or "pretrain")
+            if mode in ("train", "train_then_eval")
+            else mode
+        )
         return cls(**{**JOB_DEFAULTS.get(job, {}), **given}).validate()
 
     def replace(self, **changes):
@@ -245,7 +388,9 @@ class Config:
 
     @property
     def run_dir(self):
-        return self.model_dir or os.path.join("runs", f"{self.job}-{self.dataset.replace(':', '_').replace('/', '_')}")
+        return self.model_dir or os.path.join(
+            "runs", f"{self.job}-{self.dataset.replace(':', '_').replace('/', '_')}"
+        )
 
     def float_list(self, name):
         try:
@@ -259,16 +404,38 @@ class Config:
             choices = f.metadata.get("choices")
             value = getattr(self, f.name)
             if choices and str(value) not in choices:
-                raise ConfigError(f"--{f.name}={value} is not one of {', '.join(c for c in choices if c)}")
-        positive = ("train_batch_size", "eval_batch_size", "steps_per_loop", "proj_out_dim",
-                    "keep_checkpoint_max", "num_proj_layers", "ssvae_latent_dim")
+                raise ConfigError(
+                    f"--{f.name}={value} is not one of {', '.join(c for c in choices if c)}"
+                )
+        positive = (
+            "train_batch_size",
+            "eval_batch_size",
+            "steps_per_loop",
+            "proj_out_dim",
+            "keep_checkpoint_max",
+            "num_proj_layers",
+            "ssvae_latent_dim",
+        )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"--{name}={getattr(self, name)} must be positive")
-        non_negative = ("train_steps", "train_epochs", "eval_steps", "checkpoint_steps", "warmup_epochs",
-                        "weight_decay", "num_labels", "image_size", "sk_ratio", "se_ratio",
-                        "unlabeled_batch_size", "input_noise_std", "ladder_noise_std", "bn_recalibration_batches",
-                        "ssvae_kl_warmup_epochs")
+        non_negative = (
+            "train_steps",
+            "train_epochs",
+            "eval_steps",
+            "checkpoint_steps",
+            "warmup_epochs",
+            "weight_decay",
+            "num_labels",
+            "image_size",
+            "sk_ratio",
+            "se_ratio",
+            "unlabeled_batch_size",
+            "input_noise_std",
+            "ladder_noise_std",
+            "bn_recalibration_batches",
+            "ssvae_kl_warmup_epochs",
+        )
         for name in non_negative:
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name}={getattr(self, name)} must not be negative")
@@ -283,29 +450,44 @@ class Config:
         if not 0 < self.crop_min_area <= 1:
             raise ConfigError(f"--crop_min_area={self.crop_min_area} must be in (0, 1]")
         if not 0 < self.label_fraction <= 1:
-            raise ConfigError(f"--label_fraction={self.label_fraction} must be in (0, 1], e.g. 0.01 or 0.1")
+            raise ConfigError(
+                f"--label_fraction={self.label_fraction} must be in (0, 1], e.g. 0.01 or 0.1"
+            )
         if not 0 <= self.batch_norm_decay < 1:
             raise ConfigError(f"--batch_norm_decay={self.batch_norm_decay} must be in [0, 1)")
         if not -1 <= self.fine_tune_after_block <= 4:
             raise ConfigError(f"--fine_tune_after_block={self.fine_tune_after_block} must be -1..4")
         if self.ft_proj_selector < 0 or self.ft_proj_selector > self.num_proj_layers:
-            raise ConfigError(f"--ft_proj_selector={self.ft_proj_selector} must be 0..num_proj_layers")
+            raise ConfigError(
+                f"--ft_proj_selector={self.ft_proj_selector} must be 0..num_proj_layers"
+            )
         if self.mode in ("train", "train_then_eval") and self.train_mode == "":
             pass  # official default train_mode is pretrain
         if self.image_size and self.image_size < 8:
             raise ConfigError(f"--image_size={self.image_size} is too small; use at least 8 pixels")
         allowed = JOB_ARCHITECTURES.get(self.job)
         if allowed and self.architecture not in allowed:
-            raise ConfigError(f"--mode={self.job} builds {' or '.join(a for a in allowed if a != 'auto')}, not "
-                              f"--architecture={self.architecture}")
+            raise ConfigError(
+                f"--mode={self.job} builds {' or '.join(a for a in allowed if a != 'auto')}, not "
+                f"--architecture={self.architecture}"
+            )
         if self.job == "finetune" and not self.checkpoint:
-            raise ConfigError("--mode=finetune needs --checkpoint=<pretrain model_dir or prefix>; "
-                              "to train from scratch use --mode=supervised")
+            raise ConfigError(
+                "--mode=finetune needs --checkpoint=<pretrain model_dir or prefix>; "
+                "to train from scratch use --mode=supervised"
+            )
         if self.job == "distill" and not self.teacher:
             raise ConfigError("--mode=distill needs --teacher=<fine-tuned model_dir or SavedModel>")
         if self.job in ("eval", "export") and not (self.checkpoint or self.model_dir):
-            raise ConfigError(f"--mode={self.job} needs --checkpoint=<run dir or checkpoint prefix>")
-        for name in ("denoising_costs", "ladder_hidden_sizes", "ssvae_hidden_sizes", "label_fractions"):
+            raise ConfigError(
+                f"--mode={self.job} needs --checkpoint=<run dir or checkpoint prefix>"
+            )
+        for name in (
+            "denoising_costs",
+            "ladder_hidden_sizes",
+            "ssvae_hidden_sizes",
+            "label_fractions",
+        ):
             self.float_list(name)
         for fraction in self.float_list("label_fractions"):
             if not 0 < fraction <= 1:

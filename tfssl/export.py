@@ -36,17 +36,29 @@ def export_saved_model(method, export_dir):
 
     def serve(images):
         images = tf.image.convert_image_dtype(images, tf.float32)
-        return _float_outputs(method.export_outputs(augment.eval_view(images, size), training=False))
+        return _float_outputs(
+            method.export_outputs(augment.eval_view(images, size), training=False)
+        )
 
-    archive.add_endpoint("serve", serve, input_signature=[tf.TensorSpec([None, None, None, channels], tf.uint8)])
+    archive.add_endpoint(
+        "serve", serve, input_signature=[tf.TensorSpec([None, None, None, channels], tf.uint8)]
+    )
     float_images = [tf.TensorSpec([None, size, size, channels], tf.float32)]
-    archive.add_endpoint("call_inference", lambda x: _float_outputs(method.export_outputs(x, training=False)),
-                         input_signature=float_images)
-    archive.add_endpoint("call_training", lambda x: _float_outputs(method.export_outputs(x, training=True)),
-                         input_signature=float_images)
+    archive.add_endpoint(
+        "call_inference",
+        lambda x: _float_outputs(method.export_outputs(x, training=False)),
+        input_signature=float_images,
+    )
+    archive.add_endpoint(
+        "call_training",
+        lambda x: _float_outputs(method.export_outputs(x, training=True)),
+        input_signature=float_images,
+    )
     variables = method.export_variables()
     archive.add_variable_collection("trainable_variables", [v for v in variables if v.trainable])
-    archive.add_variable_collection("non_trainable_variables", [v for v in variables if not v.trainable])
+    archive.add_variable_collection(
+        "non_trainable_variables", [v for v in variables if not v.trainable]
+    )
     archive.write_out(export_dir, verbose=False)
     return export_dir
 
@@ -57,8 +69,10 @@ def export_run(cfg):
     method, _, resolved, _ = restore.load_trained(path, cfg)
     export_dir = cfg.export_dir or os.path.join(resolved.run_dir, "saved_model")
     export_saved_model(method, export_dir)
-    keras_path = os.path.join(os.path.dirname(os.path.abspath(export_dir)),
-                              os.path.basename(os.path.normpath(export_dir)) + ".keras")
+    keras_path = os.path.join(
+        os.path.dirname(os.path.abspath(export_dir)),
+        os.path.basename(os.path.normpath(export_dir)) + ".keras",
+    )
     method.model.save(keras_path)
     log.info("exported %s to %s (SavedModel) and %s", resolved.prefix, export_dir, keras_path)
     print(f"saved_model={export_dir} keras={keras_path}")

@@ -25,7 +25,9 @@ def training_curves(run_dir, path):
 def test_features(method, data, max_examples=2000, batch_size=500):
     """(encoder features, labels) of the first test examples."""
     features, labels = [], []
-    for images, batch_labels in data.eval_batches(method.eval_view, batch_size, limit_batches=-(-max_examples // batch_size)):
+    for images, batch_labels in data.eval_batches(
+        method.eval_view, batch_size, limit_batches=-(-max_examples // batch_size)
+    ):
         features.append(method.model(images, training=False)["hiddens"].numpy())
         labels.append(batch_labels.numpy())
     return np.concatenate(features), np.concatenate(labels)
@@ -38,11 +40,17 @@ def embedding_before_after(pretrain_dir, path):
     fresh = type(method)(method.cfg, data)
     fresh.build()
     before, _ = test_features(fresh, data)
-    return plots.embeddings({"before pretraining (random init)": before, "after SimCLR pretraining": after},
-                            labels, path, data.info.class_names)
+    return plots.embeddings(
+        {"before pretraining (random init)": before, "after SimCLR pretraining": after},
+        labels,
+        path,
+        data.info.class_names,
+    )
 
 
 def confusion(run_dir, path, title):
     method, data, _, cfg = restore.load_trained(run_dir)
     truth, predicted = predict_labels(method, data, cfg.eval_split, cfg.eval_batch_size)
-    return plots.plot_confusion(truth, predicted, data.info.num_classes, path, data.info.class_names, title)
+    return plots.plot_confusion(
+        truth, predicted, data.info.num_classes, path, data.info.class_names, title
+    )

@@ -7,8 +7,10 @@ import numpy as np
 
 def _pyplot():
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     return plt
 
 
@@ -24,8 +26,12 @@ def label_efficiency(rows, path):
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for method in dict.fromkeys(r["method"] for r in rows):
-        points = sorted((r["label_fraction"], r["top_1_accuracy"]) for r in rows if r["method"] == method)
-        ax.plot([100 * f for f, _ in points], [100 * a for _, a in points], marker="o", label=method)
+        points = sorted(
+            (r["label_fraction"], r["top_1_accuracy"]) for r in rows if r["method"] == method
+        )
+        ax.plot(
+            [100 * f for f, _ in points], [100 * a for _, a in points], marker="o", label=method
+        )
     ax.set_xscale("log")
     ax.set_xlabel("labels used (% of the train split)")
     ax.set_ylabel("test top-1 accuracy (%)")
@@ -42,18 +48,31 @@ def view_pairs(first_views, second_views, path, columns=8):
     for i in range(n):
         for row, views in enumerate((first_views, second_views)):
             image = np.asarray(views[i])
-            axes[row, i].imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=1)
+            axes[row, i].imshow(
+                image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=1
+            )
             axes[row, i].axis("off")
     fig.suptitle("SimCLR: two augmented views per image")
     return _save(fig, path)
 
 
-def training_curves(scalars, path, tags=("train/contrast_loss", "train/contrast_acc", "train/supervised_acc",
-                                         "train/loss", "train/learning_rate")):
+def training_curves(
+    scalars,
+    path,
+    tags=(
+        "train/contrast_loss",
+        "train/contrast_acc",
+        "train/supervised_acc",
+        "train/loss",
+        "train/learning_rate",
+    ),
+):
     """One panel per tag present in `scalars` ({tag: [(step, value)]}, see train/summaries_io.py)."""
     plt = _pyplot()
     present = [t for t in tags if t in scalars]
-    fig, axes = plt.subplots(1, max(len(present), 1), figsize=(3.6 * max(len(present), 1), 3), squeeze=False)
+    fig, axes = plt.subplots(
+        1, max(len(present), 1), figsize=(3.6 * max(len(present), 1), 3), squeeze=False
+    )
     for ax, tag in zip(axes[0], present):
         steps, values = zip(*scalars[tag])
         ax.plot(steps, values)
@@ -82,7 +101,7 @@ def embeddings(panels, labels, path, class_names=()):
         ax.set_yticks([])
     handles, _ = scatter.legend_elements()
     names = list(class_names) or [str(c) for c in sorted(set(np.asarray(labels).tolist()))]
-    fig.legend(handles, names[:len(handles)], loc="center right", fontsize=7)
+    fig.legend(handles, names[: len(handles)], loc="center right", fontsize=7)
     return _save(fig, path)
 
 
@@ -100,8 +119,15 @@ def plot_confusion(truth, predicted, num_classes, path, class_names=(), title="c
     ax.imshow(counts, cmap="Blues")
     for i in range(num_classes):
         for j in range(num_classes):
-            ax.text(j, i, counts[i, j], ha="center", va="center", fontsize=7,
-                    color="white" if counts[i, j] > counts.max() / 2 else "black")
+            ax.text(
+                j,
+                i,
+                counts[i, j],
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if counts[i, j] > counts.max() / 2 else "black",
+            )
     names = list(class_names) or [str(i) for i in range(num_classes)]
     ax.set_xticks(range(num_classes), names, rotation=90, fontsize=7)
     ax.set_yticks(range(num_classes), names, fontsize=7)

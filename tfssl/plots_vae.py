@@ -15,9 +15,13 @@ def _show(axis, image):
 
 def _figure(rows, cols):
     import matplotlib
+
     matplotlib.use("Agg")
     from matplotlib import pyplot
-    figure, axes = pyplot.subplots(rows, cols, figsize=(0.8 * cols + 0.6, 0.8 * rows), squeeze=False)
+
+    figure, axes = pyplot.subplots(
+        rows, cols, figsize=(0.8 * cols + 0.6, 0.8 * rows), squeeze=False
+    )
     return pyplot, figure, axes
 
 

@@ -27,8 +27,11 @@ class Block(nn.Module):
         self.bn1 = nn.BatchNorm2d(cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(cout)
-        self.shortcut = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-                         if projection else nn.Identity())
+        self.shortcut = (
+            nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            if projection
+            else nn.Identity()
+        )
 
     def forward(self, x):
         y = F.relu(self.bn1(self.conv1(x)), inplace=True)
@@ -38,15 +41,29 @@ class Block(nn.Module):
 class SimCLRNet(nn.Module):
     def __init__(self, width=64, out_dim=128):
         super().__init__()
-        layers = [nn.Conv2d(3, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+        layers = [
+            nn.Conv2d(3, width, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+        ]
         cin = width
         for i, channels in enumerate((width, 2 * width, 4 * width, 8 * width)):
-            layers += [Block(cin, channels, 1 if i == 0 else 2, True), Block(channels, channels, 1, False)]
+            layers += [
+                Block(cin, channels, 1 if i == 0 else 2, True),
+                Block(channels, channels, 1, False),
+            ]
             cin = channels
         self.encoder = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.head = nn.Sequential(nn.Linear(cin, cin, bias=False), nn.BatchNorm1d(cin), nn.ReLU(inplace=True),
-                                  nn.Linear(cin, cin, bias=False), nn.BatchNorm1d(cin), nn.ReLU(inplace=True),
-                                  nn.Linear(cin, out_dim, bias=False), nn.BatchNorm1d(out_dim))
+        self.head = nn.Sequential(
+            nn.Linear(cin, cin, bias=False),
+            nn.BatchNorm1d(cin),
+            nn.ReLU(inplace=True),
+            nn.Linear(cin, cin, bias=False),
+            nn.BatchNorm1d(cin),
+            nn.ReLU(inplace=True),
+            nn.Linear(cin, out_dim, bias=False),
+            nn.BatchNorm1d(out_dim),
+        )
 
     def forward(self, x):
         return self.head(self.encoder(x))
@@ -89,11 +106,24 @@ def main():
         step()
         times.append(time.perf_counter() - start)
     median = statistics.median(times)
-    print(json.dumps({"figure": "pytorch_pretrain_step", "torch": torch.__version__, "precision": args.precision,
-                      "compile": args.compile, "train_batch_size": args.batch_size, "threads": torch.get_num_threads(),
-                      "step_time_s": round(median, 4), "images_per_s": round(args.batch_size / median, 1),
-                      "step_times_s": [round(t, 4) for t in times],
-                      "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20, 2)}))
+    print(
+        json.dumps(
+            {
+                "figure": "pytorch_pretrain_step",
+                "torch": torch.__version__,
+                "precision": args.precision,
+                "compile": args.compile,
+                "train_batch_size": args.batch_size,
+                "threads": torch.get_num_threads(),
+                "step_time_s": round(median, 4),
+                "images_per_s": round(args.batch_size / median, 1),
+                "step_times_s": [round(t, 4) for t in times],
+                "peak_rss_gib": round(
+                    resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2
+                ),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -40,9 +40,15 @@ def resize(image, size):
 def sample_crop_box(image_shape, seed, area_range=(0.08, 1.0), aspect_range=(3 / 4, 4 / 3)):
     """(begin, size) of a random box with area fraction and aspect ratio (w / h) in range."""
     begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
-        image_shape, bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=seed,
-        min_object_covered=0.1, aspect_ratio_range=aspect_range, area_range=area_range,
-        max_attempts=100, use_image_if_no_bounding_boxes=True)
+        image_shape,
+        bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+        seed=seed,
+        min_object_covered=0.1,
+        aspect_ratio_range=aspect_range,
+        area_range=area_range,
+        max_attempts=100,
+        use_image_if_no_bounding_boxes=True,
+    )
     return begin, size
 
 
@@ -76,11 +82,26 @@ def rotate(image, radians):
     cos, sin = tf.cos(radians), tf.sin(radians)
     center_x, center_y = (width - 1) / 2, (height - 1) / 2
     # Each output pixel (x, y) reads the input at the inverse rotation of its offset from the centre.
-    transform = tf.stack([cos, -sin, center_x - cos * center_x + sin * center_y,
-                          sin, cos, center_y - sin * center_x - cos * center_y, 0.0, 0.0])
+    transform = tf.stack(
+        [
+            cos,
+            -sin,
+            center_x - cos * center_x + sin * center_y,
+            sin,
+            cos,
+            center_y - sin * center_x - cos * center_y,
+            0.0,
+            0.0,
+        ]
+    )
     rotated = tf.raw_ops.ImageProjectiveTransformV3(
-        images=image[tf.newaxis], transforms=tf.cast(transform, tf.float32)[tf.newaxis],
-        output_shape=[height, width], fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT")
+        images=image[tf.newaxis],
+        transforms=tf.cast(transform, tf.float32)[tf.newaxis],
+        output_shape=[height, width],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="CONSTANT",
+    )
     return rotated[0]
 
 
@@ -94,7 +115,9 @@ def warp(image, displacement):
     """Output pixel (y, x) reads the (H, W, C) image at (y + dy, x + dx), displacement (H, W, 2) = (dy, dx),
     bilinearly; points beyond the border read the nearest border pixel."""
     height, width, _ = image.shape
-    rows, cols = tf.meshgrid(tf.range(height, dtype=tf.float32), tf.range(width, dtype=tf.float32), indexing="ij")
+    rows, cols = tf.meshgrid(
+        tf.range(height, dtype=tf.float32), tf.range(width, dtype=tf.float32), indexing="ij"
+    )
     y = tf.clip_by_value(rows + displacement[..., 0], 0.0, height - 1.0)
     x = tf.clip_by_value(cols + displacement[..., 1], 0.0, width - 1.0)
     y0, x0 = tf.floor(y), tf.floor(x)
@@ -136,15 +159,24 @@ def color_jitter(image, strength, seed):
         return tf.image.stateless_random_contrast(x, 1.0 - c, 1.0 + c, op_seeds[1])
 
     def saturation(x):
-        return tf.image.stateless_random_saturation(x, 1.0 - s, 1.0 + s, op_seeds[2]) if is_rgb else x
+        return (
+            tf.image.stateless_random_saturation(x, 1.0 - s, 1.0 + s, op_seeds[2]) if is_rgb else x
+        )
 
     def hue(x):
         return tf.image.stateless_random_hue(x, min(h, 0.5), op_seeds[3]) if is_rgb else x
 
     order = tf.argsort(tf.random.stateless_uniform([4], order_seed))
     for i in range(4):
-        image = tf.switch_case(order[i], [lambda: brightness(image), lambda: contrast(image),
-                                          lambda: saturation(image), lambda: hue(image)])
+        image = tf.switch_case(
+            order[i],
+            [
+                lambda: brightness(image),
+                lambda: contrast(image),
+                lambda: saturation(image),
+                lambda: hue(image),
+            ],
+        )
         image = tf.clip_by_value(image, 0.0, 1.0)
     return image
 
@@ -152,8 +184,9 @@ def color_jitter(image, strength, seed):
 def random_color_distortion(image, strength, seed):
     """Colour jitter with p=0.8, then grayscale with p=0.2."""
     jitter_seed, jitter_apply_seed, gray_seed = split_seed(seed, 3)
-    image = apply_with_probability(lambda x: color_jitter(x, strength, jitter_seed), 0.8, image,
-                                   jitter_apply_seed)
+    image = apply_with_probability(
+        lambda x: color_jitter(x, strength, jitter_seed), 0.8, image, jitter_apply_seed
+    )
     return apply_with_probability(to_grayscale, 0.2, image, gray_seed)
 
 
@@ -182,11 +215,15 @@ def random_blur(image, image_size, seed, p=0.5):
     """Gaussian blur with probability p, sigma uniform in [0.1, 2], kernel image_size // 10."""
     sigma_seed, apply_seed = split_seed(seed, 2)
     kernel_size = max(image_size // 10, 1)
-    blur = lambda x: tf.clip_by_value(gaussian_blur(x, kernel_size, uniform(sigma_seed, 0.1, 2.0)), 0.0, 1.0)
+    blur = lambda x: tf.clip_by_value(
+        gaussian_blur(x, kernel_size, uniform(sigma_seed, 0.1, 2.0)), 0.0, 1.0
+    )
     return apply_with_probability(blur, p, image, apply_seed)
 
 
-def simclr_view(image, size, seed, color_jitter_strength=1.0, use_blur=True, crop_min_area=0.08, flip=True):
+def simclr_view(
+    image, size, seed, color_jitter_strength=1.0, use_blur=True, crop_min_area=0.08, flip=True
+):
     """One pretraining view: crop, flip, colour distortion, blur."""
     crop_seed, flip_seed, color_seed, blur_seed = split_seed(seed, 4)
     image = random_resized_crop(image, size, crop_seed, area_range=(crop_min_area, 1.0))
@@ -214,10 +251,12 @@ def center_crop(image, size, crop_proportion=CROP_PROPORTION):
     Works on one image (H, W, C) or a batch (B, H, W, C)."""
     shape = tf.shape(image)
     height, width = shape[-3], shape[-2]
-    side = tf.cast(tf.math.rint(crop_proportion * tf.cast(tf.minimum(height, width), tf.float32)), tf.int32)
+    side = tf.cast(
+        tf.math.rint(crop_proportion * tf.cast(tf.minimum(height, width), tf.float32)), tf.int32
+    )
     top = (height - side + 1) // 2
     left = (width - side + 1) // 2
-    return resize(image[..., top:top + side, left:left + side, :], size)
+    return resize(image[..., top : top + side, left : left + side, :], size)
 
 
 def eval_view(image, size):

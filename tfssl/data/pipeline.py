@@ -36,10 +36,14 @@ class DataBundle:
         self.num_train_examples = self.source.num_examples(cfg.train_split)
         if self.num_train_examples == 0:
             raise DataError(f"split '{cfg.train_split}' of {cfg.dataset} is empty")
-        self.source.num_examples(cfg.eval_split)  # fails early, with the splits it has, if eval_split is unknown
+        self.source.num_examples(
+            cfg.eval_split
+        )  # fails early, with the splits it has, if eval_split is unknown
         native = self.info.image_shape[0]
         if not cfg.image_size and native is None:
-            raise DataError(f"images in {cfg.dataset} have different sizes: pass --image_size=N to resize them")
+            raise DataError(
+                f"images in {cfg.dataset} have different sizes: pass --image_size=N to resize them"
+            )
         self.image_size = cfg.image_size or native
 
     @property
@@ -49,8 +53,15 @@ class DataBundle:
     @functools.cached_property
     def labeled_indices(self):
         cfg = self.cfg
-        return subsets.labeled_subset(self.source, cfg.train_split, cfg.label_fraction, cfg.num_labels,
-                                      cfg.label_seed, self.run_dir, cfg.label_subset_file)
+        return subsets.labeled_subset(
+            self.source,
+            cfg.train_split,
+            cfg.label_fraction,
+            cfg.num_labels,
+            cfg.label_seed,
+            self.run_dir,
+            cfg.label_subset_file,
+        )
 
     def num_examples(self, part="all"):
         """Examples in the train split's 'all', 'labeled' or 'unlabeled' part."""
@@ -69,8 +80,10 @@ class DataBundle:
         if part == "unlabeled":
             mask = ~mask
         if not mask.any():
-            raise DataError(f"the {part} part of {self.cfg.dataset}:{self.cfg.train_split} is empty; "
-                            "use fewer labels or a method without unlabeled data")
+            raise DataError(
+                f"the {part} part of {self.cfg.dataset}:{self.cfg.train_split} is empty; "
+                "use fewer labels or a method without unlabeled data"
+            )
         keep = tf.constant(mask)
 
         def is_kept(index, record):
@@ -84,8 +97,16 @@ class DataBundle:
         image.set_shape([None, None, self.info.channels])
         return image
 
-    def train_batches(self, view_fn, batch_size, part="all", input_context=None, start_step=0, stream=0,
-                      features=None):
+    def train_batches(
+        self,
+        view_fn,
+        batch_size,
+        part="all",
+        input_context=None,
+        start_step=0,
+        stream=0,
+        features=None,
+    ):
         """Endless per-replica batches of (view_fn(image, seed), label) from the train split.
 
         view_fn(image, seed) maps one float image to its features (one view, a
@@ -101,12 +122,16 @@ class DataBundle:
         if features is not None:
             features = tf.constant(features)
             if features.shape[0] != self.num_train_examples:
-                raise ValueError(f"features has {features.shape[0]} rows for {self.num_train_examples} examples")
+                raise ValueError(
+                    f"features has {features.shape[0]} rows for {self.num_train_examples} examples"
+                )
             records = records.map(lambda index, record: (index, {"label": record["label"]}))
         if self.cfg.cache_dataset:
             records = records.cache()
         num_examples = self.num_examples(part)
-        records = records.shuffle(min(num_examples, MAX_SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)
+        records = records.shuffle(
+            min(num_examples, MAX_SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True
+        )
         ds = records.repeat().enumerate().skip(start_step * batch_size)
         num_pipelines, pipeline_id, per_replica_batch = 1, 0, batch_size
         if input_context is not None:
@@ -116,7 +141,9 @@ class DataBundle:
 
         if features is not None:  # no per-example work: batch the indices, then gather their rows
             ds = ds.batch(per_replica_batch, drop_remainder=True).shard(num_pipelines, pipeline_id)
-            return ds.map(lambda numbers, batch: (tf.gather(features, batch[0]), batch[1]["label"])).prefetch(AUTOTUNE)
+            return ds.map(
+                lambda numbers, batch: (tf.gather(features, batch[0]), batch[1]["label"])
+            ).prefetch(AUTOTUNE)
 
         def make_example(number, indexed_record):
             _, record = indexed_record
@@ -124,7 +151,11 @@ class DataBundle:
             return view_fn(self.to_float(record), element_seed), record["label"]
 
         if num_pipelines > 1:  # keep every n-th per-replica batch, before the costly map
-            ds = ds.batch(per_replica_batch, drop_remainder=True).shard(num_pipelines, pipeline_id).unbatch()
+            ds = (
+                ds.batch(per_replica_batch, drop_remainder=True)
+                .shard(num_pipelines, pipeline_id)
+                .unbatch()
+            )
         ds = ds.map(make_example, num_parallel_calls=AUTOTUNE, deterministic=True)
         return ds.batch(per_replica_batch, drop_remainder=True).prefetch(AUTOTUNE)
 

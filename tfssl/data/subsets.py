@@ -22,28 +22,43 @@ def choose_labeled_indices(labels, num_classes, fraction=1.0, num_labels=0, seed
     counts = np.bincount(labels, minlength=num_classes)
     if num_labels:
         if num_labels % num_classes:
-            raise ConfigError(f"--num_labels={num_labels} is not divisible by the {num_classes} classes; "
-                              f"use a multiple of {num_classes}")
+            raise ConfigError(
+                f"--num_labels={num_labels} is not divisible by the {num_classes} classes; "
+                f"use a multiple of {num_classes}"
+            )
         if num_labels > len(labels):
-            raise ConfigError(f"--num_labels={num_labels} is larger than the {len(labels)} examples in the split")
+            raise ConfigError(
+                f"--num_labels={num_labels} is larger than the {len(labels)} examples in the split"
+            )
         per_class = num_labels // num_classes
     elif fraction >= 1.0:
         return np.arange(len(labels))
     else:
         per_class = max(int(round(fraction * len(labels) / num_classes)), 1)
     if per_class > counts.min():
-        raise ConfigError(f"{per_class} labels per class asked, but class {int(counts.argmin())} has only "
-                          f"{int(counts.min())} examples; ask for fewer labels")
+        raise ConfigError(
+            f"{per_class} labels per class asked, but class {int(counts.argmin())} has only "
+            f"{int(counts.min())} examples; ask for fewer labels"
+        )
     rng = np.random.default_rng(seed)
-    chosen = [rng.choice(np.flatnonzero(labels == c), per_class, replace=False) for c in range(num_classes)]
+    chosen = [
+        rng.choice(np.flatnonzero(labels == c), per_class, replace=False)
+        for c in range(num_classes)
+    ]
     return np.sort(np.concatenate(chosen))
 
 
 def labeled_subset(source, split, fraction, num_labels, seed, run_dir, subset_file=""):
     """The labeled indices for this run: read from subset_file or run_dir, else chosen and saved."""
     num_examples = source.num_examples(split)
-    spec = {"dataset": source.info.name, "split": split, "num_examples": num_examples,
-            "label_fraction": fraction, "num_labels": num_labels, "label_seed": seed}
+    spec = {
+        "dataset": source.info.name,
+        "split": split,
+        "num_examples": num_examples,
+        "label_fraction": fraction,
+        "num_labels": num_labels,
+        "label_seed": seed,
+    }
     saved_path = os.path.join(run_dir, SUBSET_FILE)
     if subset_file and not os.path.exists(subset_file):
         raise DataError(f"--label_subset_file={subset_file} does not exist")
@@ -51,15 +66,27 @@ def labeled_subset(source, split, fraction, num_labels, seed, run_dir, subset_fi
     if path:
         with open(path) as f:
             saved = json.load(f)
-        if (saved["dataset"], saved["split"], saved["num_examples"]) != (spec["dataset"], split, num_examples):
-            raise DataError(f"label subset file {path} is for {saved['dataset']}:{saved['split']}, not "
-                            f"{spec['dataset']}:{split}; pass the matching --label_subset_file")
-        if not subset_file and any(saved[k] != spec[k] for k in ("label_fraction", "num_labels", "label_seed")):
-            raise ConfigError(f"{run_dir} was trained with other labels ({SUBSET_FILE}); use a new "
-                              "--model_dir or the same --label_fraction/--num_labels/--label_seed")
+        if (saved["dataset"], saved["split"], saved["num_examples"]) != (
+            spec["dataset"],
+            split,
+            num_examples,
+        ):
+            raise DataError(
+                f"label subset file {path} is for {saved['dataset']}:{saved['split']}, not "
+                f"{spec['dataset']}:{split}; pass the matching --label_subset_file"
+            )
+        if not subset_file and any(
+            saved[k] != spec[k] for k in ("label_fraction", "num_labels", "label_seed")
+        ):
+            raise ConfigError(
+                f"{run_dir} was trained with other labels ({SUBSET_FILE}); use a new "
+                "--model_dir or the same --label_fraction/--num_labels/--label_seed"
+            )
         indices = np.asarray(saved["indices"], np.int64)
     else:
-        indices = choose_labeled_indices(source.labels(split), source.info.num_classes, fraction, num_labels, seed)
+        indices = choose_labeled_indices(
+            source.labels(split), source.info.num_classes, fraction, num_labels, seed
+        )
     os.makedirs(run_dir, exist_ok=True)
     if not os.path.exists(saved_path):
         tmp = saved_path + ".tmp"

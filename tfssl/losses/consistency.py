@@ -22,11 +22,13 @@ def softmax_mse(student_logits, teacher_logits):
 def softmax_kl(student_logits, teacher_logits):
     """KL divergence from the teacher's class distribution to the student's:
 
-        cost = 1/n sum_i sum_c p(t_i)_c (log p(t_i)_c - log p(s_i)_c)
+    cost = 1/n sum_i sum_c p(t_i)_c (log p(t_i)_c - log p(s_i)_c)
     """
     teacher_log_probs = tf.stop_gradient(tf.nn.log_softmax(tf.cast(teacher_logits, tf.float32)))
     student_log_probs = tf.nn.log_softmax(tf.cast(student_logits, tf.float32))
-    per_example = tf.reduce_sum(tf.exp(teacher_log_probs) * (teacher_log_probs - student_log_probs), -1)
+    per_example = tf.reduce_sum(
+        tf.exp(teacher_log_probs) * (teacher_log_probs - student_log_probs), -1
+    )
     return tf.reduce_mean(per_example)
 
 

@@ -63,7 +63,9 @@ def nt_xent(projections_1, projections_2, temperature=0.5, hidden_norm=True):
 
 def contrast_metrics(logits, labels):
     """Contrast accuracy (positive ranked first) and mean entropy of the softmax over candidates."""
-    accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1), tf.argmax(labels, 1)), tf.float32))
+    accuracy = tf.reduce_mean(
+        tf.cast(tf.equal(tf.argmax(logits, 1), tf.argmax(labels, 1)), tf.float32)
+    )
     probabilities = tf.nn.softmax(logits)
     entropy = -tf.reduce_mean(tf.reduce_sum(probabilities * tf.math.log(probabilities + 1e-8), 1))
     return {"contrast_acc": accuracy, "contrast_entropy": entropy}

@@ -66,7 +66,9 @@ def unlabeled_bound(class_logits, labeled_bounds):
     return tf.reduce_sum(q * (labeled_bounds - log_q), axis=-1)
 
 
-def semi_supervised_loss(labeled_bounds, unlabeled_bounds, class_nll, num_labeled, num_unlabeled, alpha):
+def semi_supervised_loss(
+    labeled_bounds, unlabeled_bounds, class_nll, num_labeled, num_unlabeled, alpha
+):
     """The per-example M2 objective J^alpha / N to minimise (paper eq. 9), for one step's two batches:
 
         J^alpha = sum_labeled L(x, y) + sum_unlabeled U(x) + (alpha * N) * mean_labeled[-log q(y|x)]
@@ -77,6 +79,8 @@ def semi_supervised_loss(labeled_bounds, unlabeled_bounds, class_nll, num_labele
     estimates of the set means. alpha = 0.1 is the paper's alpha = 0.1 N. Returns the scalar loss.
     """
     total = float(num_labeled + num_unlabeled)
-    return (-(num_labeled / total) * tf.reduce_mean(labeled_bounds)
-            - (num_unlabeled / total) * tf.reduce_mean(unlabeled_bounds)
-            + alpha * tf.reduce_mean(class_nll))
+    return (
+        -(num_labeled / total) * tf.reduce_mean(labeled_bounds)
+        - (num_unlabeled / total) * tf.reduce_mean(unlabeled_bounds)
+        + alpha * tf.reduce_mean(class_nll)
+    )

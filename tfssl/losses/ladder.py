@@ -32,7 +32,9 @@ def gaussian_combinator(z_corrupted, u, a):
     return (z_corrupted - mu) * v + mu
 
 
-def normalize_estimate(z_estimate, clean_mean=None, clean_variance=None, epsilon=BATCH_NORM_EPSILON):
+def normalize_estimate(
+    z_estimate, clean_mean=None, clean_variance=None, epsilon=BATCH_NORM_EPSILON
+):
     """z^_BN = (z^ - mu) / sqrt(sigma^2 + epsilon) with the clean encoder's batch statistics;
     z^ itself where there are none (the input layer is not normalised)."""
     if clean_mean is None:
@@ -40,7 +42,9 @@ def normalize_estimate(z_estimate, clean_mean=None, clean_variance=None, epsilon
     return (z_estimate - clean_mean) * tf.math.rsqrt(clean_variance + epsilon)
 
 
-def denoising_cost(z_clean, z_estimate, clean_mean=None, clean_variance=None, epsilon=BATCH_NORM_EPSILON):
+def denoising_cost(
+    z_clean, z_estimate, clean_mean=None, clean_variance=None, epsilon=BATCH_NORM_EPSILON
+):
     """The layer's denoising cost C_d(l), the mean squared error per unit and example:
 
         C_d(l) = 1 / (N * m_l) * sum_n || z(l)_n - z^_BN(l)_n ||^2
@@ -51,10 +55,16 @@ def denoising_cost(z_clean, z_estimate, clean_mean=None, clean_variance=None, ep
     a conv layer). Gradients flow into both z and z^, as in the reference code.
     """
     target = tf.cast(z_clean, tf.float32)
-    estimate = normalize_estimate(tf.cast(z_estimate, tf.float32), clean_mean, clean_variance, epsilon)
+    estimate = normalize_estimate(
+        tf.cast(z_estimate, tf.float32), clean_mean, clean_variance, epsilon
+    )
     return tf.reduce_mean(tf.square(target - estimate))
 
 
 def weighted_denoising_cost(costs, weights):
     """sum_l lambda_l * C_d(l) over the layers with a cost (costs and weights indexed by layer)."""
-    return tf.add_n([weights[layer] * cost for layer, cost in costs.items()]) if costs else tf.constant(0.0)
+    return (
+        tf.add_n([weights[layer] * cost for layer, cost in costs.items()])
+        if costs
+        else tf.constant(0.0)
+    )

@@ -68,7 +68,12 @@ class Method:
     def learning_rate_schedule(self, peak, warmup_steps, total_steps):
         """The learning rate: a float or a keras LearningRateSchedule (default from --lr_schedule)."""
         from tfssl.train.optim import WarmupCosineDecay
-        return WarmupCosineDecay(peak, warmup_steps, total_steps) if self.cfg.lr_schedule == "cosine" else peak
+
+        return (
+            WarmupCosineDecay(peak, warmup_steps, total_steps)
+            if self.cfg.lr_schedule == "cosine"
+            else peak
+        )
 
     def trainable_variables(self):
         return self.model.trainable_variables
@@ -113,7 +118,9 @@ class Method:
         """eval_logits as one tf.function per method (traced once per input shape). No autograph: the calls
         need none, and autograph rereads the source file, which fails if it was edited during a run."""
         if getattr(self, "_compiled_eval_logits", None) is None:
-            self._compiled_eval_logits = tf.function(self.eval_logits, reduce_retracing=True, autograph=False)
+            self._compiled_eval_logits = tf.function(
+                self.eval_logits, reduce_retracing=True, autograph=False
+            )
         return self._compiled_eval_logits
 
     def eval_logits(self, images):
@@ -129,4 +136,3 @@ class Method:
     def export_variables(self):
         """Variables of the exported network (trainable ones are fine-tuned after loading)."""
         return self.model.variables
-

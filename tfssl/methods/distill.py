@@ -23,27 +23,40 @@ class Distill(Method):
 
     def build(self):
         cfg = self.cfg
-        self.model = build_simclr_model(cfg, self.data.info.num_classes, self.data.image_shape, self.num_replicas,
-                                        proj_head_mode="none", depth=cfg.student_resnet_depth,
-                                        width=cfg.student_width_multiplier)
+        self.model = build_simclr_model(
+            cfg,
+            self.data.info.num_classes,
+            self.data.image_shape,
+            self.num_replicas,
+            proj_head_mode="none",
+            depth=cfg.student_resnet_depth,
+            width=cfg.student_width_multiplier,
+        )
         self.teacher = None
 
     def setup_training(self):
         self.teacher, teacher_classes = load_teacher(self.cfg.teacher, self.data.image_shape)
         if teacher_classes != self.data.info.num_classes:
-            raise ConfigError(f"--teacher={self.cfg.teacher} predicts {teacher_classes} classes but "
-                              f"{self.cfg.dataset} has {self.data.info.num_classes}; distil on the teacher's dataset")
+            raise ConfigError(
+                f"--teacher={self.cfg.teacher} predicts {teacher_classes} classes but "
+                f"{self.cfg.dataset} has {self.data.info.num_classes}; distil on the teacher's dataset"
+            )
 
     def view(self, image, seed):
-        return augment.finetune_view(image, self.data.image_size, seed, self.cfg.crop_min_area, self.cfg.use_flip)
+        return augment.finetune_view(
+            image, self.data.image_size, seed, self.cfg.crop_min_area, self.cfg.use_flip
+        )
 
     def train_dataset(self, input_context, start_step):
         cfg = self.cfg
-        unlabeled = self.data.train_batches(self.view, cfg.train_batch_size, "all", input_context, start_step)
+        unlabeled = self.data.train_batches(
+            self.view, cfg.train_batch_size, "all", input_context, start_step
+        )
         if not cfg.distill_label_weight:
             return unlabeled
-        labeled = self.data.train_batches(self.view, cfg.train_batch_size, "labeled", input_context, start_step,
-                                          stream=1)
+        labeled = self.data.train_batches(
+            self.view, cfg.train_batch_size, "labeled", input_context, start_step, stream=1
+        )
         return tf.data.Dataset.zip(unlabeled, labeled)
 
     def loss(self, batch):
@@ -52,13 +65,18 @@ class Distill(Method):
         teacher_logits = self.teacher(images)
         student_logits = self.model(images, training=True)["logits"]
         loss = distillation_loss(teacher_logits, student_logits, cfg.distill_temperature)
-        agreement = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(teacher_logits, -1), tf.argmax(student_logits, -1)),
-                                           tf.float32))
+        agreement = tf.reduce_mean(
+            tf.cast(
+                tf.equal(tf.argmax(teacher_logits, -1), tf.argmax(student_logits, -1)), tf.float32
+            )
+        )
         metrics = {"distill_loss": loss, "teacher_agreement": agreement}
         if labeled is not None:
             labeled_logits = self.model(labeled[0], training=True)["logits"]
             supervised_loss = cross_entropy(labeled[1], labeled_logits)
-            metrics.update(supervised_loss=supervised_loss, supervised_acc=accuracy(labeled[1], labeled_logits))
+            metrics.update(
+                supervised_loss=supervised_loss, supervised_acc=accuracy(labeled[1], labeled_logits)
+            )
             loss += cfg.distill_label_weight * supervised_loss
         return loss, metrics
 

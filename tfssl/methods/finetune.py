@@ -20,10 +20,14 @@ class LabeledTraining(Method):
         return self.data.num_examples("labeled")
 
     def view(self, image, seed):
-        return augment.finetune_view(image, self.data.image_size, seed, self.cfg.crop_min_area, self.cfg.use_flip)
+        return augment.finetune_view(
+            image, self.data.image_size, seed, self.cfg.crop_min_area, self.cfg.use_flip
+        )
 
     def train_dataset(self, input_context, start_step):
-        return self.data.train_batches(self.view, self.cfg.train_batch_size, "labeled", input_context, start_step)
+        return self.data.train_batches(
+            self.view, self.cfg.train_batch_size, "labeled", input_context, start_step
+        )
 
     def loss(self, batch):
         images, labels = batch
@@ -41,8 +45,13 @@ class Supervised(LabeledTraining):
     job = "supervised"
 
     def build(self):
-        self.model = build_simclr_model(self.cfg, self.data.info.num_classes, self.data.image_shape,
-                                        self.num_replicas, proj_head_mode="none")
+        self.model = build_simclr_model(
+            self.cfg,
+            self.data.info.num_classes,
+            self.data.image_shape,
+            self.num_replicas,
+            proj_head_mode="none",
+        )
 
 
 class FineTune(LabeledTraining):
@@ -55,15 +64,27 @@ class FineTune(LabeledTraining):
     def build(self):
         cfg = self.cfg
         self.model = build_simclr_model(
-            cfg, self.data.info.num_classes, self.data.image_shape, self.num_replicas,
-            fine_tune_after_block=cfg.fine_tune_after_block, ft_proj_selector=cfg.ft_proj_selector,
-            num_proj_layers_kept=cfg.ft_proj_selector, zero_init_logits=cfg.zero_init_logits_layer)
+            cfg,
+            self.data.info.num_classes,
+            self.data.image_shape,
+            self.num_replicas,
+            fine_tune_after_block=cfg.fine_tune_after_block,
+            ft_proj_selector=cfg.ft_proj_selector,
+            num_proj_layers_kept=cfg.ft_proj_selector,
+            zero_init_logits=cfg.zero_init_logits_layer,
+        )
         if cfg.fine_tune_after_block >= 4:  # linear evaluation: nothing below the head learns
             self.model.projection_head.trainable = False
 
     def initialize(self):
         resolved = restore.resolve_checkpoint(self.cfg.checkpoint)
-        restore.restore_into({"model": tf.train.Checkpoint(encoder=self.model.encoder,
-                                                           projection_head=self.model.projection_head)},
-                             resolved.prefix, "pretrained checkpoint")
+        restore.restore_into(
+            {
+                "model": tf.train.Checkpoint(
+                    encoder=self.model.encoder, projection_head=self.model.projection_head
+                )
+            },
+            resolved.prefix,
+            "pretrained checkpoint",
+        )
         restore.log.info("fine-tuning from %s", resolved.prefix)

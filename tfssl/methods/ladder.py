@@ -56,8 +56,11 @@ class ConstantThenLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         return self.peak_learning_rate * remaining
 
     def get_config(self):
-        return {"peak_learning_rate": self.peak_learning_rate, "total_steps": self.total_steps,
-                "decay_start": self.decay_start}
+        return {
+            "peak_learning_rate": self.peak_learning_rate,
+            "total_steps": self.total_steps,
+            "decay_start": self.decay_start,
+        }
 
 
 def ladder_layer_specs(cfg, num_classes):
@@ -67,12 +70,16 @@ def ladder_layer_specs(cfg, num_classes):
     if architecture == "auto":
         architecture = "mlp" if cfg.ladder_model == "full" else "conv_small"
     if architecture == "mlp":
-        specs = mlp_layer_specs([int(n) for n in cfg.float_list("ladder_hidden_sizes")], num_classes)
+        specs = mlp_layer_specs(
+            [int(n) for n in cfg.float_list("ladder_hidden_sizes")], num_classes
+        )
     elif architecture == "conv_small" and cfg.ladder_model == "gamma":
         specs = conv_small_layer_specs(num_classes)
     else:
-        raise ConfigError(f"--mode=ladder supports --architecture=auto or mlp, not {cfg.architecture} "
-                          "(auto: the MLP for --ladder_model=full, the paper's Conv-Small for gamma)")
+        raise ConfigError(
+            f"--mode=ladder supports --architecture=auto or mlp, not {cfg.architecture} "
+            "(auto: the MLP for --ladder_model=full, the paper's Conv-Small for gamma)"
+        )
     return specs, "full" if cfg.ladder_model == "full" else "top"
 
 
@@ -81,11 +88,17 @@ def denoising_weights(cfg, num_layers):
     values = cfg.float_list("denoising_costs")
     if cfg.ladder_model == "gamma":
         default = Config.__dataclass_fields__["denoising_costs"].default
-        top = GAMMA_DEFAULT_TOP_COST if cfg.denoising_costs == default else (values[-1] if values else 0.0)
+        top = (
+            GAMMA_DEFAULT_TOP_COST
+            if cfg.denoising_costs == default
+            else (values[-1] if values else 0.0)
+        )
         return {num_layers: top} if top > 0 else {}
     if len(values) != num_layers + 1:
-        raise ConfigError(f"--denoising_costs has {len(values)} values but the ladder has {num_layers + 1} layers "
-                          f"(the input, {num_layers - 1} hidden from --ladder_hidden_sizes, the classifier)")
+        raise ConfigError(
+            f"--denoising_costs has {len(values)} values but the ladder has {num_layers + 1} layers "
+            f"(the input, {num_layers - 1} hidden from --ladder_hidden_sizes, the classifier)"
+        )
     if any(v < 0 for v in values):
         raise ConfigError(f"--denoising_costs={cfg.denoising_costs} must not be negative")
     return {layer: value for layer, value in enumerate(values) if value > 0}
@@ -94,8 +107,10 @@ def denoising_weights(cfg, num_layers):
 def layer_costs(model, clean, corrupted, lowest_layer=0):
     """{layer: C_d(layer)} for the layers the decoder estimates, from the top down to lowest_layer."""
     estimates = model.decode(corrupted, lowest_layer)
-    return {layer: denoising_cost(clean.z[layer], estimate, clean.mean[layer], clean.variance[layer])
-            for layer, estimate in estimates.items()}
+    return {
+        layer: denoising_cost(clean.z[layer], estimate, clean.mean[layer], clean.variance[layer])
+        for layer, estimate in estimates.items()
+    }
 
 
 class Ladder(Method):
@@ -109,14 +124,22 @@ class Ladder(Method):
     def build(self):
         cfg = self.cfg
         if self.unlabeled_batch_size % self.num_replicas:
-            raise ConfigError(f"--unlabeled_batch_size={self.unlabeled_batch_size} is not divisible by the "
-                              f"{self.num_replicas} replicas")
+            raise ConfigError(
+                f"--unlabeled_batch_size={self.unlabeled_batch_size} is not divisible by the "
+                f"{self.num_replicas} replicas"
+            )
         specs, decoder = ladder_layer_specs(cfg, self.data.info.num_classes)
         self.denoising_weights = denoising_weights(cfg, len(specs))
         # --precision applies to the matrix products only; the rest stays float32 (normalisation eps 1e-10).
-        model = LadderNetwork(specs, decoder, bn_momentum=cfg.batch_norm_decay,
-                              synchronized=cfg.global_bn and self.num_replicas > 1, matmul_dtype=cfg.precision,
-                              dtype="float32", name="ladder")
+        model = LadderNetwork(
+            specs,
+            decoder,
+            bn_momentum=cfg.batch_norm_decay,
+            synchronized=cfg.global_bn and self.num_replicas > 1,
+            matmul_dtype=cfg.precision,
+            dtype="float32",
+            name="ladder",
+        )
         self.model = build_by_calling(model, self.data.image_shape)
 
     def learning_rate_schedule(self, peak, warmup_steps, total_steps):
@@ -128,16 +151,25 @@ class Ladder(Method):
     def view(self, image, seed):
         image = augment.eval_view(image, self.data.image_size)
         if self.cfg.random_translate:
-            image = augment.random_translation(image, self.cfg.random_translate, seed,
-                                               self.cfg.translate_fill)
+            image = augment.random_translation(
+                image, self.cfg.random_translate, seed, self.cfg.translate_fill
+            )
         return image
 
     def train_dataset(self, input_context, start_step):
         cfg = self.cfg
-        labeled = self.data.train_batches(self.view, cfg.train_batch_size, "labeled", input_context, start_step)
+        labeled = self.data.train_batches(
+            self.view, cfg.train_batch_size, "labeled", input_context, start_step
+        )
         unlabeled_part = "all" if cfg.unlabeled_includes_labeled else "unlabeled"
-        unlabeled = self.data.train_batches(self.view, self.unlabeled_batch_size, unlabeled_part, input_context,
-                                            start_step, stream=1)
+        unlabeled = self.data.train_batches(
+            self.view,
+            self.unlabeled_batch_size,
+            unlabeled_part,
+            input_context,
+            start_step,
+            stream=1,
+        )
         return tf.data.Dataset.zip(labeled, unlabeled)
 
     def loss(self, batch):
@@ -145,18 +177,26 @@ class Ladder(Method):
         noise_std = self.cfg.ladder_noise_std
         corrupted_labeled = self.model.encode(labeled_images, noise_std, training=True)
         supervised_loss = cross_entropy(labels, corrupted_labeled.logits)
-        metrics = {"supervised_loss": supervised_loss,
-                   "supervised_acc": accuracy(labels, corrupted_labeled.logits)}
+        metrics = {
+            "supervised_loss": supervised_loss,
+            "supervised_acc": accuracy(labels, corrupted_labeled.logits),
+        }
         # The clean unlabeled batch gives the population statistics used at inference.
         clean_unlabeled = self.model.encode(unlabeled_images, training=True, update_population=True)
         if not self.denoising_weights:
             return supervised_loss, metrics
         corrupted_unlabeled = self.model.encode(unlabeled_images, noise_std, training=True)
-        costs = layer_costs(self.model, clean_unlabeled, corrupted_unlabeled, min(self.denoising_weights))
+        costs = layer_costs(
+            self.model, clean_unlabeled, corrupted_unlabeled, min(self.denoising_weights)
+        )
         total_denoising = weighted_denoising_cost(
-            {layer: cost for layer, cost in costs.items() if layer in self.denoising_weights}, self.denoising_weights)
-        metrics.update({f"denoising_cost_{layer}": cost for layer, cost in costs.items()},
-                       denoising_cost=total_denoising)
+            {layer: cost for layer, cost in costs.items() if layer in self.denoising_weights},
+            self.denoising_weights,
+        )
+        metrics.update(
+            {f"denoising_cost_{layer}": cost for layer, cost in costs.items()},
+            denoising_cost=total_denoising,
+        )
         return supervised_loss + total_denoising, metrics
 
     def summary_images(self, batch):

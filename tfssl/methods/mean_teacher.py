@@ -30,8 +30,13 @@ import tensorflow as tf
 
 from tfssl.data import augment
 from tfssl.errors import ConfigError
-from tfssl.losses.consistency import (CONSISTENCY_COSTS, ema_decay, ema_update, logit_distance,
-                                      sigmoid_rampup)
+from tfssl.losses.consistency import (
+    CONSISTENCY_COSTS,
+    ema_decay,
+    ema_update,
+    logit_distance,
+    sigmoid_rampup,
+)
 from tfssl.losses.supervised import accuracy, cross_entropy
 from tfssl.methods.base import Method
 from tfssl.models.convnets import ConvLarge
@@ -46,7 +51,9 @@ class TwoHeadSimCLRModel(SimCLRModel):
 
     def __init__(self, encoder_config, head_config, num_classes=0, **kwargs):
         super().__init__(encoder_config, head_config, num_classes=num_classes, **kwargs)
-        self.second_head = LinearLayer(num_classes, dtype=self.dtype_policy, name="head_supervised_2")
+        self.second_head = LinearLayer(
+            num_classes, dtype=self.dtype_policy, name="head_supervised_2"
+        )
 
     def call(self, images, training=None, return_endpoints=False):
         outputs = super().call(images, training=training, return_endpoints=return_endpoints)
@@ -61,8 +68,10 @@ class MeanTeacher(Method):
     def build(self):
         cfg = self.cfg
         if cfg.architecture not in ("auto", "convlarge", "resnet"):
-            raise ConfigError(f"--mode=mean_teacher supports --architecture=convlarge or resnet, "
-                              f"not {cfg.architecture}")
+            raise ConfigError(
+                f"--mode=mean_teacher supports --architecture=convlarge or resnet, "
+                f"not {cfg.architecture}"
+            )
         for name in ("ema_decay", "ema_decay_rampup"):
             if not 0 <= getattr(cfg, name) <= 1:
                 raise ConfigError(f"--{name}={getattr(cfg, name)} must be in [0, 1]")
@@ -77,17 +86,25 @@ class MeanTeacher(Method):
         if cfg.elastic_sigma <= 0:
             raise ConfigError(f"--elastic_sigma={cfg.elastic_sigma} must be positive")
         if not 0 <= cfg.random_translate < self.data.image_size:
-            raise ConfigError(f"--random_translate={cfg.random_translate} must be in [0, image size)")
+            raise ConfigError(
+                f"--random_translate={cfg.random_translate} must be in [0, image size)"
+            )
         if self.unlabeled_batch_size % self.num_replicas:
-            raise ConfigError(f"--unlabeled_batch_size={self.unlabeled_batch_size} is not divisible by the "
-                              f"{self.num_replicas} replicas")
+            raise ConfigError(
+                f"--unlabeled_batch_size={self.unlabeled_batch_size} is not divisible by the "
+                f"{self.num_replicas} replicas"
+            )
         self.student = self._network("student")
         self.model = self._network("teacher")  # the teacher: evaluated, exported
         self.ema_pairs = list(zip(self.model.trainable_variables, self.student.trainable_variables))
         for teacher_var, student_var in zip(self.model.variables, self.student.variables):
             if teacher_var.shape != student_var.shape:
-                raise ValueError(f"teacher {teacher_var.path} and student {student_var.path} do not pair up")
-            teacher_var.assign(student_var)  # a fresh teacher starts as the student; a resume restores it
+                raise ValueError(
+                    f"teacher {teacher_var.path} and student {student_var.path} do not pair up"
+                )
+            teacher_var.assign(
+                student_var
+            )  # a fresh teacher starts as the student; a resume restores it
         self._compiled_student_logits = None
 
     def _network(self, name):
@@ -96,11 +113,22 @@ class MeanTeacher(Method):
         synchronized = cfg.global_bn and self.num_replicas > 1
         if cfg.architecture == "resnet":
             model_class = TwoHeadSimCLRModel if two_heads else SimCLRModel
-            model = model_class(encoder_config(cfg, data.image_size, synchronized),
-                                head_config(cfg, synchronized, mode="none"), num_classes=num_classes, name=name)
+            model = model_class(
+                encoder_config(cfg, data.image_size, synchronized),
+                head_config(cfg, synchronized, mode="none"),
+                num_classes=num_classes,
+                name=name,
+            )
         else:
-            model = ConvLarge(num_classes, cfg.width_multiplier, cfg.convlarge_dropout, 2 if two_heads else 1,
-                              cfg.batch_norm_decay, synchronized, name=name)
+            model = ConvLarge(
+                num_classes,
+                cfg.width_multiplier,
+                cfg.convlarge_dropout,
+                2 if two_heads else 1,
+                cfg.batch_norm_decay,
+                synchronized,
+                name=name,
+            )
         return build_by_calling(model, data.image_shape)
 
     @property
@@ -122,14 +150,20 @@ class MeanTeacher(Method):
         cfg = self.cfg
         translate_seed, flip_seed, noise_seed = augment.split_seed(seed, 3)
         image = augment.eval_view(image, self.data.image_size)
-        if cfg.random_rotate:  # its seed is folded in, so the three streams above stay as before rotation existed
+        if (
+            cfg.random_rotate
+        ):  # its seed is folded in, so the three streams above stay as before rotation existed
             rotate_seed = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 3)
             image = augment.random_rotation(image, cfg.random_rotate, rotate_seed)
         if cfg.elastic_alpha:
             elastic_seed = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 4)
-            image = augment.random_elastic(image, cfg.elastic_alpha, cfg.elastic_sigma, elastic_seed)
+            image = augment.random_elastic(
+                image, cfg.elastic_alpha, cfg.elastic_sigma, elastic_seed
+            )
         if cfg.random_translate:
-            image = augment.random_translation(image, cfg.random_translate, translate_seed, cfg.translate_fill)
+            image = augment.random_translation(
+                image, cfg.random_translate, translate_seed, cfg.translate_fill
+            )
         if cfg.use_flip:
             image = augment.random_flip(image, flip_seed)
         if cfg.input_noise_std:
@@ -143,13 +177,29 @@ class MeanTeacher(Method):
     def train_dataset(self, input_context, start_step):
         """(labeled,) or (labeled, unlabeled) batches of ((student views, teacher views), labels)."""
         cfg, data = self.cfg, self.data
-        labeled = data.train_batches(self.student_and_teacher_views, cfg.train_batch_size, "labeled",
-                                     input_context, start_step, stream=1)
+        labeled = data.train_batches(
+            self.student_and_teacher_views,
+            cfg.train_batch_size,
+            "labeled",
+            input_context,
+            start_step,
+            stream=1,
+        )
         if not self.uses_unlabeled:
             return tf.data.Dataset.zip((labeled,))
-        pool = "all" if cfg.unlabeled_includes_labeled or not data.num_examples("unlabeled") else "unlabeled"
-        unlabeled = data.train_batches(self.student_and_teacher_views, self.unlabeled_batch_size, pool,
-                                       input_context, start_step, stream=0)
+        pool = (
+            "all"
+            if cfg.unlabeled_includes_labeled or not data.num_examples("unlabeled")
+            else "unlabeled"
+        )
+        unlabeled = data.train_batches(
+            self.student_and_teacher_views,
+            self.unlabeled_batch_size,
+            pool,
+            input_context,
+            start_step,
+            stream=0,
+        )
         return tf.data.Dataset.zip((labeled, unlabeled))
 
     # --- the step ---
@@ -158,7 +208,9 @@ class MeanTeacher(Method):
 
     def current_ema_decay(self):
         cfg = self.cfg
-        return ema_decay(self.step, cfg.consistency_rampup_steps, cfg.ema_decay_rampup, cfg.ema_decay)
+        return ema_decay(
+            self.step, cfg.consistency_rampup_steps, cfg.ema_decay_rampup, cfg.ema_decay
+        )
 
     def loss(self, batch):
         cfg = self.cfg
@@ -174,11 +226,15 @@ class MeanTeacher(Method):
         consistency = CONSISTENCY_COSTS[cfg.consistency](cons_logits, teacher_logits)
         weight = self.consistency_weight(self.step)
         loss = class_loss + weight * consistency
-        metrics = {"class_loss": class_loss, "consistency_loss": consistency, "consistency_weight": weight,
-                   "teacher_class_loss": cross_entropy(labels, teacher_logits[:num_labeled]),
-                   "student_acc": accuracy(labels, class_logits[:num_labeled]),
-                   "teacher_acc": accuracy(labels, teacher_logits[:num_labeled]),
-                   "ema_decay": self.current_ema_decay()}
+        metrics = {
+            "class_loss": class_loss,
+            "consistency_loss": consistency,
+            "consistency_weight": weight,
+            "teacher_class_loss": cross_entropy(labels, teacher_logits[:num_labeled]),
+            "student_acc": accuracy(labels, class_logits[:num_labeled]),
+            "teacher_acc": accuracy(labels, teacher_logits[:num_labeled]),
+            "ema_decay": self.current_ema_decay(),
+        }
         if "cons_logits" in student:
             distance = logit_distance(class_logits, cons_logits)
             loss += cfg.logit_distance_cost * distance
@@ -191,7 +247,9 @@ class MeanTeacher(Method):
         context an assignment reaches every replica's copy of the (mirrored) teacher."""
         decay = self.current_ema_decay()
         for teacher_var, student_var in self.ema_pairs:
-            teacher_var.assign(ema_update(teacher_var, tf.cast(student_var, teacher_var.dtype), decay))
+            teacher_var.assign(
+                ema_update(teacher_var, tf.cast(student_var, teacher_var.dtype), decay)
+            )
 
     def summary_images(self, batch):
         (student_views, teacher_views), _ = batch[0]
@@ -204,9 +262,15 @@ class MeanTeacher(Method):
     def extra_eval_metrics(self, split, batch_size, max_batches=0):
         """The student's accuracy and loss, next to the teacher's (the evaluated network)."""
         if self._compiled_student_logits is None:
-            self._compiled_student_logits = tf.function(self.student_logits, reduce_retracing=True, autograph=False)
-        metrics = evaluate(self, self.data, split, batch_size, max_batches, logits_fn=self._compiled_student_logits)
-        return {f"student_{name}": value for name, value in metrics.items() if name != "num_examples"}
+            self._compiled_student_logits = tf.function(
+                self.student_logits, reduce_retracing=True, autograph=False
+            )
+        metrics = evaluate(
+            self, self.data, split, batch_size, max_batches, logits_fn=self._compiled_student_logits
+        )
+        return {
+            f"student_{name}": value for name, value in metrics.items() if name != "num_examples"
+        }
 
     def export_outputs(self, images, training=False):
         """The teacher's 'logits' and features ('final_avg_pool'; the ResNet's block groups too)."""
@@ -214,4 +278,6 @@ class MeanTeacher(Method):
             outputs = self.model(images, training=training, return_endpoints=True)
         else:
             outputs = self.model(images, training=training)
-        return {k: v for k, v in outputs.items() if k not in ("hiddens", "projection", "cons_logits")}
+        return {
+            k: v for k, v in outputs.items() if k not in ("hiddens", "projection", "cons_logits")
+        }

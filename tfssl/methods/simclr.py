@@ -17,35 +17,52 @@ class SimCLRPretrain(Method):
     def build(self):
         cfg = self.cfg
         self.model = build_simclr_model(
-            cfg, self.data.info.num_classes if cfg.lineareval_while_pretraining else 0, self.data.image_shape,
-            self.num_replicas, stop_gradient_to_head=True)
+            cfg,
+            self.data.info.num_classes if cfg.lineareval_while_pretraining else 0,
+            self.data.image_shape,
+            self.num_replicas,
+            stop_gradient_to_head=True,
+        )
 
     def train_dataset(self, input_context, start_step):
         cfg, size = self.cfg, self.data.image_size
 
         def view(image, seed):
-            return augment.simclr_view(image, size, seed, cfg.color_jitter_strength, cfg.use_blur,
-                                       cfg.crop_min_area, cfg.use_flip)
+            return augment.simclr_view(
+                image,
+                size,
+                seed,
+                cfg.color_jitter_strength,
+                cfg.use_blur,
+                cfg.crop_min_area,
+                cfg.use_flip,
+            )
 
         def two_views(image, seed):  # concatenated on channels, as in the official input pipeline
             seed_1, seed_2 = augment.split_seed(seed, 2)
             return tf.concat([view(image, seed_1), view(image, seed_2)], -1)
 
-        return self.data.train_batches(two_views, cfg.train_batch_size, "all", input_context, start_step)
+        return self.data.train_batches(
+            two_views, cfg.train_batch_size, "all", input_context, start_step
+        )
 
     def loss(self, batch):
         images, labels = batch
         views = tf.concat(tf.split(images, 2, axis=-1), 0)
         outputs = self.model(views, training=True)
         projection_1, projection_2 = tf.split(outputs["projection"], 2, 0)
-        contrast_loss, logits, targets = nt_xent(projection_1, projection_2, self.cfg.temperature,
-                                                 self.cfg.hidden_norm)
+        contrast_loss, logits, targets = nt_xent(
+            projection_1, projection_2, self.cfg.temperature, self.cfg.hidden_norm
+        )
         metrics = {"contrast_loss": contrast_loss, **contrast_metrics(logits, targets)}
         loss = contrast_loss
         if "logits" in outputs:  # linear eval while pretraining: its input is stop-gradiented
             both_labels = tf.concat([labels, labels], 0)
             supervised_loss = cross_entropy(both_labels, outputs["logits"])
-            metrics.update(supervised_loss=supervised_loss, supervised_acc=accuracy(both_labels, outputs["logits"]))
+            metrics.update(
+                supervised_loss=supervised_loss,
+                supervised_acc=accuracy(both_labels, outputs["logits"]),
+            )
             loss += supervised_loss
         return loss, metrics
 

@@ -41,7 +41,9 @@ log = logging.getLogger("tfssl")
 # The authors' MNIST sizes; their 100-label M1+M2 run used 300, which measured 4.15% here against 3.97% with
 # 500 (BENCHMARKS.md).
 PAPER_HIDDEN_SIZES = {"m1": [500, 500], "m2": [500], "m1m2": [500]}
-M1_CONFIG_FILE = "m1_config.json"  # M1's architecture and active units, kept in an M1+M2 run for eval and export
+M1_CONFIG_FILE = (
+    "m1_config.json"  # M1's architecture and active units, kept in an M1+M2 run for eval and export
+)
 ACTIVE_UNIT_STD = 0.1
 ACTIVE_UNIT_IMAGES = 10000
 FIGURE_FILE = "ssvae_analogies.png"
@@ -51,9 +53,13 @@ FIGURE_COLUMNS = 10
 
 def vae_config(cfg, image_shape):
     """M1's constructor arguments from a run config."""
-    return dict(data_shape=list(image_shape), latent_dim=cfg.ssvae_latent_dim,
-                hidden_sizes=hidden_sizes(cfg, "m1"), activation=cfg.ssvae_activation,
-                likelihood=cfg.ssvae_likelihood)
+    return dict(
+        data_shape=list(image_shape),
+        latent_dim=cfg.ssvae_latent_dim,
+        hidden_sizes=hidden_sizes(cfg, "m1"),
+        activation=cfg.ssvae_activation,
+        likelihood=cfg.ssvae_likelihood,
+    )
 
 
 def hidden_sizes(cfg, model):
@@ -93,23 +99,38 @@ class SSVAE(Method):
             return self.data.num_examples("all")
         if self.labels_only:
             return self.data.num_examples("labeled")
-        return self.data.num_examples(self.unlabeled_part) * self.cfg.train_batch_size / self.unlabeled_batch_size
+        return (
+            self.data.num_examples(self.unlabeled_part)
+            * self.cfg.train_batch_size
+            / self.unlabeled_batch_size
+        )
 
     # --- networks ---
     def build(self):
         cfg, shape = self.cfg, self.data.image_shape
         num_classes = self.data.info.num_classes
-        m2_config = dict(num_classes=num_classes, latent_dim=cfg.ssvae_latent_dim,
-                         hidden_sizes=hidden_sizes(cfg, self.kind), activation=cfg.ssvae_activation)
+        m2_config = dict(
+            num_classes=num_classes,
+            latent_dim=cfg.ssvae_latent_dim,
+            hidden_sizes=hidden_sizes(cfg, self.kind),
+            activation=cfg.ssvae_activation,
+        )
         if self.kind == "m1":
             self.model = build_by_calling(VAE(**vae_config(cfg, shape), name="m1"), shape)
         elif self.kind == "m2":
-            model = M2(input_dim=int(np.prod(shape)), likelihood=cfg.ssvae_likelihood, **m2_config, name="m2")
+            model = M2(
+                input_dim=int(np.prod(shape)),
+                likelihood=cfg.ssvae_likelihood,
+                **m2_config,
+                name="m2",
+            )
             self.model = build_by_calling(model, shape)
         else:
             m1_config, active_units = self.m1_setup()
             m2_config.update(likelihood="gaussian")
-            self.model = build_by_calling(M1M2(m1_config, m2_config, active_units, name="m1m2"), shape)
+            self.model = build_by_calling(
+                M1M2(m1_config, m2_config, active_units, name="m1m2"), shape
+            )
 
     def m1_setup(self):
         """(M1's architecture, the latent units M2 reads) of an M1+M2 run: from the run directory, else
@@ -118,32 +139,46 @@ class SSVAE(Method):
         if os.path.exists(saved):
             setup = read_json(saved)
             if "active_units" not in setup:
-                raise ConfigError(f"{self.data.run_dir} is an M1+M2 run of an older tfssl, whose M2 masked M1's "
-                                  "inactive units; evaluate it with that version, or train it again")
+                raise ConfigError(
+                    f"{self.data.run_dir} is an M1+M2 run of an older tfssl, whose M2 masked M1's "
+                    "inactive units; evaluate it with that version, or train it again"
+                )
             return setup["m1"], setup["active_units"]
         if not self.cfg.m1_checkpoint:
-            raise ConfigError("--ssvae_model=m1m2 needs --m1_checkpoint=<model_dir of an --ssvae_model=m1 run>")
+            raise ConfigError(
+                "--ssvae_model=m1m2 needs --m1_checkpoint=<model_dir of an --ssvae_model=m1 run>"
+            )
         resolved = restore.resolve_checkpoint(self.cfg.m1_checkpoint, "--m1_checkpoint")
         m1_cfg, job = restore.run_config(resolved.run_dir, "--m1_checkpoint")
         if job != "ssvae" or m1_cfg.ssvae_model != "m1":
-            raise ConfigError(f"--m1_checkpoint={self.cfg.m1_checkpoint} holds a {job} run "
-                              f"({m1_cfg.ssvae_model if job == 'ssvae' else ''}), not --ssvae_model=m1")
+            raise ConfigError(
+                f"--m1_checkpoint={self.cfg.m1_checkpoint} holds a {job} run "
+                f"({m1_cfg.ssvae_model if job == 'ssvae' else ''}), not --ssvae_model=m1"
+            )
         config = vae_config(m1_cfg, self.data.image_shape)
         m1 = build_by_calling(VAE(**config), self.data.image_shape)
         restore.restore_into({"model": m1}, resolved.prefix, "M1 checkpoint")
         active_units = self.active_units(m1)
-        log.info("M1 %s: %d of %d latent units active", resolved.prefix, len(active_units), m1.latent_dim)
+        log.info(
+            "M1 %s: %d of %d latent units active", resolved.prefix, len(active_units), m1.latent_dim
+        )
         os.makedirs(self.data.run_dir, exist_ok=True)
         write_json(saved, {"m1": config, "active_units": active_units})
         return config, active_units
 
     def active_units(self, m1):
         """Indices of M1's latent units whose mean varies over the first train images (std > ACTIVE_UNIT_STD)."""
-        means = [m1.encode(images)[0] for images, _ in
-                 self.data.eval_batches(self.eval_view, 500, self.cfg.train_split, ACTIVE_UNIT_IMAGES // 500)]
+        means = [
+            m1.encode(images)[0]
+            for images, _ in self.data.eval_batches(
+                self.eval_view, 500, self.cfg.train_split, ACTIVE_UNIT_IMAGES // 500
+            )
+        ]
         active = np.flatnonzero(np.std(np.concatenate(means), axis=0) > ACTIVE_UNIT_STD)
         if not active.size:
-            log.warning("M1 has no active latent unit (std > %g); M2 reads all of them", ACTIVE_UNIT_STD)
+            log.warning(
+                "M1 has no active latent unit (std > %g); M2 reads all of them", ACTIVE_UNIT_STD
+            )
             return list(range(m1.latent_dim))
         return active.tolist()
 
@@ -161,11 +196,18 @@ class SSVAE(Method):
         """[mean, log variance] of M1's q(z1|x) over its active units for every image of a split, in split
         order: (N, 2 * active units)."""
         encode = tf.function(lambda images: tf.concat(self.model.codes(images), axis=-1))
-        codes = [encode(images).numpy() for images, _ in self.data.eval_batches(self.eval_view, batch_size, split)]
+        codes = [
+            encode(images).numpy()
+            for images, _ in self.data.eval_batches(self.eval_view, batch_size, split)
+        ]
         return np.concatenate(codes).astype(np.float32)
 
     def trainable_variables(self):
-        return self.model.m2.trainable_variables if self.kind == "m1m2" else self.model.trainable_variables
+        return (
+            self.model.m2.trainable_variables
+            if self.kind == "m1m2"
+            else self.model.trainable_variables
+        )
 
     @property
     def m2(self):
@@ -179,13 +221,28 @@ class SSVAE(Method):
     def train_dataset(self, input_context, start_step):
         cfg, data = self.cfg, self.data
         if self.kind == "m1":
-            return data.train_batches(self.view, cfg.train_batch_size, "all", input_context, start_step)
-        labeled = data.train_batches(self.view, cfg.train_batch_size, "labeled", input_context, start_step,
-                                     features=self.m1_codes)
+            return data.train_batches(
+                self.view, cfg.train_batch_size, "all", input_context, start_step
+            )
+        labeled = data.train_batches(
+            self.view,
+            cfg.train_batch_size,
+            "labeled",
+            input_context,
+            start_step,
+            features=self.m1_codes,
+        )
         if self.labels_only:
             return labeled
-        unlabeled = data.train_batches(self.view, self.unlabeled_batch_size, self.unlabeled_part,
-                                       input_context, start_step, stream=1, features=self.m1_codes)
+        unlabeled = data.train_batches(
+            self.view,
+            self.unlabeled_batch_size,
+            self.unlabeled_part,
+            input_context,
+            start_step,
+            stream=1,
+            features=self.m1_codes,
+        )
         return tf.data.Dataset.zip(labeled, unlabeled)
 
     def summary_images(self, batch):
@@ -207,8 +264,11 @@ class SSVAE(Method):
             return tf.stop_gradient(mean), tf.stop_gradient(mean)
         if self.cfg.ssvae_likelihood != "bernoulli":
             return flat, flat
-        noise = (tf.random.uniform(tf.shape(flat)) if seed is None else
-                 tf.random.stateless_uniform(tf.shape(flat), seed))
+        noise = (
+            tf.random.uniform(tf.shape(flat))
+            if seed is None
+            else tf.random.stateless_uniform(tf.shape(flat), seed)
+        )
         return flat, tf.cast(noise < flat, tf.float32)
 
     def _noise(self, shape, seed=None):
@@ -227,18 +287,30 @@ class SSVAE(Method):
         terms = self.model.bound(x, target, self._noise([tf.shape(x)[0], self.model.latent_dim]))
         kl_weight = elbo.kl_warmup_weight(self.step, self.kl_warmup_steps)
         loss = -tf.reduce_mean(terms["log_px"] - kl_weight * terms["kl"])
-        return loss, {"elbo": tf.reduce_mean(terms["bound"]), "log_px": tf.reduce_mean(terms["log_px"]),
-                      "kl": tf.reduce_mean(terms["kl"]), "kl_weight": kl_weight}
+        return loss, {
+            "elbo": tf.reduce_mean(terms["bound"]),
+            "log_px": tf.reduce_mean(terms["log_px"]),
+            "kl": tf.reduce_mean(terms["kl"]),
+            "kl_weight": kl_weight,
+        }
 
     @property
     def kl_warmup_steps(self):
         """--ssvae_kl_warmup_epochs in steps (M1)."""
-        return int(round(self.cfg.ssvae_kl_warmup_epochs * self.examples_per_epoch / self.cfg.train_batch_size))
+        return int(
+            round(
+                self.cfg.ssvae_kl_warmup_epochs
+                * self.examples_per_epoch
+                / self.cfg.train_batch_size
+            )
+        )
 
     def _labels_only_loss(self, images, labels):
         x, _ = self.inputs(images)
         logits = self.m2.classify(x)
-        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(labels, tf.int32), logits))
+        loss = tf.reduce_mean(
+            tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(labels, tf.int32), logits)
+        )
         return loss, {"classification_loss": loss, "supervised_acc": accuracy(labels, logits)}
 
     def _m2_loss(self, labeled, unlabeled):
@@ -247,19 +319,33 @@ class SSVAE(Method):
         x_l, target_l = self.inputs(labeled_images)
         x_u, target_u = self.inputs(unlabeled_images)
         labels = tf.cast(labels, tf.int32)
-        lab = m2.labeled_bound(x_l, target_l, labels, self._noise([tf.shape(x_l)[0], m2.latent_dim]))
-        unl = m2.unlabeled_bound(x_u, target_u, self._noise([m2.num_classes, tf.shape(x_u)[0], m2.latent_dim]))
+        lab = m2.labeled_bound(
+            x_l, target_l, labels, self._noise([tf.shape(x_l)[0], m2.latent_dim])
+        )
+        unl = m2.unlabeled_bound(
+            x_u, target_u, self._noise([m2.num_classes, tf.shape(x_u)[0], m2.latent_dim])
+        )
         logits_l = m2.classify(x_l)
         class_nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits_l)
-        loss = elbo.semi_supervised_loss(lab["bound"], unl["bound"], class_nll, self.data.num_examples("labeled"),
-                                         self.data.num_examples(self.unlabeled_part), cfg.ssvae_alpha)
+        loss = elbo.semi_supervised_loss(
+            lab["bound"],
+            unl["bound"],
+            class_nll,
+            self.data.num_examples("labeled"),
+            self.data.num_examples(self.unlabeled_part),
+            cfg.ssvae_alpha,
+        )
         q = tf.nn.softmax(unl["logits"])
         return loss, {
-            "elbo": tf.reduce_mean(unl["bound"]), "labeled_elbo": tf.reduce_mean(lab["bound"]),
-            "labeled_log_px": tf.reduce_mean(lab["log_px"]), "labeled_kl": tf.reduce_mean(lab["kl"]),
-            "classification_loss": tf.reduce_mean(class_nll), "supervised_acc": accuracy(labels, logits_l),
+            "elbo": tf.reduce_mean(unl["bound"]),
+            "labeled_elbo": tf.reduce_mean(lab["bound"]),
+            "labeled_log_px": tf.reduce_mean(lab["log_px"]),
+            "labeled_kl": tf.reduce_mean(lab["kl"]),
+            "classification_loss": tf.reduce_mean(class_nll),
+            "supervised_acc": accuracy(labels, logits_l),
             "unlabeled_acc": accuracy(hidden_labels, unl["logits"]),
-            "unlabeled_entropy": tf.reduce_mean(-tf.reduce_sum(q * tf.math.log(q + 1e-12), -1))}
+            "unlabeled_entropy": tf.reduce_mean(-tf.reduce_sum(q * tf.math.log(q + 1e-12), -1)),
+        }
 
     # --- evaluation, figures and export ---
     def has_classifier(self):
@@ -267,7 +353,9 @@ class SSVAE(Method):
 
     def eval_logits(self, images):
         if self.kind == "m1":
-            raise ConfigError("an --ssvae_model=m1 run has no classifier; evaluate an m2 or m1m2 run")
+            raise ConfigError(
+                "an --ssvae_model=m1 run has no classifier; evaluate an m2 or m1m2 run"
+            )
         return self.model(images, training=False)["logits"]
 
     def export_outputs(self, images, training=False):
@@ -278,12 +366,16 @@ class SSVAE(Method):
         """The bound on the eval split ("elbo", nats per example; for M1+M2 over M1's codes at their
         means), with seeded noise."""
         total, count = 0.0, 0
-        for index, (images, _) in enumerate(self.data.eval_batches(self.eval_view, batch_size, split, max_batches)):
+        for index, (images, _) in enumerate(
+            self.data.eval_batches(self.eval_view, batch_size, split, max_batches)
+        ):
             seeds = tf.random.experimental.stateless_split([self.cfg.seed, index], 2)
             x, target = self.inputs(images, training=False, seed=seeds[0])
             size = tf.shape(x)[0]
             if self.kind == "m1":
-                bound = self.model.bound(x, target, self._noise([size, self.model.latent_dim], seeds[1]))["bound"]
+                bound = self.model.bound(
+                    x, target, self._noise([size, self.model.latent_dim], seeds[1])
+                )["bound"]
             else:
                 noise = self._noise([self.m2.num_classes, size, self.m2.latent_dim], seeds[1])
                 bound = self.m2.unlabeled_bound(x, target, noise)["bound"]
@@ -297,9 +389,12 @@ class SSVAE(Method):
     def write_figure(self, split):
         """M2 / M1+M2: the analogy figure (FIGURE_FILE); M1: samples from the prior (SAMPLES_FILE)."""
         from tfssl import plots_vae
+
         shape = self.data.image_shape
         if self.kind == "m1":
-            z = tf.random.stateless_normal([2 * FIGURE_COLUMNS, self.model.latent_dim], [self.cfg.seed, 1])
+            z = tf.random.stateless_normal(
+                [2 * FIGURE_COLUMNS, self.model.latent_dim], [self.cfg.seed, 1]
+            )
             images = tf.reshape(self.model.decode_mean(z), [-1, *shape]).numpy()
             return plots_vae.save_sample_grid(os.path.join(self.data.run_dir, SAMPLES_FILE), images)
         images, _ = next(iter(self.data.eval_batches(self.eval_view, FIGURE_COLUMNS, split, 1)))
@@ -313,5 +408,9 @@ class SSVAE(Method):
             if self.kind == "m1m2":  # M2 generates M1 codes; M1's decoder turns them into images
                 mean = self.model.m1.decode_mean(self.model.full_code(mean))
             rows.append(tf.reshape(mean, [-1, *shape]).numpy())
-        return plots_vae.save_analogy_figure(os.path.join(self.data.run_dir, FIGURE_FILE), images.numpy(),
-                                             np.stack(rows), self.data.info.class_names)
+        return plots_vae.save_analogy_figure(
+            os.path.join(self.data.run_dir, FIGURE_FILE),
+            images.numpy(),
+            np.stack(rows),
+            self.data.info.class_names,
+        )

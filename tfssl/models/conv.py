@@ -46,7 +46,9 @@ def uses_matmul_weight_grad(input_shape, kernel_size, strides, padding):
         return False
     if padding == "SAME" and strides != 1:
         return False  # SAME at a stride pads unevenly; ConvFixedPadding never asks for it
-    out_pixels = output_size(height, kernel_size, strides, padding) * output_size(width, kernel_size, strides, padding)
+    out_pixels = output_size(height, kernel_size, strides, padding) * output_size(
+        width, kernel_size, strides, padding
+    )
     return out_pixels <= MAX_OUTPUT_PIXELS
 
 
@@ -69,7 +71,11 @@ def weight_gradient(x, dy, kernel_size, strides, padding):
             if strides == 1:  # a plain Slice: cheaper than a StridedSlice
                 tap = tf.slice(x, [0, i, j, 0], [-1, out_height, out_width, -1])
             else:
-                tap = x[:, i:i + strides * (out_height - 1) + 1:strides, j:j + strides * (out_width - 1) + 1:strides]
+                tap = x[
+                    :,
+                    i : i + strides * (out_height - 1) + 1 : strides,
+                    j : j + strides * (out_width - 1) + 1 : strides,
+                ]
             taps.append(tf.matmul(tf.reshape(tap, [-1, x.shape[-1]]), dy_matrix, transpose_a=True))
     return tf.reshape(tf.stack(taps), [kernel_size, kernel_size, x.shape[-1], dy.shape[-1]])
 
@@ -84,11 +90,19 @@ def conv2d(x, kernel, strides, padding):
     @tf.custom_gradient
     def convolve(x, kernel):
         def gradient(dy):
-            dx = tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(x), filter=kernel, out_backprop=dy,
-                                                strides=[1, strides, strides, 1], padding=padding)
-            with tf.control_dependencies([dy]):  # cut the taps only when dy exists, not all at once early
+            dx = tf.raw_ops.Conv2DBackpropInput(
+                input_sizes=tf.shape(x),
+                filter=kernel,
+                out_backprop=dy,
+                strides=[1, strides, strides, 1],
+                padding=padding,
+            )
+            with tf.control_dependencies(
+                [dy]
+            ):  # cut the taps only when dy exists, not all at once early
                 x_now = tf.identity(x)
             return dx, weight_gradient(x_now, dy, kernel_size, strides, padding)
+
         return tf.nn.conv2d(x, kernel, strides, padding), gradient
 
     return convolve(x, kernel)

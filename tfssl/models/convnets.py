@@ -28,16 +28,34 @@ BATCH_NORM_EPSILON = 1e-5
 class ConvBNLeakyReLU(ConfigMixin, layers.Layer):
     """Conv (no bias) -> batch norm -> leaky ReLU."""
 
-    def __init__(self, filters, kernel_size=3, padding="same", bn_momentum=0.9, synchronized=False, **kwargs):
+    def __init__(
+        self, filters, kernel_size=3, padding="same", bn_momentum=0.9, synchronized=False, **kwargs
+    ):
         super().__init__(**kwargs)
-        self._config = dict(filters=filters, kernel_size=kernel_size, padding=padding, bn_momentum=bn_momentum,
-                            synchronized=synchronized)
-        self.conv = layers.Conv2D(filters, kernel_size, padding=padding, use_bias=False,
-                                  kernel_initializer="he_normal", dtype=self.dtype_policy, name="conv")
+        self._config = dict(
+            filters=filters,
+            kernel_size=kernel_size,
+            padding=padding,
+            bn_momentum=bn_momentum,
+            synchronized=synchronized,
+        )
+        self.conv = layers.Conv2D(
+            filters,
+            kernel_size,
+            padding=padding,
+            use_bias=False,
+            kernel_initializer="he_normal",
+            dtype=self.dtype_policy,
+            name="conv",
+        )
         # This name keeps batch norm out of weight decay (optim.EXCLUDE_FROM_WEIGHT_DECAY).
-        self.bn = layers.BatchNormalization(momentum=bn_momentum, epsilon=BATCH_NORM_EPSILON,
-                                            synchronized=synchronized, dtype=self.dtype_policy,
-                                            name="batch_normalization")
+        self.bn = layers.BatchNormalization(
+            momentum=bn_momentum,
+            epsilon=BATCH_NORM_EPSILON,
+            synchronized=synchronized,
+            dtype=self.dtype_policy,
+            name="batch_normalization",
+        )
 
     def call(self, inputs, training=None):
         x = self.bn(self.conv(inputs), training=training)
@@ -52,27 +70,47 @@ class ConvLarge(ConfigMixin, keras.Model):
     ties to the first; with one head 'cons_logits' is absent.
     """
 
-    def __init__(self, num_classes, width_multiplier=1.0, dropout_rate=0.5, num_heads=1, bn_momentum=0.9,
-                 synchronized=False, **kwargs):
+    def __init__(
+        self,
+        num_classes,
+        width_multiplier=1.0,
+        dropout_rate=0.5,
+        num_heads=1,
+        bn_momentum=0.9,
+        synchronized=False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if num_heads not in (1, 2):
             raise ValueError(f"num_heads={num_heads} must be 1 or 2")
-        self._config = dict(num_classes=num_classes, width_multiplier=width_multiplier, dropout_rate=dropout_rate,
-                            num_heads=num_heads, bn_momentum=bn_momentum, synchronized=synchronized)
+        self._config = dict(
+            num_classes=num_classes,
+            width_multiplier=width_multiplier,
+            dropout_rate=dropout_rate,
+            num_heads=num_heads,
+            bn_momentum=bn_momentum,
+            synchronized=synchronized,
+        )
         self.dropout_rate = dropout_rate
         width = lambda channels: max(int(round(channels * width_multiplier)), 1)
         conv = dict(bn_momentum=bn_momentum, synchronized=synchronized, dtype=self.dtype_policy)
-        self.block1 = self._track("block1", [ConvBNLeakyReLU(width(128), **conv, name=f"conv1_{i + 1}")
-                                             for i in range(3)])
-        self.block2 = self._track("block2", [ConvBNLeakyReLU(width(256), **conv, name=f"conv2_{i + 1}")
-                                             for i in range(3)])
-        self.pool = layers.MaxPooling2D(2, 2, padding="same", dtype=self.dtype_policy, name="max_pool")
+        self.block1 = self._track(
+            "block1", [ConvBNLeakyReLU(width(128), **conv, name=f"conv1_{i + 1}") for i in range(3)]
+        )
+        self.block2 = self._track(
+            "block2", [ConvBNLeakyReLU(width(256), **conv, name=f"conv2_{i + 1}") for i in range(3)]
+        )
+        self.pool = layers.MaxPooling2D(
+            2, 2, padding="same", dtype=self.dtype_policy, name="max_pool"
+        )
         self.conv3_1 = None  # its padding depends on the input size: made in build()
         self.conv3_2 = ConvBNLeakyReLU(width(256), 1, **conv, name="conv3_2")
         self.conv3_3 = ConvBNLeakyReLU(width(128), 1, **conv, name="conv3_3")
         dense = dict(dtype=self.dtype_policy, kernel_initializer="glorot_uniform")
         self.head = layers.Dense(num_classes, **dense, name="head_supervised")
-        self.second_head = layers.Dense(num_classes, **dense, name="head_supervised_2") if num_heads == 2 else None
+        self.second_head = (
+            layers.Dense(num_classes, **dense, name="head_supervised_2") if num_heads == 2 else None
+        )
         self._conv3_1_args = dict(filters=width(512), **conv, name="conv3_1")
 
     def build(self, input_shape):

@@ -15,20 +15,47 @@ class LinearLayer(ConfigMixin, layers.Layer):
     offset only if use_bias, as in the official code. units=0 keeps the input size.
     """
 
-    def __init__(self, units=0, use_bias=True, use_bn=False, zero_init=False, bn_momentum=0.9,
-                 synchronized=False, **kwargs):
+    def __init__(
+        self,
+        units=0,
+        use_bias=True,
+        use_bn=False,
+        zero_init=False,
+        bn_momentum=0.9,
+        synchronized=False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        self._config = dict(units=units, use_bias=use_bias, use_bn=use_bn, zero_init=zero_init,
-                            bn_momentum=bn_momentum, synchronized=synchronized)
+        self._config = dict(
+            units=units,
+            use_bias=use_bias,
+            use_bn=use_bn,
+            zero_init=zero_init,
+            bn_momentum=bn_momentum,
+            synchronized=synchronized,
+        )
         self.units, self.use_bias, self.use_bn, self.zero_init = units, use_bias, use_bn, zero_init
-        self.bn = (BatchNormRelu(relu=False, center=use_bias, momentum=bn_momentum, synchronized=synchronized,
-                                 dtype=self.dtype_policy) if use_bn else None)
+        self.bn = (
+            BatchNormRelu(
+                relu=False,
+                center=use_bias,
+                momentum=bn_momentum,
+                synchronized=synchronized,
+                dtype=self.dtype_policy,
+            )
+            if use_bn
+            else None
+        )
         self.dense = None
 
     def build(self, input_shape):
         init = "zeros" if self.zero_init else keras.initializers.RandomNormal(stddev=0.01)
-        self.dense = layers.Dense(self.units or input_shape[-1], use_bias=self.use_bias and not self.use_bn,
-                                  kernel_initializer=init, dtype=self.dtype_policy)
+        self.dense = layers.Dense(
+            self.units or input_shape[-1],
+            use_bias=self.use_bias and not self.use_bn,
+            kernel_initializer=init,
+            dtype=self.dtype_policy,
+        )
         self.dense.build(input_shape)
 
     def call(self, inputs, training=None):
@@ -47,22 +74,45 @@ class ProjectionHead(ConfigMixin, layers.Layer):
     Returns (output, list of hidden states starting with the input).
     """
 
-    def __init__(self, mode="nonlinear", out_dim=128, num_layers=3, num_layers_kept=None, bn_momentum=0.9,
-                 synchronized=False, **kwargs):
+    def __init__(
+        self,
+        mode="nonlinear",
+        out_dim=128,
+        num_layers=3,
+        num_layers_kept=None,
+        bn_momentum=0.9,
+        synchronized=False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        self._config = dict(mode=mode, out_dim=out_dim, num_layers=num_layers, num_layers_kept=num_layers_kept,
-                            bn_momentum=bn_momentum, synchronized=synchronized)
-        bn = dict(use_bn=True, bn_momentum=bn_momentum, synchronized=synchronized, dtype=self.dtype_policy)
+        self._config = dict(
+            mode=mode,
+            out_dim=out_dim,
+            num_layers=num_layers,
+            num_layers_kept=num_layers_kept,
+            bn_momentum=bn_momentum,
+            synchronized=synchronized,
+        )
+        bn = dict(
+            use_bn=True, bn_momentum=bn_momentum, synchronized=synchronized, dtype=self.dtype_policy
+        )
         if mode == "none":
             specs = []
         elif mode == "linear":
             specs = [dict(units=out_dim, use_bias=False)]
         else:
-            specs = [dict(units=0, use_bias=True)] * (num_layers - 1) + [dict(units=out_dim, use_bias=False)]
+            specs = [dict(units=0, use_bias=True)] * (num_layers - 1) + [
+                dict(units=out_dim, use_bias=False)
+            ]
         self.relu_after = [mode == "nonlinear" and i < len(specs) - 1 for i in range(len(specs))]
         kept = len(specs) if num_layers_kept is None else min(num_layers_kept, len(specs))
-        self.linear_layers = self._track("linear_layer", [LinearLayer(**spec, **bn, name=f"proj_layer{i}")
-                                                          for i, spec in enumerate(specs[:kept])])
+        self.linear_layers = self._track(
+            "linear_layer",
+            [
+                LinearLayer(**spec, **bn, name=f"proj_layer{i}")
+                for i, spec in enumerate(specs[:kept])
+            ],
+        )
 
     def call(self, inputs, training=None):
         hiddens = [inputs]
@@ -83,18 +133,41 @@ class SimCLRModel(ConfigMixin, keras.Model):
     pretraining) no gradient flows from it into the encoder.
     """
 
-    def __init__(self, encoder_config, head_config, num_classes=0, ft_proj_selector=0,
-                 stop_gradient_to_head=False, zero_init_logits=False, **kwargs):
+    def __init__(
+        self,
+        encoder_config,
+        head_config,
+        num_classes=0,
+        ft_proj_selector=0,
+        stop_gradient_to_head=False,
+        zero_init_logits=False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        self._config = dict(encoder_config=encoder_config, head_config=head_config, num_classes=num_classes,
-                            ft_proj_selector=ft_proj_selector, stop_gradient_to_head=stop_gradient_to_head,
-                            zero_init_logits=zero_init_logits)
+        self._config = dict(
+            encoder_config=encoder_config,
+            head_config=head_config,
+            num_classes=num_classes,
+            ft_proj_selector=ft_proj_selector,
+            stop_gradient_to_head=stop_gradient_to_head,
+            zero_init_logits=zero_init_logits,
+        )
         self.encoder = ResNet(**encoder_config, dtype=self.dtype_policy, name="resnet")
-        self.projection_head = ProjectionHead(**head_config, dtype=self.dtype_policy, name="projection_head")
+        self.projection_head = ProjectionHead(
+            **head_config, dtype=self.dtype_policy, name="projection_head"
+        )
         self.ft_proj_selector = ft_proj_selector
         self.stop_gradient_to_head = stop_gradient_to_head
-        self.supervised_head = (LinearLayer(num_classes, zero_init=zero_init_logits, dtype=self.dtype_policy,
-                                            name="head_supervised") if num_classes else None)
+        self.supervised_head = (
+            LinearLayer(
+                num_classes,
+                zero_init=zero_init_logits,
+                dtype=self.dtype_policy,
+                name="head_supervised",
+            )
+            if num_classes
+            else None
+        )
 
     def call(self, images, training=None, return_endpoints=False):
         endpoints = self.encoder(images, training=training, return_endpoints=True)

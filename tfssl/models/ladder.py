@@ -44,7 +44,9 @@ def batch_moments(x, synchronized=False):
         return tf.nn.moments(x, axes)
     count = tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), x.dtype)
     total, total_square, total_count = context.all_reduce(
-        tf.distribute.ReduceOp.SUM, [tf.reduce_sum(x, axes), tf.reduce_sum(tf.square(x), axes), count])
+        tf.distribute.ReduceOp.SUM,
+        [tf.reduce_sum(x, axes), tf.reduce_sum(tf.square(x), axes), count],
+    )
     mean = total / total_count
     return mean, tf.maximum(total_square / total_count - tf.square(mean), 0.0)
 
@@ -73,7 +75,9 @@ class BatchNormalizer(ConfigMixin, layers.Layer):
         channels = (input_shape[-1],)
         statistic = dict(shape=channels, trainable=False, aggregation="mean", autocast=False)
         self.moving_mean = self.add_weight(name="moving_mean", initializer="zeros", **statistic)
-        self.moving_variance = self.add_weight(name="moving_variance", initializer="ones", **statistic)
+        self.moving_variance = self.add_weight(
+            name="moving_variance", initializer="ones", **statistic
+        )
 
     def call(self, z, training=False, update_population=False):
         if training:
@@ -81,10 +85,17 @@ class BatchNormalizer(ConfigMixin, layers.Layer):
             if update_population:
                 count = tf.cast(tf.reduce_prod(tf.shape(z)[:-1]), z.dtype)
                 unbiased = variance * count / tf.maximum(count - 1.0, 1.0)
-                self.moving_mean.assign(self.momentum * self.moving_mean + (1 - self.momentum) * mean)
-                self.moving_variance.assign(self.momentum * self.moving_variance + (1 - self.momentum) * unbiased)
+                self.moving_mean.assign(
+                    self.momentum * self.moving_mean + (1 - self.momentum) * mean
+                )
+                self.moving_variance.assign(
+                    self.momentum * self.moving_variance + (1 - self.momentum) * unbiased
+                )
         else:
-            mean, variance = tf.convert_to_tensor(self.moving_mean), tf.convert_to_tensor(self.moving_variance)
+            mean, variance = (
+                tf.convert_to_tensor(self.moving_mean),
+                tf.convert_to_tensor(self.moving_variance),
+            )
         return (z - mean) * tf.math.rsqrt(variance + BATCH_NORM_EPSILON), mean, variance
 
 
@@ -98,28 +109,58 @@ class LadderEncoderLayer(ConfigMixin, layers.Layer):
     activation: 'relu', 'leaky_relu' (slope 0.1), 'linear', or 'logits' (the classifier: the
     output is gamma * (z + beta), softmax is applied by the caller)."""
 
-    def __init__(self, transform="dense", units=0, kernel_size=1, activation="relu", bn_momentum=0.99,
-                 synchronized=False, matmul_dtype="float32", **kwargs):
+    def __init__(
+        self,
+        transform="dense",
+        units=0,
+        kernel_size=1,
+        activation="relu",
+        bn_momentum=0.99,
+        synchronized=False,
+        matmul_dtype="float32",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        self._config = dict(transform=transform, units=units, kernel_size=kernel_size, activation=activation,
-                            bn_momentum=bn_momentum, synchronized=synchronized, matmul_dtype=matmul_dtype)
+        self._config = dict(
+            transform=transform,
+            units=units,
+            kernel_size=kernel_size,
+            activation=activation,
+            bn_momentum=bn_momentum,
+            synchronized=synchronized,
+            matmul_dtype=matmul_dtype,
+        )
         self.transform, self.kernel_size, self.activation = transform, kernel_size, activation
         if transform == "dense":
             # Reference init: N(0, 1) / sqrt(fan_in) for dense, U(+-sqrt(3 / fan_in)) for convolutions.
-            self.linear = layers.Dense(units, use_bias=False, dtype=matmul_dtype, name="linear",
-                                       kernel_initializer=keras.initializers.VarianceScaling(
-                                           1.0, "fan_in", "untruncated_normal"))
+            self.linear = layers.Dense(
+                units,
+                use_bias=False,
+                dtype=matmul_dtype,
+                name="linear",
+                kernel_initializer=keras.initializers.VarianceScaling(
+                    1.0, "fan_in", "untruncated_normal"
+                ),
+            )
         elif transform in ("conv_valid", "conv_full"):
-            self.linear = layers.Conv2D(units, kernel_size, padding="valid", use_bias=False, dtype=matmul_dtype,
-                                        name="linear",
-                                        kernel_initializer=keras.initializers.VarianceScaling(1.0, "fan_in", "uniform"))
+            self.linear = layers.Conv2D(
+                units,
+                kernel_size,
+                padding="valid",
+                use_bias=False,
+                dtype=matmul_dtype,
+                name="linear",
+                kernel_initializer=keras.initializers.VarianceScaling(1.0, "fan_in", "uniform"),
+            )
         elif transform == "maxpool":
             self.linear = layers.MaxPooling2D(2, 2, padding="valid", dtype=self.dtype_policy)
         elif transform == "meanpool":
             self.linear = layers.GlobalAveragePooling2D(dtype=self.dtype_policy)
         else:
             raise ValueError(f"unknown ladder layer transform {transform!r}")
-        self.normalizer = BatchNormalizer(bn_momentum, synchronized, dtype=self.dtype_policy, name="batch_norm")
+        self.normalizer = BatchNormalizer(
+            bn_momentum, synchronized, dtype=self.dtype_policy, name="batch_norm"
+        )
 
     def _transform(self, h):
         if self.transform == "dense" and len(h.shape) > 2:
@@ -134,14 +175,21 @@ class LadderEncoderLayer(ConfigMixin, layers.Layer):
             input_shape = (input_shape[0], math.prod(input_shape[1:]))
         self.linear.build(input_shape)
         channels = self.linear.compute_output_shape(input_shape)[-1]
-        self.shift = (self.add_weight(name="shift", shape=(channels,), initializer="zeros")
-                      if self.activation in SHIFTED_ACTIVATIONS else None)
-        self.scale = (self.add_weight(name="scale", shape=(channels,), initializer="ones")
-                      if self.activation == "logits" else None)
+        self.shift = (
+            self.add_weight(name="shift", shape=(channels,), initializer="zeros")
+            if self.activation in SHIFTED_ACTIVATIONS
+            else None
+        )
+        self.scale = (
+            self.add_weight(name="scale", shape=(channels,), initializer="ones")
+            if self.activation == "logits"
+            else None
+        )
 
     def call(self, h, noise_std=0.0, training=False, update_population=False):
-        z, mean, variance = self.normalizer(self._transform(h), training=training,
-                                            update_population=update_population)
+        z, mean, variance = self.normalizer(
+            self._transform(h), training=training, update_population=update_population
+        )
         if noise_std:
             z = z + noise_std * tf.random.normal(tf.shape(z), dtype=z.dtype)
         out = z if self.shift is None else z + self.shift
@@ -164,9 +212,14 @@ class GaussianCombinator(ConfigMixin, layers.Layer):
         self._config = {}
 
     def build(self, input_shape):
-        self.a = [self.add_weight(name=f"a{i + 1}", shape=(input_shape[-1],),
-                                  initializer=keras.initializers.Constant(value))
-                  for i, value in enumerate(COMBINATOR_INIT)]
+        self.a = [
+            self.add_weight(
+                name=f"a{i + 1}",
+                shape=(input_shape[-1],),
+                initializer=keras.initializers.Constant(value),
+            )
+            for i, value in enumerate(COMBINATOR_INIT)
+        ]
 
     def call(self, z_corrupted, u):
         return gaussian_combinator(z_corrupted, u, [tf.convert_to_tensor(a) for a in self.a])
@@ -175,6 +228,7 @@ class GaussianCombinator(ConfigMixin, layers.Layer):
 @dataclasses.dataclass
 class EncoderPass:
     """One encoder pass. Lists are indexed by layer 0..L (0: the input, which has no statistics)."""
+
     z: list
     mean: list
     variance: list
@@ -190,32 +244,79 @@ class LadderNetwork(ConfigMixin, keras.Model):
     call(images, training) is the clean path, {'logits', 'features'}: what is evaluated and exported.
     encode() and decode() are the two paths the Ladder method trains."""
 
-    def __init__(self, layer_specs, decoder="full", bn_momentum=0.99, synchronized=False, matmul_dtype="float32",
-                 **kwargs):
+    def __init__(
+        self,
+        layer_specs,
+        decoder="full",
+        bn_momentum=0.99,
+        synchronized=False,
+        matmul_dtype="float32",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        self._config = dict(layer_specs=[dict(spec) for spec in layer_specs], decoder=decoder,
-                            bn_momentum=bn_momentum, synchronized=synchronized, matmul_dtype=matmul_dtype)
+        self._config = dict(
+            layer_specs=[dict(spec) for spec in layer_specs],
+            decoder=decoder,
+            bn_momentum=bn_momentum,
+            synchronized=synchronized,
+            matmul_dtype=matmul_dtype,
+        )
         if decoder not in ("full", "top"):
             raise ValueError(f"decoder must be 'full' or 'top', not {decoder!r}")
-        if decoder == "full" and any(spec.get("transform", "dense") != "dense" for spec in layer_specs):
-            raise ValueError("the full ladder decoder needs dense encoder layers; use decoder='top' (Gamma-model)")
+        if decoder == "full" and any(
+            spec.get("transform", "dense") != "dense" for spec in layer_specs
+        ):
+            raise ValueError(
+                "the full ladder decoder needs dense encoder layers; use decoder='top' (Gamma-model)"
+            )
         self.num_layers = len(layer_specs)  # L
-        self.decoded_layers = list(range(self.num_layers + 1)) if decoder == "full" else [self.num_layers]
+        self.decoded_layers = (
+            list(range(self.num_layers + 1)) if decoder == "full" else [self.num_layers]
+        )
         self.synchronized = synchronized
-        self.encoder_layers = self._track("encoder", [
-            LadderEncoderLayer(**spec, bn_momentum=bn_momentum, synchronized=synchronized, matmul_dtype=matmul_dtype,
-                               dtype=self.dtype_policy, name=f"encoder_{l + 1}") for l, spec in enumerate(layer_specs)])
-        self.combinators = self._track("combinator", [GaussianCombinator(dtype=self.dtype_policy, name=f"g_{l}")
-                                                      for l in self.decoded_layers])
+        self.encoder_layers = self._track(
+            "encoder",
+            [
+                LadderEncoderLayer(
+                    **spec,
+                    bn_momentum=bn_momentum,
+                    synchronized=synchronized,
+                    matmul_dtype=matmul_dtype,
+                    dtype=self.dtype_policy,
+                    name=f"encoder_{l + 1}",
+                )
+                for l, spec in enumerate(layer_specs)
+            ],
+        )
+        self.combinators = self._track(
+            "combinator",
+            [
+                GaussianCombinator(dtype=self.dtype_policy, name=f"g_{l}")
+                for l in self.decoded_layers
+            ],
+        )
         self.vertical_maps = None  # V(l+1) for l < L, made in build() when the input size is known
 
     def build(self, input_shape):
         if len(self.decoded_layers) > 1:
-            sizes = [math.prod(input_shape[1:])] + [spec["units"] for spec in self._config["layer_specs"]]
-            self.vertical_maps = self._track("vertical", [
-                layers.Dense(sizes[l], use_bias=False, dtype=self._config["matmul_dtype"], name=f"decoder_{l}",
-                             kernel_initializer=keras.initializers.VarianceScaling(1.0, "fan_in", "untruncated_normal"))
-                for l in range(self.num_layers)])
+            sizes = [math.prod(input_shape[1:])] + [
+                spec["units"] for spec in self._config["layer_specs"]
+            ]
+            self.vertical_maps = self._track(
+                "vertical",
+                [
+                    layers.Dense(
+                        sizes[l],
+                        use_bias=False,
+                        dtype=self._config["matmul_dtype"],
+                        name=f"decoder_{l}",
+                        kernel_initializer=keras.initializers.VarianceScaling(
+                            1.0, "fan_in", "untruncated_normal"
+                        ),
+                    )
+                    for l in range(self.num_layers)
+                ],
+            )
         zeros = tf.zeros([2, *input_shape[1:]], self.compute_dtype)  # creates every variable
         self.decode(self.encode(zeros, training=True))
         self.encode(zeros, training=False)
@@ -230,8 +331,9 @@ class LadderNetwork(ConfigMixin, keras.Model):
         result = EncoderPass(z=[h], mean=[None], variance=[None], logits=None, features=None)
         for layer in self.encoder_layers:
             result.features = h
-            z, h, mean, variance = layer(h, noise_std=noise_std, training=training,
-                                         update_population=update_population)
+            z, h, mean, variance = layer(
+                h, noise_std=noise_std, training=training, update_population=update_population
+            )
             result.z.append(z)
             result.mean.append(mean)
             result.variance.append(variance)
@@ -253,20 +355,34 @@ class LadderNetwork(ConfigMixin, keras.Model):
 
     def call(self, images, training=False):
         clean = self.encode(images, training=training)
-        return {"logits": clean.logits, "features": tf.reshape(clean.features, [tf.shape(clean.features)[0], -1])}
+        return {
+            "logits": clean.logits,
+            "features": tf.reshape(clean.features, [tf.shape(clean.features)[0], -1]),
+        }
 
 
 def mlp_layer_specs(hidden_sizes, num_classes):
     """The paper's MLP, e.g. 784-1000-500-250-250-250-10: ReLU hidden layers and the classifier."""
-    return ([dict(transform="dense", units=int(n), activation="relu") for n in hidden_sizes]
-            + [dict(transform="dense", units=num_classes, activation="logits")])
+    return [dict(transform="dense", units=int(n), activation="relu") for n in hidden_sizes] + [
+        dict(transform="dense", units=num_classes, activation="logits")
+    ]
 
 
 def conv_small_layer_specs(num_classes):
     """The paper's Conv-Small for MNIST (the Gamma-model's encoder): 32 5x5 'full' convs, 2x2 max-pool,
     64 3x3 valid, 64 3x3 full, 2x2 max-pool, 128 3x3 valid, 10 1x1, global mean-pool, dense classifier."""
-    conv = lambda transform, units, kernel: dict(transform=transform, units=units, kernel_size=kernel)
+    conv = lambda transform, units, kernel: dict(
+        transform=transform, units=units, kernel_size=kernel
+    )
     pool = lambda transform: dict(transform=transform, activation="linear")
-    return [conv("conv_full", 32, 5), pool("maxpool"), conv("conv_valid", 64, 3), conv("conv_full", 64, 3),
-            pool("maxpool"), conv("conv_valid", 128, 3), conv("conv_valid", 10, 1), pool("meanpool"),
-            dict(transform="dense", units=num_classes, activation="logits")]
+    return [
+        conv("conv_full", 32, 5),
+        pool("maxpool"),
+        conv("conv_valid", 64, 3),
+        conv("conv_full", 64, 3),
+        pool("maxpool"),
+        conv("conv_valid", 128, 3),
+        conv("conv_valid", 10, 1),
+        pool("meanpool"),
+        dict(transform="dense", units=num_classes, activation="logits"),
+    ]

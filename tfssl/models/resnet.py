@@ -14,9 +14,14 @@ from keras import layers
 from tfssl.models import conv
 
 BATCH_NORM_EPSILON = 1e-5
-BLOCKS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)), 50: ("bottleneck", (3, 4, 6, 3)),
-          101: ("bottleneck", (3, 4, 23, 3)), 152: ("bottleneck", (3, 8, 36, 3)),
-          200: ("bottleneck", (3, 24, 36, 3))}
+BLOCKS = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+    200: ("bottleneck", (3, 24, 36, 3)),
+}
 
 
 class ConfigMixin:
@@ -45,14 +50,26 @@ class BatchNormRelu(ConfigMixin, layers.Layer):
     deviations from the global mean: two passes, as precise as one replica.
     """
 
-    def __init__(self, relu=True, init_zero=False, center=True, momentum=0.9, synchronized=False, **kwargs):
+    def __init__(
+        self, relu=True, init_zero=False, center=True, momentum=0.9, synchronized=False, **kwargs
+    ):
         super().__init__(**kwargs)
-        self._config = dict(relu=relu, init_zero=init_zero, center=center, momentum=momentum,
-                            synchronized=synchronized)
+        self._config = dict(
+            relu=relu,
+            init_zero=init_zero,
+            center=center,
+            momentum=momentum,
+            synchronized=synchronized,
+        )
         self.relu = relu
         self.bn = layers.BatchNormalization(
-            momentum=momentum, epsilon=BATCH_NORM_EPSILON, center=center, synchronized=synchronized,
-            gamma_initializer="zeros" if init_zero else "ones", dtype=self.dtype_policy)
+            momentum=momentum,
+            epsilon=BATCH_NORM_EPSILON,
+            center=center,
+            synchronized=synchronized,
+            gamma_initializer="zeros" if init_zero else "ones",
+            dtype=self.dtype_policy,
+        )
 
     def build(self, input_shape):
         self.bn.build(input_shape)
@@ -61,7 +78,12 @@ class BatchNormRelu(ConfigMixin, layers.Layer):
         bn = self.bn
         training = bool(training) and bn.trainable
         context = tf.distribute.get_replica_context()
-        if training and bn.synchronized and context is not None and context.num_replicas_in_sync > 1:
+        if (
+            training
+            and bn.synchronized
+            and context is not None
+            and context.num_replicas_in_sync > 1
+        ):
             x = self._synchronized(inputs, context)
         else:
             x = self._fused(inputs, training)
@@ -81,7 +103,9 @@ class BatchNormRelu(ConfigMixin, layers.Layer):
         mean = total(tf.reduce_sum(x, axes)) / count
         variance = total(tf.reduce_sum(tf.square(x - mean), axes)) / count
         self._update_moving_statistics(mean, variance)
-        y = tf.nn.batch_normalization(x, mean, variance, bn.beta if bn.center else None, bn.gamma, bn.epsilon)
+        y = tf.nn.batch_normalization(
+            x, mean, variance, bn.beta if bn.center else None, bn.gamma, bn.epsilon
+        )
         return tf.cast(y, inputs.dtype)
 
     def _fused(self, inputs, training):
@@ -90,13 +114,23 @@ class BatchNormRelu(ConfigMixin, layers.Layer):
         x = inputs if inputs.shape.rank == 4 else tf.reshape(inputs, [-1, 1, 1, inputs.shape[-1]])
         offset = bn.beta if bn.center else tf.zeros_like(bn.gamma)
         if not training:
-            y, _, _ = tf.compat.v1.nn.fused_batch_norm(x, bn.gamma, offset, bn.moving_mean, bn.moving_variance,
-                                                       epsilon=bn.epsilon, is_training=False)
+            y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+                x,
+                bn.gamma,
+                offset,
+                bn.moving_mean,
+                bn.moving_variance,
+                epsilon=bn.epsilon,
+                is_training=False,
+            )
         else:
-            y, mean, corrected_variance = tf.compat.v1.nn.fused_batch_norm(x, bn.gamma, offset, epsilon=bn.epsilon,
-                                                                           is_training=True)
+            y, mean, corrected_variance = tf.compat.v1.nn.fused_batch_norm(
+                x, bn.gamma, offset, epsilon=bn.epsilon, is_training=True
+            )
             count = tf.cast(tf.size(x) // tf.shape(x)[-1], tf.float32)
-            self._update_moving_statistics(mean, corrected_variance * (count - 1.0) / count)  # op gives Bessel's
+            self._update_moving_statistics(
+                mean, corrected_variance * (count - 1.0) / count
+            )  # op gives Bessel's
         return y if inputs.shape.rank == 4 else tf.reshape(y, shape)
 
 
@@ -110,9 +144,15 @@ class ConvFixedPadding(ConfigMixin, layers.Layer):
         self._config = dict(filters=filters, kernel_size=kernel_size, strides=strides)
         self.strides = strides
         self.padding = "SAME" if strides == 1 else "VALID"
-        self.conv = layers.Conv2D(filters, kernel_size, strides, padding=self.padding.lower(),
-                                  use_bias=False, kernel_initializer="variance_scaling",
-                                  dtype=self.dtype_policy)
+        self.conv = layers.Conv2D(
+            filters,
+            kernel_size,
+            strides,
+            padding=self.padding.lower(),
+            use_bias=False,
+            kernel_initializer="variance_scaling",
+            dtype=self.dtype_policy,
+        )
         pad = kernel_size - 1
         self.paddings = [[0, 0], [pad // 2, pad - pad // 2], [pad // 2, pad - pad // 2], [0, 0]]
 
@@ -130,18 +170,36 @@ class ConvFixedPadding(ConfigMixin, layers.Layer):
 class SelectiveKernelConv(ConfigMixin, layers.Layer):
     """SK convolution (SimCLRv2): two 3x3 paths mixed by a softmax attention over paths."""
 
-    def __init__(self, filters, strides, sk_ratio, min_dim=32, bn_momentum=0.9, synchronized=False, **kwargs):
+    def __init__(
+        self, filters, strides, sk_ratio, min_dim=32, bn_momentum=0.9, synchronized=False, **kwargs
+    ):
         super().__init__(**kwargs)
-        self._config = dict(filters=filters, strides=strides, sk_ratio=sk_ratio, min_dim=min_dim,
-                            bn_momentum=bn_momentum, synchronized=synchronized)
+        self._config = dict(
+            filters=filters,
+            strides=strides,
+            sk_ratio=sk_ratio,
+            min_dim=min_dim,
+            bn_momentum=bn_momentum,
+            synchronized=synchronized,
+        )
         bn = dict(momentum=bn_momentum, synchronized=synchronized, dtype=self.dtype_policy)
         self.conv = ConvFixedPadding(2 * filters, 3, strides, dtype=self.dtype_policy)
         self.bn = BatchNormRelu(**bn)
-        self.reduce = layers.Conv2D(max(int(filters * sk_ratio), min_dim), 1, use_bias=False,
-                                    kernel_initializer="variance_scaling", dtype=self.dtype_policy)
+        self.reduce = layers.Conv2D(
+            max(int(filters * sk_ratio), min_dim),
+            1,
+            use_bias=False,
+            kernel_initializer="variance_scaling",
+            dtype=self.dtype_policy,
+        )
         self.reduce_bn = BatchNormRelu(**bn)
-        self.expand = layers.Conv2D(2 * filters, 1, use_bias=False, kernel_initializer="variance_scaling",
-                                    dtype=self.dtype_policy)
+        self.expand = layers.Conv2D(
+            2 * filters,
+            1,
+            use_bias=False,
+            kernel_initializer="variance_scaling",
+            dtype=self.dtype_policy,
+        )
 
     def call(self, inputs, training=None):
         paths = tf.stack(tf.split(self.bn(self.conv(inputs), training=training), 2, axis=-1))
@@ -156,13 +214,18 @@ class SqueezeExcite(ConfigMixin, layers.Layer):
     def __init__(self, filters, se_ratio, **kwargs):
         super().__init__(**kwargs)
         self._config = dict(filters=filters, se_ratio=se_ratio)
-        self.reduce = layers.Conv2D(max(1, int(filters * se_ratio)), 1, kernel_initializer="variance_scaling",
-                                    dtype=self.dtype_policy)
+        self.reduce = layers.Conv2D(
+            max(1, int(filters * se_ratio)),
+            1,
+            kernel_initializer="variance_scaling",
+            dtype=self.dtype_policy,
+        )
         self.expand = None
 
     def build(self, input_shape):
-        self.expand = layers.Conv2D(input_shape[-1], 1, kernel_initializer="variance_scaling",
-                                    dtype=self.dtype_policy)
+        self.expand = layers.Conv2D(
+            input_shape[-1], 1, kernel_initializer="variance_scaling", dtype=self.dtype_policy
+        )
 
     def call(self, inputs):
         squeezed = tf.reduce_mean(inputs, [1, 2], keepdims=True)
@@ -173,12 +236,29 @@ class SqueezeExcite(ConfigMixin, layers.Layer):
 class ResidualBlock(ConfigMixin, layers.Layer):
     """Basic (two 3x3) or bottleneck (1x1, 3x3, 1x1 with 4x expansion) residual block."""
 
-    def __init__(self, kind, filters, strides, use_projection=False, sk_ratio=0.0, se_ratio=0.0,
-                 bn_momentum=0.9, synchronized=False, **kwargs):
+    def __init__(
+        self,
+        kind,
+        filters,
+        strides,
+        use_projection=False,
+        sk_ratio=0.0,
+        se_ratio=0.0,
+        bn_momentum=0.9,
+        synchronized=False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        self._config = dict(kind=kind, filters=filters, strides=strides, use_projection=use_projection,
-                            sk_ratio=sk_ratio, se_ratio=se_ratio, bn_momentum=bn_momentum,
-                            synchronized=synchronized)
+        self._config = dict(
+            kind=kind,
+            filters=filters,
+            strides=strides,
+            use_projection=use_projection,
+            sk_ratio=sk_ratio,
+            se_ratio=se_ratio,
+            bn_momentum=bn_momentum,
+            synchronized=synchronized,
+        )
         dtype = self.dtype_policy
         bn = dict(momentum=bn_momentum, synchronized=synchronized, dtype=dtype)
         out_filters = filters * (4 if kind == "bottleneck" else 1)
@@ -187,21 +267,42 @@ class ResidualBlock(ConfigMixin, layers.Layer):
             if sk_ratio > 0:  # ResNet-D: average-pool, then a 1x1 conv
                 if strides > 1:
                     self.shortcut.append(layers.ZeroPadding2D(((0, 1), (0, 1)), dtype=dtype))
-                self.shortcut.append(layers.AveragePooling2D(2, strides, "same" if strides == 1 else "valid",
-                                                             dtype=dtype))
+                self.shortcut.append(
+                    layers.AveragePooling2D(
+                        2, strides, "same" if strides == 1 else "valid", dtype=dtype
+                    )
+                )
                 self.shortcut.append(ConvFixedPadding(out_filters, 1, 1, dtype=dtype))
             else:
                 self.shortcut.append(ConvFixedPadding(out_filters, 1, strides, dtype=dtype))
             self.shortcut.append(BatchNormRelu(relu=False, **bn))
         if kind == "basic":
-            self.body = [ConvFixedPadding(filters, 3, strides, dtype=dtype), BatchNormRelu(**bn),
-                         ConvFixedPadding(filters, 3, 1, dtype=dtype)]
+            self.body = [
+                ConvFixedPadding(filters, 3, strides, dtype=dtype),
+                BatchNormRelu(**bn),
+                ConvFixedPadding(filters, 3, 1, dtype=dtype),
+            ]
         else:
-            middle = ([SelectiveKernelConv(filters, strides, sk_ratio, bn_momentum=bn_momentum,
-                                           synchronized=synchronized, dtype=dtype)] if sk_ratio > 0 else
-                      [ConvFixedPadding(filters, 3, strides, dtype=dtype), BatchNormRelu(**bn)])
-            self.body = [ConvFixedPadding(filters, 1, 1, dtype=dtype), BatchNormRelu(**bn), *middle,
-                         ConvFixedPadding(out_filters, 1, 1, dtype=dtype)]
+            middle = (
+                [
+                    SelectiveKernelConv(
+                        filters,
+                        strides,
+                        sk_ratio,
+                        bn_momentum=bn_momentum,
+                        synchronized=synchronized,
+                        dtype=dtype,
+                    )
+                ]
+                if sk_ratio > 0
+                else [ConvFixedPadding(filters, 3, strides, dtype=dtype), BatchNormRelu(**bn)]
+            )
+            self.body = [
+                ConvFixedPadding(filters, 1, 1, dtype=dtype),
+                BatchNormRelu(**bn),
+                *middle,
+                ConvFixedPadding(out_filters, 1, 1, dtype=dtype),
+            ]
         self.body.append(BatchNormRelu(relu=False, init_zero=True, **bn))
         if se_ratio > 0:
             self.body.append(SqueezeExcite(filters, se_ratio, dtype=dtype))
@@ -211,9 +312,17 @@ class ResidualBlock(ConfigMixin, layers.Layer):
     def call(self, inputs, training=None):
         shortcut, x = inputs, inputs
         for layer in self.shortcut:
-            shortcut = layer(shortcut, training=training) if isinstance(layer, BatchNormRelu) else layer(shortcut)
+            shortcut = (
+                layer(shortcut, training=training)
+                if isinstance(layer, BatchNormRelu)
+                else layer(shortcut)
+            )
         for layer in self.body:
-            x = layer(x, training=training) if isinstance(layer, (BatchNormRelu, SelectiveKernelConv)) else layer(x)
+            x = (
+                layer(x, training=training)
+                if isinstance(layer, (BatchNormRelu, SelectiveKernelConv))
+                else layer(x)
+            )
         return tf.nn.relu(x + shortcut)
 
 
@@ -221,14 +330,31 @@ class ResidualBlock(ConfigMixin, layers.Layer):
 class ResNet(ConfigMixin, layers.Layer):
     """ResNet encoder: images (B, H, W, C) in [0, 1] -> pooled features (B, width * 512 or 2048)."""
 
-    def __init__(self, depth=50, width_multiplier=1.0, cifar_stem=False, sk_ratio=0.0, se_ratio=0.0,
-                 bn_momentum=0.9, synchronized=False, fine_tune_after_block=-1, **kwargs):
+    def __init__(
+        self,
+        depth=50,
+        width_multiplier=1.0,
+        cifar_stem=False,
+        sk_ratio=0.0,
+        se_ratio=0.0,
+        bn_momentum=0.9,
+        synchronized=False,
+        fine_tune_after_block=-1,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if depth not in BLOCKS:
             raise ValueError(f"resnet depth {depth} is not one of {sorted(BLOCKS)}")
-        self._config = dict(depth=depth, width_multiplier=width_multiplier, cifar_stem=cifar_stem,
-                            sk_ratio=sk_ratio, se_ratio=se_ratio, bn_momentum=bn_momentum,
-                            synchronized=synchronized, fine_tune_after_block=fine_tune_after_block)
+        self._config = dict(
+            depth=depth,
+            width_multiplier=width_multiplier,
+            cifar_stem=cifar_stem,
+            sk_ratio=sk_ratio,
+            se_ratio=se_ratio,
+            bn_momentum=bn_momentum,
+            synchronized=synchronized,
+            fine_tune_after_block=fine_tune_after_block,
+        )
         self.fine_tune_after_block = fine_tune_after_block
         dtype = self.dtype_policy
         bn = dict(momentum=bn_momentum, synchronized=synchronized, dtype=dtype)
@@ -236,26 +362,49 @@ class ResNet(ConfigMixin, layers.Layer):
         if cifar_stem:
             self.stem = [ConvFixedPadding(width(64), 3, 1, dtype=dtype), BatchNormRelu(**bn)]
         elif sk_ratio > 0:  # ResNet-D stem: three 3x3 convs
-            self.stem = [ConvFixedPadding(width(32), 3, 2, dtype=dtype), BatchNormRelu(**bn),
-                         ConvFixedPadding(width(32), 3, 1, dtype=dtype), BatchNormRelu(**bn),
-                         ConvFixedPadding(width(64), 3, 1, dtype=dtype), BatchNormRelu(**bn),
-                         layers.MaxPooling2D(3, 2, "same", dtype=dtype)]
+            self.stem = [
+                ConvFixedPadding(width(32), 3, 2, dtype=dtype),
+                BatchNormRelu(**bn),
+                ConvFixedPadding(width(32), 3, 1, dtype=dtype),
+                BatchNormRelu(**bn),
+                ConvFixedPadding(width(64), 3, 1, dtype=dtype),
+                BatchNormRelu(**bn),
+                layers.MaxPooling2D(3, 2, "same", dtype=dtype),
+            ]
         else:
-            self.stem = [ConvFixedPadding(width(64), 7, 2, dtype=dtype), BatchNormRelu(**bn),
-                         layers.MaxPooling2D(3, 2, "same", dtype=dtype)]
+            self.stem = [
+                ConvFixedPadding(width(64), 7, 2, dtype=dtype),
+                BatchNormRelu(**bn),
+                layers.MaxPooling2D(3, 2, "same", dtype=dtype),
+            ]
         kind, blocks_per_group = BLOCKS[depth]
         self.block_groups = []
-        for group, (channels, blocks, strides) in enumerate(zip((64, 128, 256, 512), blocks_per_group,
-                                                                (1, 2, 2, 2))):
-            self.block_groups.append([
-                ResidualBlock(kind, width(channels), strides if b == 0 else 1, use_projection=(b == 0),
-                              sk_ratio=sk_ratio, se_ratio=se_ratio, bn_momentum=bn_momentum,
-                              synchronized=synchronized, dtype=dtype, name=f"block_group{group + 1}_block{b}")
-                for b in range(blocks)])
+        for group, (channels, blocks, strides) in enumerate(
+            zip((64, 128, 256, 512), blocks_per_group, (1, 2, 2, 2))
+        ):
+            self.block_groups.append(
+                [
+                    ResidualBlock(
+                        kind,
+                        width(channels),
+                        strides if b == 0 else 1,
+                        use_projection=(b == 0),
+                        sk_ratio=sk_ratio,
+                        se_ratio=se_ratio,
+                        bn_momentum=bn_momentum,
+                        synchronized=synchronized,
+                        dtype=dtype,
+                        name=f"block_group{group + 1}_block{b}",
+                    )
+                    for b in range(blocks)
+                ]
+            )
         self._track("stem", self.stem)
         for group, blocks in enumerate(self.block_groups):
             self._track(f"block_group{group + 1}", blocks)
-        frozen = self.stem + [b for g in self.block_groups[:max(fine_tune_after_block, 0)] for b in g]
+        frozen = self.stem + [
+            b for g in self.block_groups[: max(fine_tune_after_block, 0)] for b in g
+        ]
         if fine_tune_after_block >= 0:
             for layer in frozen:
                 layer.trainable = False

@@ -55,17 +55,31 @@ class MLP(ConfigMixin, layers.Layer):
     c of shape (K, 1, K) give (K, B, ...): every example under every class, W x computed once.
     """
 
-    def __init__(self, hidden_sizes=(500,), output_units=1, activation="softplus", condition_dim=0, **kwargs):
+    def __init__(
+        self, hidden_sizes=(500,), output_units=1, activation="softplus", condition_dim=0, **kwargs
+    ):
         super().__init__(**kwargs)
         hidden_sizes = [int(size) for size in hidden_sizes]
-        self._config = dict(hidden_sizes=hidden_sizes, output_units=output_units, activation=activation,
-                            condition_dim=condition_dim)
+        self._config = dict(
+            hidden_sizes=hidden_sizes,
+            output_units=output_units,
+            activation=activation,
+            condition_dim=condition_dim,
+        )
         self.activation = keras.activations.get(activation)
         sizes = hidden_sizes + [output_units]
-        self.dense_layers = self._track("dense", [layers.Dense(units, dtype=self.dtype_policy, name=f"dense{i}")
-                                                  for i, units in enumerate(sizes)])
-        self.condition_dense = (layers.Dense(sizes[0], use_bias=False, dtype=self.dtype_policy,
-                                             name="condition_dense") if condition_dim else None)
+        self.dense_layers = self._track(
+            "dense",
+            [
+                layers.Dense(units, dtype=self.dtype_policy, name=f"dense{i}")
+                for i, units in enumerate(sizes)
+            ],
+        )
+        self.condition_dense = (
+            layers.Dense(sizes[0], use_bias=False, dtype=self.dtype_policy, name="condition_dense")
+            if condition_dim
+            else None
+        )
 
     def build(self, input_shape):
         shape = tuple(input_shape)
@@ -96,17 +110,36 @@ class VAE(ConfigMixin, keras.Model):
     call(images) -> {"z_mean", "z_log_var"}: q(z|x), the features M1+M2 and the export use.
     """
 
-    def __init__(self, data_shape, latent_dim=50, hidden_sizes=(500, 500), activation="softplus",
-                 likelihood="bernoulli", **kwargs):
+    def __init__(
+        self,
+        data_shape,
+        latent_dim=50,
+        hidden_sizes=(500, 500),
+        activation="softplus",
+        likelihood="bernoulli",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         data_shape = [int(d) for d in data_shape]
-        self._config = dict(data_shape=data_shape, latent_dim=latent_dim, hidden_sizes=[int(h) for h in hidden_sizes],
-                            activation=activation, likelihood=likelihood)
+        self._config = dict(
+            data_shape=data_shape,
+            latent_dim=latent_dim,
+            hidden_sizes=[int(h) for h in hidden_sizes],
+            activation=activation,
+            likelihood=likelihood,
+        )
         self.data_shape, self.latent_dim, self.likelihood = data_shape, latent_dim, likelihood
         self.data_dim = math.prod(data_shape)
-        self.encoder = MLP(hidden_sizes, 2 * latent_dim, activation, dtype=self.dtype_policy, name="encoder")
-        self.decoder = MLP(hidden_sizes, decoder_units(likelihood, self.data_dim), activation,
-                           dtype=self.dtype_policy, name="decoder")
+        self.encoder = MLP(
+            hidden_sizes, 2 * latent_dim, activation, dtype=self.dtype_policy, name="encoder"
+        )
+        self.decoder = MLP(
+            hidden_sizes,
+            decoder_units(likelihood, self.data_dim),
+            activation,
+            dtype=self.dtype_policy,
+            name="decoder",
+        )
 
     def build(self, input_shape):
         self.encoder.build((None, self.data_dim))
@@ -128,7 +161,9 @@ class VAE(ConfigMixin, keras.Model):
         z = mean + sigma * eps. The encoder reads x; target is what is scored (x, or a binarisation of it)."""
         mean, log_var = self.encode(x)
         z = elbo.reparameterize(mean, log_var, eps)
-        log_px = log_likelihood(self.likelihood, self.flatten(target), tf.cast(self.decoder(z), tf.float32))
+        log_px = log_likelihood(
+            self.likelihood, self.flatten(target), tf.cast(self.decoder(z), tf.float32)
+        )
         kl = elbo.gaussian_kl_to_standard_normal(mean, log_var)
         return {"bound": elbo.vae_bound(log_px, kl), "log_px": log_px, "kl": kl}
 
@@ -145,20 +180,52 @@ class M2(ConfigMixin, keras.Model):
     call(x) -> {"logits": logits of q(y|x), "z_mean": mean of q(z|x, y) for the predicted y}.
     """
 
-    def __init__(self, input_dim, num_classes, latent_dim=50, hidden_sizes=(500,), activation="softplus",
-                 likelihood="bernoulli", **kwargs):
+    def __init__(
+        self,
+        input_dim,
+        num_classes,
+        latent_dim=50,
+        hidden_sizes=(500,),
+        activation="softplus",
+        likelihood="bernoulli",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         hidden_sizes = [int(h) for h in hidden_sizes]
-        self._config = dict(input_dim=input_dim, num_classes=num_classes, latent_dim=latent_dim,
-                            hidden_sizes=hidden_sizes, activation=activation, likelihood=likelihood)
-        self.input_dim, self.num_classes, self.latent_dim, self.likelihood = (input_dim, num_classes, latent_dim,
-                                                                              likelihood)
+        self._config = dict(
+            input_dim=input_dim,
+            num_classes=num_classes,
+            latent_dim=latent_dim,
+            hidden_sizes=hidden_sizes,
+            activation=activation,
+            likelihood=likelihood,
+        )
+        self.input_dim, self.num_classes, self.latent_dim, self.likelihood = (
+            input_dim,
+            num_classes,
+            latent_dim,
+            likelihood,
+        )
         policy = self.dtype_policy
-        self.classifier = MLP(hidden_sizes, num_classes, activation, dtype=policy, name="classifier")
-        self.encoder = MLP(hidden_sizes, 2 * latent_dim, activation, condition_dim=num_classes, dtype=policy,
-                           name="encoder")
-        self.decoder = MLP(hidden_sizes, decoder_units(likelihood, input_dim), activation,
-                           condition_dim=num_classes, dtype=policy, name="decoder")
+        self.classifier = MLP(
+            hidden_sizes, num_classes, activation, dtype=policy, name="classifier"
+        )
+        self.encoder = MLP(
+            hidden_sizes,
+            2 * latent_dim,
+            activation,
+            condition_dim=num_classes,
+            dtype=policy,
+            name="encoder",
+        )
+        self.decoder = MLP(
+            hidden_sizes,
+            decoder_units(likelihood, input_dim),
+            activation,
+            condition_dim=num_classes,
+            dtype=policy,
+            name="decoder",
+        )
 
     def build(self, input_shape):
         self.classifier.build((None, self.input_dim))
@@ -184,7 +251,11 @@ class M2(ConfigMixin, keras.Model):
         raw = tf.cast(self.decoder(z, y), tf.float32)
         log_px = log_likelihood(self.likelihood, self.flatten(target), raw)
         kl = elbo.gaussian_kl_to_standard_normal(mean, log_var)
-        return {"bound": elbo.labeled_bound(log_px, kl, self.num_classes), "log_px": log_px, "kl": kl}
+        return {
+            "bound": elbo.labeled_bound(log_px, kl, self.num_classes),
+            "log_px": log_px,
+            "kl": kl,
+        }
 
     def labeled_bound(self, x, target, labels, eps):
         """Per-example -L(x, y) terms for integer labels (B,) and eps (B, latent)."""
@@ -196,8 +267,11 @@ class M2(ConfigMixin, keras.Model):
         every_class = tf.eye(self.num_classes)[:, None, :]
         class_bounds = tf.transpose(self.class_bounds(x, target, every_class, eps)["bound"])
         logits = self.classify(x)
-        return {"bound": elbo.unlabeled_bound(logits, class_bounds), "logits": logits,
-                "class_bounds": class_bounds}
+        return {
+            "bound": elbo.unlabeled_bound(logits, class_bounds),
+            "logits": logits,
+            "class_bounds": class_bounds,
+        }
 
     def call(self, inputs, training=None):
         logits = self.classify(inputs)
@@ -220,12 +294,20 @@ class M1M2(ConfigMixin, keras.Model):
 
     def __init__(self, m1_config, m2_config, active_units=None, **kwargs):
         super().__init__(**kwargs)
-        active_units = list(range(m1_config["latent_dim"])) if active_units is None else [int(i) for i in active_units]
-        self._config = dict(m1_config=dict(m1_config), m2_config=dict(m2_config), active_units=active_units)
+        active_units = (
+            list(range(m1_config["latent_dim"]))
+            if active_units is None
+            else [int(i) for i in active_units]
+        )
+        self._config = dict(
+            m1_config=dict(m1_config), m2_config=dict(m2_config), active_units=active_units
+        )
         self.active_units = active_units
         self.m1 = VAE(**m1_config, dtype=self.dtype_policy, name="m1")
         self.m1.trainable = False
-        self.m2 = M2(**{**m2_config, "input_dim": len(active_units)}, dtype=self.dtype_policy, name="m2")
+        self.m2 = M2(
+            **{**m2_config, "input_dim": len(active_units)}, dtype=self.dtype_policy, name="m2"
+        )
 
     def build(self, input_shape):
         self.m1.build(input_shape)
@@ -234,7 +316,9 @@ class M1M2(ConfigMixin, keras.Model):
     def codes(self, images):
         """(mean, log_var) of M1's q(z1|x) over the active units: M2's input."""
         mean, log_var = self.m1.encode(images)
-        return tf.gather(mean, self.active_units, axis=-1), tf.gather(log_var, self.active_units, axis=-1)
+        return tf.gather(mean, self.active_units, axis=-1), tf.gather(
+            log_var, self.active_units, axis=-1
+        )
 
     def full_code(self, codes):
         """An M1 latent vector from values of the active units (zeros elsewhere)."""

@@ -12,7 +12,11 @@ import keras
 
 def batch_norm_layers(network):
     """The keras BatchNormalization layers inside a network, in call order."""
-    return [layer for layer in network._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    return [
+        layer
+        for layer in network._flatten_layers()
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
 
 
 def recalibrate_batch_norm(networks, batches):

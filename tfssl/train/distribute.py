@@ -27,23 +27,31 @@ def make_strategy(name="auto", tpu_name=""):
             return tf.distribute.MirroredStrategy([d.name for d in gpus])
         # Between CPU devices, collective all-reduce mis-orders the ops of synchronised BN and the
         # gathered negatives across replica threads; reducing to one device keeps them in step.
-        return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")],
-                                              cross_device_ops=tf.distribute.ReductionToOneDevice())
+        return tf.distribute.MirroredStrategy(
+            [d.name for d in tf.config.list_logical_devices("CPU")],
+            cross_device_ops=tf.distribute.ReductionToOneDevice(),
+        )
     if name == "tpu":
         try:
             resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_name or None)
             tf.config.experimental_connect_to_cluster(resolver)
             tf.tpu.experimental.initialize_tpu_system(resolver)
         except (ValueError, tf.errors.NotFoundError) as e:
-            raise ConfigError(f"--strategy=tpu found no TPU ({e}); set --tpu_name or use another strategy") from None
+            raise ConfigError(
+                f"--strategy=tpu found no TPU ({e}); set --tpu_name or use another strategy"
+            ) from None
         return tf.distribute.TPUStrategy(resolver)
-    raise ConfigError(f"--strategy={name} is not one of auto, default, one_device, mirrored, multi_worker, tpu")
+    raise ConfigError(
+        f"--strategy={name} is not one of auto, default, one_device, mirrored, multi_worker, tpu"
+    )
 
 
 def _multi_worker_strategy():
     if "TF_CONFIG" not in os.environ:
-        raise ConfigError("--strategy=multi_worker needs the TF_CONFIG environment variable (cluster and task); "
-                          "see README 'Distributed training'")
+        raise ConfigError(
+            "--strategy=multi_worker needs the TF_CONFIG environment variable (cluster and task); "
+            "see README 'Distributed training'"
+        )
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 

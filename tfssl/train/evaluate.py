@@ -15,13 +15,23 @@ def evaluate(method, data, split, batch_size, max_batches=0, logits_fn=None):
         k = min(5, logits.shape[-1])
         correct_1 += float(tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, logits, 1), tf.float32)))
         correct_5 += float(tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, logits, k), tf.float32)))
-        loss_sum += float(tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)))
+        loss_sum += float(
+            tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+        )
         count += int(labels.shape[0])
     if not count:
-        return {"top_1_accuracy": float("nan"), "top_5_accuracy": float("nan"), "loss": float("nan"),
-                "num_examples": 0}
-    return {"top_1_accuracy": correct_1 / count, "top_5_accuracy": correct_5 / count, "loss": loss_sum / count,
-            "num_examples": count}
+        return {
+            "top_1_accuracy": float("nan"),
+            "top_5_accuracy": float("nan"),
+            "loss": float("nan"),
+            "num_examples": 0,
+        }
+    return {
+        "top_1_accuracy": correct_1 / count,
+        "top_5_accuracy": correct_5 / count,
+        "loss": loss_sum / count,
+        "num_examples": count,
+    }
 
 
 def evaluate_all(method, cfg):
@@ -45,4 +55,7 @@ def predict_labels(method, data, split, batch_size):
 
 def metrics_text(metrics, number_format=".4g"):
     """One log line of metrics: key=value, floats in number_format."""
-    return " ".join(f"{k}={v:{number_format}}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+    return " ".join(
+        f"{k}={v:{number_format}}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in metrics.items()
+    )

@@ -27,8 +27,17 @@ class LARS(keras.optimizers.Optimizer):
     and trust = 1.
     """
 
-    def __init__(self, learning_rate=0.001, momentum=0.9, weight_decay_rate=0.0, eeta=0.001, nesterov=False,
-                 exclude_from_weight_decay=EXCLUDE_FROM_WEIGHT_DECAY, name="lars", **kwargs):
+    def __init__(
+        self,
+        learning_rate=0.001,
+        momentum=0.9,
+        weight_decay_rate=0.0,
+        eeta=0.001,
+        nesterov=False,
+        exclude_from_weight_decay=EXCLUDE_FROM_WEIGHT_DECAY,
+        name="lars",
+        **kwargs,
+    ):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self.momentum = momentum
         self.weight_decay_rate = weight_decay_rate
@@ -41,7 +50,11 @@ class LARS(keras.optimizers.Optimizer):
             return
         super().build(variables)
         self.velocities = self.add_optimizer_variables(variables, "velocity")
-        self._excluded = {i for i, v in enumerate(variables) if excluded_from_weight_decay(v, self.exclude_patterns)}
+        self._excluded = {
+            i
+            for i, v in enumerate(variables)
+            if excluded_from_weight_decay(v, self.exclude_patterns)
+        }
 
     def update_step(self, gradient, variable, learning_rate):
         index = self._get_variable_index(variable)
@@ -53,8 +66,11 @@ class LARS(keras.optimizers.Optimizer):
                 gradient = gradient + self.weight_decay_rate * variable
             weight_norm = ops.norm(ops.reshape(variable, [-1]))
             grad_norm = ops.norm(ops.reshape(gradient, [-1]))
-            trust = ops.where(ops.logical_and(weight_norm > 0, grad_norm > 0),
-                              self.eeta * weight_norm / ops.maximum(grad_norm, 1e-30), 1.0)
+            trust = ops.where(
+                ops.logical_and(weight_norm > 0, grad_norm > 0),
+                self.eeta * weight_norm / ops.maximum(grad_norm, 1e-30),
+                1.0,
+            )
             learning_rate = learning_rate * trust
         scaled_gradient = learning_rate * gradient
         next_velocity = self.momentum * velocity + scaled_gradient
@@ -63,8 +79,14 @@ class LARS(keras.optimizers.Optimizer):
         self.assign_sub(variable, step)
 
     def get_config(self):
-        return {**super().get_config(), "momentum": self.momentum, "weight_decay_rate": self.weight_decay_rate,
-                "eeta": self.eeta, "nesterov": self.nesterov, "exclude_from_weight_decay": self.exclude_patterns}
+        return {
+            **super().get_config(),
+            "momentum": self.momentum,
+            "weight_decay_rate": self.weight_decay_rate,
+            "eeta": self.eeta,
+            "nesterov": self.nesterov,
+            "exclude_from_weight_decay": self.exclude_patterns,
+        }
 
 
 def scaled_learning_rate(base_learning_rate, batch_size, scaling="linear"):
@@ -82,8 +104,8 @@ def scaled_learning_rate(base_learning_rate, batch_size, scaling="linear"):
 class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warmup from 0 to peak over warmup_steps, then cosine decay to 0 at total_steps.
 
-        lr(t) = peak * t / warmup                                   t < warmup
-        lr(t) = peak * 0.5 * (1 + cos(pi * min(t - warmup, D) / D))  otherwise, D = total - warmup
+    lr(t) = peak * t / warmup                                   t < warmup
+    lr(t) = peak * 0.5 * (1 + cos(pi * min(t - warmup, D) / D))  otherwise, D = total - warmup
     """
 
     def __init__(self, peak_learning_rate, warmup_steps, total_steps):
@@ -103,8 +125,11 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
         return ops.where(step < warmup, peak * step / warmup, cosine)
 
     def get_config(self):
-        return {"peak_learning_rate": self.peak_learning_rate, "warmup_steps": self.warmup_steps,
-                "total_steps": self.total_steps}
+        return {
+            "peak_learning_rate": self.peak_learning_rate,
+            "warmup_steps": self.warmup_steps,
+            "total_steps": self.total_steps,
+        }
 
 
 def build_optimizer(name, learning_rate, momentum=0.9, weight_decay=0.0):
@@ -133,4 +158,6 @@ def l2_weight_decay(variables, weight_decay, optimizer_name):
         chosen = [v for v in variables if "batch_normalization" not in v.path]
     if not chosen:
         return 0.0
-    return weight_decay * ops.sum(ops.stack([0.5 * ops.sum(ops.square(ops.cast(v, "float32"))) for v in chosen]))
+    return weight_decay * ops.sum(
+        ops.stack([0.5 * ops.sum(ops.square(ops.cast(v, "float32"))) for v in chosen])
+    )

@@ -33,9 +33,17 @@ class Progress:
         rate = (step - self.start_step) / max(now - self.start_time, 1e-9)
         eta = (self.total_steps - step) / rate if rate > 0 else 0.0
         shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
-        log.info("%s step %d/%d (%d%%) | %.2f steps/s %.0f img/s | ETA %s | %s", self.name, step,
-                 self.total_steps, 100 * step // max(self.total_steps, 1), rate, rate * self.batch_size,
-                 format_duration(eta), shown)
+        log.info(
+            "%s step %d/%d (%d%%) | %.2f steps/s %.0f img/s | ETA %s | %s",
+            self.name,
+            step,
+            self.total_steps,
+            100 * step // max(self.total_steps, 1),
+            rate,
+            rate * self.batch_size,
+            format_duration(eta),
+            shown,
+        )
         self._last_time, self._last_step = now, step
 
     @property

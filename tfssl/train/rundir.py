@@ -53,8 +53,10 @@ class RunDirectory:
         if os.path.exists(previous):
             previous_job = read_json(previous).get("job")
             if previous_job and previous_job != job:
-                raise ConfigError(f"--model_dir={self.path} holds a {previous_job} run, not {job}; use a new "
-                                  "--model_dir (or --checkpoint to start from it)")
+                raise ConfigError(
+                    f"--model_dir={self.path} holds a {previous_job} run, not {job}; use a new "
+                    "--model_dir (or --checkpoint to start from it)"
+                )
 
     def open(self, job):
         """Creates and locks the directory; refuses a directory held by another job or live run."""
@@ -64,8 +66,9 @@ class RunDirectory:
             open(probe, "w").close()
             os.remove(probe)
         except OSError as e:
-            raise ConfigError(f"--model_dir={self.path} is not writable ({e.strerror}); choose another "
-                              "directory") from None
+            raise ConfigError(
+                f"--model_dir={self.path} is not writable ({e.strerror}); choose another directory"
+            ) from None
         if not self.writer:
             return self
         self.check_job(job)
@@ -75,8 +78,10 @@ class RunDirectory:
         except BlockingIOError:
             self._lock.close()
             self._lock = None
-            raise ConfigError(f"--model_dir={self.path} is in use by another live run; wait for it to end or "
-                              "choose another --model_dir") from None
+            raise ConfigError(
+                f"--model_dir={self.path} is in use by another live run; wait for it to end or "
+                "choose another --model_dir"
+            ) from None
         return self
 
     def close(self):

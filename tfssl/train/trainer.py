@@ -32,7 +32,9 @@ def total_train_steps(cfg, examples_per_epoch):
 
 
 def checkpoint_interval(cfg, examples_per_epoch):
-    return cfg.checkpoint_steps or max(int(round(cfg.checkpoint_epochs * examples_per_epoch / cfg.train_batch_size)), 1)
+    return cfg.checkpoint_steps or max(
+        int(round(cfg.checkpoint_epochs * examples_per_epoch / cfg.train_batch_size)), 1
+    )
 
 
 class Trainer:
@@ -41,8 +43,10 @@ class Trainer:
         self.strategy = strategy
         self.num_replicas = strategy.num_replicas_in_sync
         if cfg.train_batch_size % self.num_replicas:
-            raise ConfigError(f"--train_batch_size={cfg.train_batch_size} is not divisible by the "
-                              f"{self.num_replicas} replicas; use a multiple of {self.num_replicas}")
+            raise ConfigError(
+                f"--train_batch_size={cfg.train_batch_size} is not divisible by the "
+                f"{self.num_replicas} replicas; use a multiple of {self.num_replicas}"
+            )
         self.is_chief = distribute.is_chief(strategy)
         self.run_dir = RunDirectory(cfg.run_dir, writer=self.is_chief)
         self.run_dir.check_job(method_class.job)
@@ -56,21 +60,38 @@ class Trainer:
             self.variables = self.method.trainable_variables()
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
             self.method.step = self.step
-            self.train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="train_seconds")
+            self.train_seconds = tf.Variable(
+                0.0, dtype=tf.float64, trainable=False, name="train_seconds"
+            )
             self.optimizer = self._build_optimizer()
             self.optimizer.build(self.variables)
-            self.checkpoint = tf.train.Checkpoint(step=self.step, train_seconds=self.train_seconds,
-                                                  optimizer=self.optimizer, **self.method.checkpoint_items())
-        if cfg.bn_recalibration_batches and not any(map(batch_norm_layers, self.method.batch_norm_networks())):
-            raise ConfigError(f"--bn_recalibration_batches: --mode={method_class.job} has no batch-norm layers "
-                              "to re-estimate; leave it at 0")
-        self._forward_backward = (tf.function(self._loss_and_gradients, jit_compile=True) if cfg.jit_compile
-                                  else self._loss_and_gradients)
+            self.checkpoint = tf.train.Checkpoint(
+                step=self.step,
+                train_seconds=self.train_seconds,
+                optimizer=self.optimizer,
+                **self.method.checkpoint_items(),
+            )
+        if cfg.bn_recalibration_batches and not any(
+            map(batch_norm_layers, self.method.batch_norm_networks())
+        ):
+            raise ConfigError(
+                f"--bn_recalibration_batches: --mode={method_class.job} has no batch-norm layers "
+                "to re-estimate; leave it at 0"
+            )
+        self._forward_backward = (
+            tf.function(self._loss_and_gradients, jit_compile=True)
+            if cfg.jit_compile
+            else self._loss_and_gradients
+        )
 
     def _build_optimizer(self):
         cfg = self.cfg
-        peak = optim.scaled_learning_rate(cfg.learning_rate, cfg.train_batch_size, cfg.learning_rate_scaling)
-        warmup = int(round(cfg.warmup_epochs * self.method.examples_per_epoch // cfg.train_batch_size))
+        peak = optim.scaled_learning_rate(
+            cfg.learning_rate, cfg.train_batch_size, cfg.learning_rate_scaling
+        )
+        warmup = int(
+            round(cfg.warmup_epochs * self.method.examples_per_epoch // cfg.train_batch_size)
+        )
         schedule = self.method.learning_rate_schedule(peak, warmup, self.total_steps)
         optimizer = optim.build_optimizer(cfg.optimizer, schedule, cfg.momentum, cfg.weight_decay)
         if self.loss_scaling:
@@ -97,16 +118,27 @@ class Trainer:
         pairs = [(g, v) for g, v in zip(grads, self.variables) if g is not None]
         finite = tf.math.is_finite(total_loss)
         if not self.loss_scaling:  # LossScaleOptimizer already skips non-finite gradients itself
-            finite = tf.logical_and(finite, tf.math.is_finite(tf.linalg.global_norm([g for g, _ in pairs])))
+            finite = tf.logical_and(
+                finite, tf.math.is_finite(tf.linalg.global_norm([g for g, _ in pairs]))
+            )
         context = tf.distribute.get_replica_context()
-        bad_replicas = context.all_reduce(tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(finite, tf.float32))
+        bad_replicas = context.all_reduce(
+            tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(finite, tf.float32)
+        )
         finite = bad_replicas == 0
         # A non-finite step applies zero gradients: the weights stay finite; the host stops or skips it.
         pairs = [(tf.where(finite, g, tf.zeros_like(g)), v) for g, v in pairs]
-        learning_rate = tf.identity(self.optimizer.learning_rate)  # this step's rate, read before the step counts
+        learning_rate = tf.identity(
+            self.optimizer.learning_rate
+        )  # this step's rate, read before the step counts
         self.optimizer.apply_gradients(pairs)
-        metrics = {"loss": total_loss, "weight_decay": weight_decay, **metrics,
-                   "learning_rate": learning_rate, "nonfinite_steps": 1.0 - tf.cast(finite, tf.float32)}
+        metrics = {
+            "loss": total_loss,
+            "weight_decay": weight_decay,
+            **metrics,
+            "learning_rate": learning_rate,
+            "nonfinite_steps": 1.0 - tf.cast(finite, tf.float32),
+        }
         return {k: tf.cast(v, tf.float32) for k, v in metrics.items()}
 
     def _distributed_step(self, iterator):
@@ -115,7 +147,11 @@ class Trainer:
         self.step.assign_add(1)
         reduced = {}
         for name, value in per_replica.items():
-            op = tf.distribute.ReduceOp.SUM if name == "nonfinite_steps" else tf.distribute.ReduceOp.MEAN
+            op = (
+                tf.distribute.ReduceOp.SUM
+                if name == "nonfinite_steps"
+                else tf.distribute.ReduceOp.MEAN
+            )
             reduced[name] = self.strategy.reduce(op, value, axis=None)
         if "nonfinite_steps" in reduced:
             reduced["nonfinite_steps"] = tf.minimum(reduced["nonfinite_steps"], 1.0)
@@ -143,9 +179,15 @@ class Trainer:
         directory = self.run_dir.path
         if not self.is_chief:  # other workers must save too (collectives), but to a scratch dir
             task_type, task_id = distribute.task_of(self.strategy)
-            directory = os.path.join(tempfile.gettempdir(), f"tfssl-{task_type}-{task_id}-{os.getpid()}")
-        return tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=self.cfg.keep_checkpoint_max,
-                                          step_counter=self.step)
+            directory = os.path.join(
+                tempfile.gettempdir(), f"tfssl-{task_type}-{task_id}-{os.getpid()}"
+            )
+        return tf.train.CheckpointManager(
+            self.checkpoint,
+            directory,
+            max_to_keep=self.cfg.keep_checkpoint_max,
+            step_counter=self.step,
+        )
 
     def _restore_or_initialize(self):
         latest = tf.train.latest_checkpoint(self.run_dir.path)
@@ -153,8 +195,10 @@ class Trainer:
             try:
                 self.checkpoint.restore(latest).assert_existing_objects_matched()
             except (AssertionError, ValueError, tf.errors.OpError) as e:
-                raise CheckpointError(f"checkpoint {latest} does not fit this model ({str(e).splitlines()[0][:200]}); "
-                                      "use the flags it was trained with or a new --model_dir") from None
+                raise CheckpointError(
+                    f"checkpoint {latest} does not fit this model ({str(e).splitlines()[0][:200]}); "
+                    "use the flags it was trained with or a new --model_dir"
+                ) from None
             log.info("resumed from %s at step %d", latest, int(self.step.numpy()))
         else:
             self.method.initialize()
@@ -184,16 +228,28 @@ class Trainer:
         cfg = self.cfg
         start_step = int(self.step.numpy())
         summaries = Summaries(self.run_dir.file("train"), enabled=self.is_chief)
-        progress = Progress(self.total_steps, start_step, self.method.images_per_step, cfg.log_every_secs,
-                            self.method.job)
+        progress = Progress(
+            self.total_steps,
+            start_step,
+            self.method.images_per_step,
+            cfg.log_every_secs,
+            self.method.job,
+        )
         averages, before_recalibration = {}, None
         if start_step < self.total_steps:
-            log.info("%s: %d steps of batch %d (%d per epoch) on %d replica(s), model_dir=%s", self.method.job,
-                     self.total_steps, cfg.train_batch_size, self.method.examples_per_epoch, self.num_replicas,
-                     self.run_dir.path)
+            log.info(
+                "%s: %d steps of batch %d (%d per epoch) on %d replica(s), model_dir=%s",
+                self.method.job,
+                self.total_steps,
+                cfg.train_batch_size,
+                self.method.examples_per_epoch,
+                self.num_replicas,
+                self.run_dir.path,
+            )
             self._write_view_summary(summaries, start_step)
             dataset = self.strategy.distribute_datasets_from_function(
-                lambda ctx: self.method.train_dataset(ctx, start_step))
+                lambda ctx: self.method.train_dataset(ctx, start_step)
+            )
             iterator = iter(dataset)
             train_loop = self._make_train_loop()
             step = start_step
@@ -210,15 +266,25 @@ class Trainer:
                     if not cfg.skip_nonfinite_steps:
                         raise NonFiniteLossError(
                             f"the loss or its gradients became NaN/Inf at step {step}; the last good checkpoint "
-                            f"in {self.run_dir.path} is kept. Lower --learning_rate, or pass --skip_nonfinite_steps")
-                    log.warning("skipped %d non-finite step(s) before step %d",
-                                round(averages["nonfinite_steps"] * steps_run), step)
+                            f"in {self.run_dir.path} is kept. Lower --learning_rate, or pass --skip_nonfinite_steps"
+                        )
+                    log.warning(
+                        "skipped %d non-finite step(s) before step %d",
+                        round(averages["nonfinite_steps"] * steps_run),
+                        step,
+                    )
                 summaries.scalars(averages, step, prefix="train/")
-                progress.update(step, {k: v for k, v in averages.items() if k in self.method.progress_metrics},
-                                force=step >= self.total_steps)
+                progress.update(
+                    step,
+                    {k: v for k, v in averages.items() if k in self.method.progress_metrics},
+                    force=step >= self.total_steps,
+                )
                 if step >= self.total_steps and cfg.bn_recalibration_batches:
                     before_recalibration = evaluate_all(self.method, cfg)
-                    log.info("eval before re-estimating batch norm: %s", metrics_text(before_recalibration))
+                    log.info(
+                        "eval before re-estimating batch norm: %s",
+                        metrics_text(before_recalibration),
+                    )
                     self._recalibrate_batch_norm()
                 if step % self.checkpoint_every == 0 or step >= self.total_steps:
                     self._save(manager)
@@ -228,12 +294,19 @@ class Trainer:
         """Before the final checkpoint: BN statistics from clean train images (tfssl/train/batch_norm.py)."""
         cfg, method = self.cfg, self.method
         start = time.time()
-        batches = method.data.train_batches(lambda image, seed: method.eval_view(image), cfg.eval_batch_size,
-                                            "all", stream=9).map(lambda images, labels: images)  # own seed
+        batches = method.data.train_batches(
+            lambda image, seed: method.eval_view(image), cfg.eval_batch_size, "all", stream=9
+        ).map(lambda images, labels: images)  # own seed
         with self.strategy.scope():
-            count = recalibrate_batch_norm(method.batch_norm_networks(), batches.take(cfg.bn_recalibration_batches))
-        log.info("re-estimated batch-norm statistics on %d batches of %d clean train images (%.0f s)", count,
-                 cfg.eval_batch_size, time.time() - start)
+            count = recalibrate_batch_norm(
+                method.batch_norm_networks(), batches.take(cfg.bn_recalibration_batches)
+            )
+        log.info(
+            "re-estimated batch-norm statistics on %d batches of %d clean train images (%.0f s)",
+            count,
+            cfg.eval_batch_size,
+            time.time() - start,
+        )
 
     def _write_view_summary(self, summaries, step):
         if not self.is_chief:
@@ -248,15 +321,29 @@ class Trainer:
         step = int(self.step.numpy())
         eval_metrics = evaluate_all(self.method, cfg)
         summaries.scalars(eval_metrics, step, prefix="eval/")
-        log.info("%s eval on %s at step %d: %s", self.method.job, cfg.eval_split, step, metrics_text(eval_metrics))
+        log.info(
+            "%s eval on %s at step %d: %s",
+            self.method.job,
+            cfg.eval_split,
+            step,
+            metrics_text(eval_metrics),
+        )
         if self.is_chief:
             self.method.write_figures()
         data = self.method.data
-        result = {"job": self.method.job, "dataset": cfg.dataset, "global_step": step,
-                  "epochs": step * cfg.train_batch_size / self.method.examples_per_epoch,
-                  "num_labeled_examples": data.num_examples("labeled") if self.method.uses_label_subset else None,
-                  "train_wall_time_s": float(self.train_seconds.numpy()),
-                  "train": train_metrics, "eval": eval_metrics, "eval_split": cfg.eval_split}
+        result = {
+            "job": self.method.job,
+            "dataset": cfg.dataset,
+            "global_step": step,
+            "epochs": step * cfg.train_batch_size / self.method.examples_per_epoch,
+            "num_labeled_examples": data.num_examples("labeled")
+            if self.method.uses_label_subset
+            else None,
+            "train_wall_time_s": float(self.train_seconds.numpy()),
+            "train": train_metrics,
+            "eval": eval_metrics,
+            "eval_split": cfg.eval_split,
+        }
         if before_recalibration is not None:
             result["eval_before_bn_recalibration"] = before_recalibration
         self.run_dir.write_result(result, step)

@@ -127,10 +127,12 @@ def live_at_peak(planes):
 
 def main(argv):
     from absl import flags
-    import run  # defines the flags from tfssl.config.Config
+
+    import run  # noqa: F401  (defines the flags from tfssl.config.Config)
 
     flags.FLAGS(["profile_step"] + DEFAULT_FLAGS + argv[1:])
     import dataclasses
+
     from tfssl.benchmark import time_train_step
     from tfssl.config import Config
 

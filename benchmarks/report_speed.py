@@ -4,7 +4,6 @@ import os
 
 from report_common import HERE, command_lines, load_records, machine_name, printed
 
-
 PEERS = [
     ("official google-research/simclr tf2 train step (tf_keras)", "fp32", 35.6, 4.9),
     ("plain Keras 3 Model.fit", "mixed_bfloat16", 47.0, 3.1),

@@ -9,8 +9,10 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import tfssl  # noqa: E402, F401  (sets TensorFlow's CPU options before it loads)
-import tensorflow as tf  # noqa: E402
+
+# isort: split
 import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 _cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfiguration()] * 2)

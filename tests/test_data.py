@@ -44,8 +44,9 @@ def test_offline_fashion_mnist(tmp_path):
 
 
 def test_a_second_preparation_waits_for_the_first_and_reuses_its_files(mnist_data_dir):
-    import threading
     import fcntl
+    import threading
+
     import tensorflow_datasets as tfds
 
     data_dir = tfds.builder("mnist", data_dir=mnist_data_dir).data_dir

@@ -17,7 +17,7 @@ from tfssl import jobs, restore
 from tfssl.errors import ConfigError
 from tfssl.losses import elbo
 from tfssl.methods import ssvae
-from tfssl.models.vae import M1M2, M2, MLP, MIN_VARIANCE, VAE
+from tfssl.models.vae import M1M2, M2, MIN_VARIANCE, MLP, VAE
 
 RNG = np.random.default_rng(0)
 

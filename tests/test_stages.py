@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import REPO, tiny_config
+from tests.conftest import tiny_config
 from tfssl import jobs, restore
 from tfssl.data.pipeline import DataBundle
 from tfssl.errors import CheckpointError, ConfigError

@@ -32,6 +32,7 @@ def time_train_step(cfg, timed_calls=5, profile_dir=None):
     are built, image size), on a fixed batch, steps_per_loop steps per call. With profile_dir, the
     timed calls are traced there by tf.profiler."""
     import tempfile
+
     from tfssl.jobs import setup_runtime
 
     setup_runtime(cfg)

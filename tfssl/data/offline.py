@@ -140,6 +140,7 @@ def _write(name, data_dir):
 def prepare_all(data_dir=None):
     """Prepares every offline dataset whose package is installed; returns {name: prepared}."""
     import logging
+
     import tensorflow_datasets as tfds
 
     done = {}

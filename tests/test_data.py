@@ -27,7 +27,10 @@ def test_offline_mnist_is_the_standard_tfds_dataset(mnist_data_dir):
     ds = tfds.load("mnist", split="test", data_dir=mnist_data_dir, download=False).batch(10000)
     stored = next(iter(ds))
     images, labels = offline._mnist_arrays()["test"]
-    key = lambda imgs, lbls: sorted(hash((int(l), i.tobytes())) for i, l in zip(imgs, lbls))
+
+    def key(imgs, lbls):
+        return sorted(hash((int(lbl), img.tobytes())) for img, lbl in zip(imgs, lbls))
+
     assert key(stored["image"].numpy()[..., 0], stored["label"].numpy()) == key(images, labels)
 
 

@@ -145,7 +145,7 @@ CUSTOM_LAYERS = [
 ]
 
 
-@pytest.mark.parametrize("layer", CUSTOM_LAYERS, ids=lambda l: type(l).__name__)
+@pytest.mark.parametrize("layer", CUSTOM_LAYERS, ids=lambda layer: type(layer).__name__)
 def test_get_config_round_trip(layer):
     assert_config_round_trip(layer)
 

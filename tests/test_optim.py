@@ -57,12 +57,12 @@ def test_exclusion_is_by_path():
     layer = keras.layers.BatchNormalization()
     dense = keras.layers.Dense(2, name="head_supervised")
     other = keras.layers.Dense(2, name="proj")
-    for l in (layer, dense, other):
-        l.build((None, 3))
+    for each in (layer, dense, other):
+        each.build((None, 3))
     excluded = {
         v.path: optim.excluded_from_weight_decay(v)
-        for l in (layer, dense, other)
-        for v in l.variables
+        for each in (layer, dense, other)
+        for v in each.variables
     }
     assert all(
         excluded[p] for p in excluded if "batch_normalization" in p or "head_supervised" in p
@@ -92,8 +92,8 @@ def test_l2_weight_decay_selection():
     dense = keras.layers.Dense(2, name="head_supervised", kernel_initializer="ones")
     proj = keras.layers.Dense(2, name="proj", kernel_initializer="ones", bias_initializer="ones")
     bn = keras.layers.BatchNormalization()
-    for l in (dense, proj, bn):
-        l.build((None, 3))
+    for each in (dense, proj, bn):
+        each.build((None, 3))
     variables = dense.variables + proj.variables + bn.trainable_variables
     # LARS decays everything itself except the supervised head's kernel: 1e-2 * 6 / 2
     assert float(optim.l2_weight_decay(variables, 1e-2, "lars")) == pytest.approx(0.03)

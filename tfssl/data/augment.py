@@ -124,7 +124,10 @@ def warp(image, displacement):
     wy, wx = (y - y0)[..., tf.newaxis], (x - x0)[..., tf.newaxis]
     y0, x0 = tf.cast(y0, tf.int32), tf.cast(x0, tf.int32)
     y1, x1 = tf.minimum(y0 + 1, height - 1), tf.minimum(x0 + 1, width - 1)
-    at = lambda yy, xx: tf.gather_nd(image, tf.stack([yy, xx], axis=-1))
+
+    def at(yy, xx):
+        return tf.gather_nd(image, tf.stack([yy, xx], axis=-1))
+
     top = (1 - wx) * at(y0, x0) + wx * at(y0, x1)
     bottom = (1 - wx) * at(y1, x0) + wx * at(y1, x1)
     return (1 - wy) * top + wy * bottom
@@ -215,9 +218,12 @@ def random_blur(image, image_size, seed, p=0.5):
     """Gaussian blur with probability p, sigma uniform in [0.1, 2], kernel image_size // 10."""
     sigma_seed, apply_seed = split_seed(seed, 2)
     kernel_size = max(image_size // 10, 1)
-    blur = lambda x: tf.clip_by_value(
-        gaussian_blur(x, kernel_size, uniform(sigma_seed, 0.1, 2.0)), 0.0, 1.0
-    )
+
+    def blur(x):
+        return tf.clip_by_value(
+            gaussian_blur(x, kernel_size, uniform(sigma_seed, 0.1, 2.0)), 0.0, 1.0
+        )
+
     return apply_with_probability(blur, p, image, apply_seed)
 
 

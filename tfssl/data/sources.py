@@ -230,9 +230,12 @@ class FolderSource:
             )
         files, labels = self._files[name]
         n = len(files)
-        to_index = lambda v: (
-            None if v in (None, "") else (round(int(v) * n / 100) if is_percent else int(v))
-        )
+
+        def to_index(v):
+            if v in (None, ""):
+                return None
+            return round(int(v) * n / 100) if is_percent else int(v)
+
         selection = slice(to_index(start), to_index(stop))
         return files[selection], labels[selection]
 

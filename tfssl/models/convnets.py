@@ -92,7 +92,10 @@ class ConvLarge(ConfigMixin, keras.Model):
             synchronized=synchronized,
         )
         self.dropout_rate = dropout_rate
-        width = lambda channels: max(int(round(channels * width_multiplier)), 1)
+
+        def width(channels):
+            return max(int(round(channels * width_multiplier)), 1)
+
         conv = dict(bn_momentum=bn_momentum, synchronized=synchronized, dtype=self.dtype_policy)
         self.block1 = self._track(
             "block1", [ConvBNLeakyReLU(width(128), **conv, name=f"conv1_{i + 1}") for i in range(3)]

@@ -283,16 +283,16 @@ class LadderNetwork(ConfigMixin, keras.Model):
                     synchronized=synchronized,
                     matmul_dtype=matmul_dtype,
                     dtype=self.dtype_policy,
-                    name=f"encoder_{l + 1}",
+                    name=f"encoder_{i + 1}",
                 )
-                for l, spec in enumerate(layer_specs)
+                for i, spec in enumerate(layer_specs)
             ],
         )
         self.combinators = self._track(
             "combinator",
             [
-                GaussianCombinator(dtype=self.dtype_policy, name=f"g_{l}")
-                for l in self.decoded_layers
+                GaussianCombinator(dtype=self.dtype_policy, name=f"g_{i}")
+                for i in self.decoded_layers
             ],
         )
         self.vertical_maps = None  # V(l+1) for l < L, made in build() when the input size is known
@@ -306,15 +306,15 @@ class LadderNetwork(ConfigMixin, keras.Model):
                 "vertical",
                 [
                     layers.Dense(
-                        sizes[l],
+                        sizes[i],
                         use_bias=False,
                         dtype=self._config["matmul_dtype"],
-                        name=f"decoder_{l}",
+                        name=f"decoder_{i}",
                         kernel_initializer=keras.initializers.VarianceScaling(
                             1.0, "fan_in", "untruncated_normal"
                         ),
                     )
-                    for l in range(self.num_layers)
+                    for i in range(self.num_layers)
                 ],
             )
         zeros = tf.zeros([2, *input_shape[1:]], self.compute_dtype)  # creates every variable
@@ -371,10 +371,13 @@ def mlp_layer_specs(hidden_sizes, num_classes):
 def conv_small_layer_specs(num_classes):
     """The paper's Conv-Small for MNIST (the Gamma-model's encoder): 32 5x5 'full' convs, 2x2 max-pool,
     64 3x3 valid, 64 3x3 full, 2x2 max-pool, 128 3x3 valid, 10 1x1, global mean-pool, dense classifier."""
-    conv = lambda transform, units, kernel: dict(
-        transform=transform, units=units, kernel_size=kernel
-    )
-    pool = lambda transform: dict(transform=transform, activation="linear")
+
+    def conv(transform, units, kernel):
+        return dict(transform=transform, units=units, kernel_size=kernel)
+
+    def pool(transform):
+        return dict(transform=transform, activation="linear")
+
     return [
         conv("conv_full", 32, 5),
         pool("maxpool"),

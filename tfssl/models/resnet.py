@@ -358,7 +358,10 @@ class ResNet(ConfigMixin, layers.Layer):
         self.fine_tune_after_block = fine_tune_after_block
         dtype = self.dtype_policy
         bn = dict(momentum=bn_momentum, synchronized=synchronized, dtype=dtype)
-        width = lambda channels: max(int(round(channels * width_multiplier)), 1)
+
+        def width(channels):
+            return max(int(round(channels * width_multiplier)), 1)
+
         if cifar_stem:
             self.stem = [ConvFixedPadding(width(64), 3, 1, dtype=dtype), BatchNormRelu(**bn)]
         elif sk_ratio > 0:  # ResNet-D stem: three 3x3 convs

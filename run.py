@@ -1,5 +1,6 @@
-"""tfssl command line: python run.py --mode=pretrain|finetune|distill|supervised|mean_teacher|ladder|ssvae|
-eval|export|compare|benchmark|prepare_data [--flagfile=configs/...cfg] [--flag=value ...].
+"""tfssl command line:
+python run.py --mode=pretrain|finetune|distill|supervised|mean_teacher|ladder|ssvae|eval|export|
+compare|benchmark|prepare_data [--flagfile=configs/...cfg] [--flag=value ...].
 
 This is the only module that reads absl FLAGS: it turns them into a tfssl.config.Config.
 """
@@ -66,7 +67,8 @@ def main(argv):
         return 2
     except KeyboardInterrupt:
         print(
-            "interrupted: the last checkpoint in model_dir is kept; rerun the same command to resume",
+            "interrupted: the last checkpoint in model_dir is kept; "
+            "rerun the same command to resume",
             file=sys.stderr,
         )
         return 130

@@ -1,7 +1,8 @@
-"""Where the pretrain step's time and memory go: TensorFlow's profiler around timed calls of the real step.
+"""Where the pretrain step's time and memory go: TensorFlow's profiler around timed calls of the
+real step.
 
-    python benchmarks/profile_step.py [--flag=value ...]   (run.py's flags; default: the issue #9 setup,
-                                                            ResNet-18, 32x32x3, batch 256, mixed_bfloat16)
+    python benchmarks/profile_step.py [--flag=value ...]
+        (run.py's flags; default: the issue #9 setup, ResNet-18, 32x32x3, batch 256, mixed_bfloat16)
 
 Runs the step of `--mode=benchmark` (tfssl/benchmark.py), traces the timed calls with
 tf.profiler, reads the trace (XSpace protobuf) back and prints one JSON line: the measured step
@@ -85,8 +86,9 @@ def text(stat, stat_names):
 
 
 def live_at_peak(planes):
-    """(peak bytes, {kind of the op that allocated: bytes}) for the tensors alive when the allocator's
-    bytes in use peaked; the kind is the op name's last component without its _N suffix."""
+    """(peak bytes, {kind of the op that allocated: bytes}) for the tensors alive when the
+    allocator's bytes in use peaked; the kind is the op name's last component without its _N
+    suffix."""
     events = []
     for plane in planes:
         names = {key: meta.name for key, meta in plane.event_metadata.items()}

@@ -2,13 +2,13 @@
 
     python benchmarks/record.py NAME -- python run.py --mode=... --model_dir=runs/bench/NAME ...
 
-While it runs, its stderr (the progress lines) is appended to benchmarks/logs/NAME.log. Then it writes
-benchmarks/results/NAME.json with the exact command, the code's commit, the date, the machine (CPU model, cores,
-TensorFlow version), the wall time, the CPU steal time and load while it ran, and what the command
-produced: the run's result.json (read from its --model_dir) and any JSON lines it printed
-(--mode=benchmark). A rerun after a failed attempt (which resumes from its checkpoints) keeps that attempt
-under earlier_attempts, and wall_time_s counts every attempt. benchmarks/make_report.py turns these files
-into BENCHMARKS.md.
+While it runs, its stderr (the progress lines) is appended to benchmarks/logs/NAME.log. Then it
+writes benchmarks/results/NAME.json with the exact command, the code's commit, the date, the machine
+(CPU model, cores, TensorFlow version), the wall time, the CPU steal time and load while it ran, and
+what the command produced: the run's result.json (read from its --model_dir) and any JSON lines it
+printed (--mode=benchmark). A rerun after a failed attempt (which resumes from its checkpoints)
+keeps that attempt under earlier_attempts, and wall_time_s counts every attempt.
+benchmarks/make_report.py turns these files into BENCHMARKS.md.
 """
 
 import datetime

@@ -1,4 +1,5 @@
-"""--mode=compare: the report holds exactly each run's result, the figures are valid, reruns reuse."""
+"""--mode=compare: the report holds exactly each run's result, the figures are valid, reruns
+reuse."""
 
 import json
 import logging

@@ -1,4 +1,5 @@
-"""tfssl.models.conv: the matrix-product weight gradient equals the convolution's own, and loops in numpy."""
+"""tfssl.models.conv: the matrix-product weight gradient equals the convolution's own, and loops in
+numpy."""
 
 import numpy as np
 import pytest
@@ -6,7 +7,8 @@ import tensorflow as tf
 
 from tfssl.models import conv, resnet
 
-# (input size, channels in, channels out, kernel, stride, padding): every case takes the matmul path.
+# (input size, channels in, channels out, kernel, stride, padding): every case takes the matmul
+# path.
 SMALL_OUTPUTS = [
     (4, 5, 6, 3, 1, "SAME"),
     (7, 3, 4, 3, 1, "SAME"),
@@ -18,7 +20,8 @@ SMALL_OUTPUTS = [
 
 
 def numpy_weight_gradient(x, dy, kernel_size, stride, padding):
-    """dw[i, j, c, o] = sum_{n, h, v} x_padded[n, h*s + i, v*s + j, c] * dy[n, h, v, o], by loops."""
+    """dw[i, j, c, o] = sum_{n, h, v} x_padded[n, h*s + i, v*s + j, c] * dy[n, h, v, o], by
+    loops."""
     if padding == "SAME":
         before = (kernel_size - 1) // 2
         after = kernel_size - 1 - before
@@ -34,7 +37,8 @@ def numpy_weight_gradient(x, dy, kernel_size, stride, padding):
 
 
 def numpy_input_gradient(x_shape, kernel, dy, stride, padding):
-    """dx_padded[n, h*s + i, v*s + j, :] += dy[n, h, v, :] @ w[i, j]^T by loops, then the padding cut off."""
+    """dx_padded[n, h*s + i, v*s + j, :] += dy[n, h, v, :] @ w[i, j]^T by loops, then the padding
+    cut off."""
     kernel_size = kernel.shape[0]
     before = (kernel_size - 1) // 2 if padding == "SAME" else 0
     after = kernel_size - 1 - before if padding == "SAME" else 0
@@ -87,14 +91,16 @@ def test_weight_gradient_equals_the_formula_and_tensorflow(
 
 
 def onednn_breaks_this_weight_gradient(kernel_size, stride, in_channels):
-    """oneDNN on AVX2-only CPUs gets these weight gradients wrong or aborts the process (conv.py). TensorFlow's
-    conv gradient computes the weight gradient even when only dx is asked for, so neither is asked for here."""
+    """oneDNN on AVX2-only CPUs gets these weight gradients wrong or aborts the process (conv.py).
+    TensorFlow's conv gradient computes the weight gradient even when only dx is asked for, so
+    neither is asked for here."""
     return kernel_size == 1 and stride > 1 and in_channels < 8
 
 
 @pytest.mark.parametrize("padding", ["VALID", "SAME"])
 def test_strided_1x1_takes_the_matrix_product_at_any_size(padding):
-    """ResNet's projection shortcut from 3 channels, output 16x16 (256 pixels, past the small-output limit)."""
+    """ResNet's projection shortcut from 3 channels, output 16x16 (256 pixels, past the small-output
+    limit)."""
     rng = np.random.default_rng(1)
     x = rng.normal(size=(2, 32, 32, 3)).astype(np.float32)
     kernel = rng.normal(size=(1, 1, 3, 5)).astype(np.float32)
@@ -125,7 +131,8 @@ def test_large_outputs_and_the_switch_keep_the_native_gradient():
 
 
 def test_resnet_gradients_equal_with_and_without_the_switch():
-    """The whole encoder (its 4x4 last group takes the matmul path at 28 px) trains the same either way."""
+    """The whole encoder (its 4x4 last group takes the matmul path at 28 px) trains the same either
+    way."""
     images = tf.random.stateless_uniform([4, 28, 28, 1], seed=[1, 2])
 
     def gradients(enabled):

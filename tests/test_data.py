@@ -23,7 +23,8 @@ def test_offline_mnist_is_the_standard_tfds_dataset(mnist_data_dir):
     assert builder.info.splits["test"].num_examples == 10000
     assert builder.info.features["image"].shape == (28, 28, 1)
     assert builder.info.features["label"].num_classes == 10
-    # the same 10,000 test images and labels as the package's arrays (tfds stores them in its own order)
+    # the same 10,000 test images and labels as the package's arrays (tfds stores them in its own
+    # order)
     ds = tfds.load("mnist", split="test", data_dir=mnist_data_dir, download=False).batch(10000)
     stored = next(iter(ds))
     images, labels = offline._mnist_arrays()["test"]

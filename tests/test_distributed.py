@@ -57,7 +57,8 @@ def test_nt_xent_loss_and_gradients_match_across_replica_counts():
 
 
 def test_pretrain_steps_give_same_weights_on_one_and_two_replicas(gray_folder, tmp_path):
-    """Global BN, gathered negatives and summed gradients make 2 replicas equal 1 (same global batch).
+    """Global BN, gathered negatives and summed gradients make 2 replicas equal 1 (same global
+    batch).
 
     The default strategy, auto's choice on a CPU, gives the same step as one device.
 

@@ -1,5 +1,6 @@
-"""Ladder Networks: the combinator and denoising cost against numpy, the clean path as the classifier,
-config round trips, and real training steps of the full MLP ladder and the conv Gamma-model."""
+"""Ladder Networks: the combinator and denoising cost against numpy, the clean path as the
+classifier, config round trips, and real training steps of the full MLP ladder and the conv
+Gamma-model."""
 
 import os
 
@@ -97,14 +98,16 @@ def test_denoising_cost_is_zero_for_a_perfect_estimate():
 
 
 def test_zero_noise_and_a_perfect_decoder_give_zero_cost():
-    """With no noise z~ = z; combinators set to z^(l) = sigma_l z~(l) + mu_l make z^_BN = z exactly."""
+    """With no noise z~ = z; combinators set to z^(l) = sigma_l z~(l) + mu_l make z^_BN = z
+    exactly."""
     model = tiny_mlp(hidden=(5, 4))
     images = tf.random.stateless_uniform([8, 2, 3, 1], [1, 2])
     clean = model.encode(images, training=True)
     corrupted = model.encode(images, noise_std=0.0, training=True)
     for z_clean, z_corrupted in zip(clean.z, corrupted.z):
         np.testing.assert_array_equal(z_clean.numpy(), z_corrupted.numpy())
-    # Before: the initial combinators output 0, so C_d(l) = mean((z + mu / sigma)^2) (z at the input).
+    # Before: the initial combinators output 0, so C_d(l) = mean((z + mu / sigma)^2) (z at the
+    # input).
     costs = layer_costs(model, clean, corrupted)
     assert sorted(costs) == [0, 1, 2, 3]
     for layer, cost in costs.items():
@@ -244,7 +247,8 @@ def test_gamma_model_trains_its_top_layer_only(runs):
 
 
 def numpy_clean_forward(model, images):
-    """The clean encoder at inference, from the weights: population statistics, shift, ReLU, scaled logits."""
+    """The clean encoder at inference, from the weights: population statistics, shift, ReLU, scaled
+    logits."""
     h = images.reshape(len(images), -1)
     for layer in model.encoder_layers:
         z_pre = h @ layer.linear.kernel.numpy()

@@ -1,6 +1,6 @@
-"""Mean Teacher: consistency costs, ramp-ups, the EMA rule and the perturbations against numpy and scipy,
-the teacher outside the gradients, a resume that restores the teacher, 2 replicas, ConvLarge, and real
-steps on gray_folder."""
+"""Mean Teacher: consistency costs, ramp-ups, the EMA rule and the perturbations against numpy and
+scipy, the teacher outside the gradients, a resume that restores the teacher, 2 replicas, ConvLarge,
+and real steps on gray_folder."""
 
 import numpy as np
 import pytest
@@ -179,8 +179,9 @@ def test_warp_is_bilinear_with_the_border_repeated_like_scipy():
 
 
 def test_random_elastic_displacements_have_the_smoothed_uniform_spread():
-    """Warping the coordinate ramps returns each pixel's displacement. For U(-1, 1) noise blurred by a
-    normalised Gaussian w (taps w_i w_j), each displacement has std alpha * sqrt(1/3 * sum_ij (w_i w_j)^2)."""
+    """Warping the coordinate ramps returns each pixel's displacement. For U(-1, 1) noise blurred by
+    a normalised Gaussian w (taps w_i w_j), each displacement has std
+    alpha * sqrt(1/3 * sum_ij (w_i w_j)^2)."""
     size, alpha, sigma = 64, 10.0, 2.0
     rows, cols = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
     ramps = tf.constant(np.stack([rows, cols], -1), tf.float32)
@@ -322,8 +323,9 @@ def test_zero_consistency_weight_trains_on_labels_alone(gray_folder, tmp_path):
 
 
 def test_two_head_loss_matches_numpy(gray_folder, tmp_path):
-    """With --logit_distance_cost the student's first head learns the labels, its second the teacher, and
-    the heads are tied: CE(labels, s1) + w(t) * mse(p(s2), p(teacher)) + cost * mean((s1 - s2)^2)."""
+    """With --logit_distance_cost the student's first head learns the labels, its second the
+    teacher, and the heads are tied:
+    CE(labels, s1) + w(t) * mse(p(s2), p(teacher)) + cost * mean((s1 - s2)^2)."""
     cfg = mt_config(
         gray_folder,
         tmp_path,

@@ -1,4 +1,5 @@
-"""Mixed precision gives the float32 loss and gradients within bfloat16 tolerance on the same batch."""
+"""Mixed precision gives the float32 loss and gradients within bfloat16 tolerance on the same
+batch."""
 
 import keras
 import numpy as np

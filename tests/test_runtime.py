@@ -1,4 +1,5 @@
-"""Importing tfssl before TensorFlow turns oneDNN on (TF leaves it off on AVX2-only CPUs); users can opt out."""
+"""Importing tfssl before TensorFlow turns oneDNN on (TF leaves it off on AVX2-only CPUs); users can
+opt out."""
 
 import os
 import subprocess

@@ -1,5 +1,5 @@
-"""The semi-supervised VAE: bounds against numpy written from the paper's formulas, config round trips,
-and short real runs of M1, M2, M1+M2 and the labels-only baseline (figure, eval, export)."""
+"""The semi-supervised VAE: bounds against numpy written from the paper's formulas, config round
+trips, and short real runs of M1, M2, M1+M2 and the labels-only baseline (figure, eval, export)."""
 
 import json
 import os
@@ -36,7 +36,8 @@ def np_kl(mean, log_var):
 
 
 def np_mlp(mlp, x, condition=None):
-    """The MLP's forward pass from its weights: softplus between layers, the condition added in layer 1."""
+    """The MLP's forward pass from its weights: softplus between layers, the condition added in
+    layer 1."""
     h = x
     for i, layer in enumerate(mlp.dense_layers):
         if i:
@@ -265,8 +266,8 @@ def test_m1_is_an_unsupervised_vae(runs):
 
 
 def test_m1_kl_warmup_weights_the_kl_by_step_over_warmup_steps(runs):
-    """--ssvae_kl_warmup_epochs: loss = -(log p(x|z) - w KL), w = min(1, step / warmup steps); the reported
-    elbo stays the unweighted bound."""
+    """--ssvae_kl_warmup_epochs: loss = -(log p(x|z) - w KL), w = min(1, step / warmup steps); the
+    reported elbo stays the unweighted bound."""
     root, _, _ = runs
     method = restore.load_trained(str(root / "m1"))[0]
     method.cfg = method.cfg.replace(ssvae_kl_warmup_epochs=2.0)
@@ -370,7 +371,8 @@ def test_m1m2_run_keeps_the_units_whose_mean_varies_over_the_train_images(runs, 
 
 
 def test_m1m2_trains_on_m1_codes_of_the_stream_images(runs):
-    """The codes computed once before training are M1's q(z1|x) of the images each stream would have read."""
+    """The codes computed once before training are M1's q(z1|x) of the images each stream would have
+    read."""
     root, _, _ = runs
     method = restore.load_trained(str(root / "m1m2"))[0]
     method.setup_training()

@@ -27,8 +27,9 @@ def train(**values):
 def runs(gray_folder, tmp_path_factory):
     """A short pretrain, then a fine-tune that fits the easy synthetic classes.
 
-    80 steps, not 40: after 40 the test accuracy ranged 0.79-1.0 over seeds and over oneDNN on or off (whose
-    rounding differences grow over the first pretraining steps); after 80 it was 0.96-1.0."""
+    80 steps, not 40: after 40 the test accuracy ranged 0.79-1.0 over seeds and over oneDNN on or
+    off (whose rounding differences grow over the first pretraining steps); after 80 it was
+    0.96-1.0."""
     root = tmp_path_factory.mktemp("stages")
     common = dict(dataset=f"folder:{gray_folder}", eval_steps=1)
     train(mode="pretrain", model_dir=str(root / "pre"), train_steps=4, **common)
@@ -138,7 +139,8 @@ def test_distilled_student_agrees_with_teacher(runs):
     assert np.mean(student_labels == teacher_labels) >= 0.8
     assert result["train"]["teacher_agreement"] > 0.5
 
-    # the student teaches a second round: --teacher=<distill run> serves the student's logits, not its teacher's
+    # the student teaches a second round: --teacher=<distill run> serves the student's logits, not
+    # its teacher's
     from tfssl.methods.distill import load_teacher
 
     images = next(iter(student[1].eval_batches(student[0].eval_view, 8, "test", 1)))[0]
@@ -171,7 +173,8 @@ def test_smaller_student(runs):
 
 
 def test_distill_loss_with_labels_matches_numpy(runs, tmp_path):
-    """--distill_label_weight=w: T^2 CE(softmax(t/T), s/T) on the unlabeled batch + w CE(labels, s) on a labeled one."""
+    """--distill_label_weight=w: T^2 CE(softmax(t/T), s/T) on the unlabeled batch + w CE(labels, s)
+    on a labeled one."""
     from tfssl.methods.distill import Distill
 
     root, common, _ = runs
@@ -234,8 +237,9 @@ for _ in range(3):
 changed = sum(not np.array_equal(b, v.numpy()) for b, v in zip(before, variables))
 json.dump({'probabilities': out['probabilities'].numpy().tolist(),
            'signature_probabilities': signature['probabilities'].numpy().tolist(),
-           'features': sorted(out), 'losses': losses, 'changed': changed, 'num_trainable': len(variables),
-           'tfssl_imported': 'tfssl' in sys.modules}, open(sys.argv[3], 'w'))
+           'features': sorted(out), 'losses': losses, 'changed': changed,
+           'num_trainable': len(variables), 'tfssl_imported': 'tfssl' in sys.modules},
+          open(sys.argv[3], 'w'))
 """
 
 
@@ -304,8 +308,9 @@ json.dump(results, open(sys.argv[2], 'w'))
 
 
 def test_export_from_every_stage_at_any_image_size(runs, tmp_path):
-    """Pretrain, fine-tune and Mean Teacher runs export; in a process without tfssl, `serve` takes uint8 images at
-    the trained size and at twice it (a bicubic resize inside) and gives the Keras model's probabilities."""
+    """Pretrain, fine-tune and Mean Teacher runs export; in a process without tfssl, `serve` takes
+    uint8 images at the trained size and at twice it (a bicubic resize inside) and gives the Keras
+    model's probabilities."""
     root, common, _ = runs
     mt_dir = str(tmp_path / "mt")
     train(
@@ -367,7 +372,8 @@ def test_export_from_every_stage_at_any_image_size(runs, tmp_path):
             np.testing.assert_array_equal(
                 got["proj_head_input_native"], got["final_avg_pool_native"]
             )
-            # pretraining projects to proj_out_dim; fine-tuning keeps ft_proj_selector=1 layer, as wide as its input
+            # pretraining projects to proj_out_dim; fine-tuning keeps ft_proj_selector=1 layer, as
+            # wide as its input
             width = 16 if name == "pre" else np.shape(got["final_avg_pool_native"])[1]
             assert np.shape(got["proj_head_output_native"]) == (6, width)
     mt_method = restore.load_trained(mt_dir)[0]  # Mean Teacher exports the teacher, not the student
@@ -375,7 +381,8 @@ def test_export_from_every_stage_at_any_image_size(runs, tmp_path):
 
 
 def test_distill_from_an_exported_teacher(runs, tmp_path):
-    """--teacher may be a SavedModel: its logits are the fine-tuned run's, and a student trains from it."""
+    """--teacher may be a SavedModel: its logits are the fine-tuned run's, and a student trains from
+    it."""
     root, common, _ = runs
     export_dir = str(tmp_path / "exported_ft")
     jobs.run(tiny_config(mode="export", checkpoint=str(root / "ft"), export_dir=export_dir))
@@ -421,7 +428,8 @@ def test_bad_checkpoints(runs, tmp_path):
 
 
 def test_eval_waits_for_checkpoints_until_the_run_is_over(runs, tmp_path):
-    """--eval_wait evaluates the checkpoints of a run; a finished run (result.json) ends the wait."""
+    """--eval_wait evaluates the checkpoints of a run; a finished run (result.json) ends the
+    wait."""
     root, common, _ = runs
     result = jobs.run(
         tiny_config(
@@ -441,8 +449,8 @@ def _point_checkpoint_state_at(run_dir, step):
 
 
 def test_eval_picks_up_checkpoints_of_a_live_run(runs, tmp_path):
-    """--eval_wait on a run still going: it evaluates the newest checkpoint, waits, evaluates the next one
-    written after it started, and stops when the run writes its result."""
+    """--eval_wait on a run still going: it evaluates the newest checkpoint, waits, evaluates the
+    next one written after it started, and stops when the run writes its result."""
     root, _, _ = runs
     live = tmp_path / "live"
     shutil.copytree(root / "ft", live, ignore=shutil.ignore_patterns("result*.json", "eval_*.json"))

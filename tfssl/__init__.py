@@ -1,20 +1,23 @@
 """tfssl: learning image classifiers from few labels (SimCLR v1/v2, Mean Teacher, Ladder, SS-VAE).
 
-From Python or a notebook, `tfssl.run(mode, **flags)` does what `python run.py --mode=... --flag=...` does
-and returns the job's result (e.g. the result dict of a training run).
+From Python or a notebook, `tfssl.run(mode, **flags)` does what
+`python run.py --mode=... --flag=...` does and returns the job's result (e.g. the result dict of a
+training run).
 """
 
 import os
 
-# TensorFlow turns oneDNN on by itself only on CPUs with AVX-512; on AVX2-only hosts (e.g. some AMD EPYC)
-# the default pretrain step then ran 2.7x slower (BENCHMARKS.md). Set TF_ENABLE_ONEDNN_OPTS=0 to opt out.
+# TensorFlow turns oneDNN on by itself only on CPUs with AVX-512; on AVX2-only hosts (e.g. some AMD
+# EPYC) the default pretrain step then ran 2.7x slower (BENCHMARKS.md). Set TF_ENABLE_ONEDNN_OPTS=0
+# to opt out.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 __version__ = "0.1.0"
 
 
 def run(mode, **flags):
-    """Runs one job with run.py's flag names and defaults, e.g. run("finetune", checkpoint=..., label_fraction=0.01)."""
+    """Runs one job with run.py's flag names and defaults, e.g.
+    run("finetune", checkpoint=..., label_fraction=0.01)."""
     from tfssl import jobs
     from tfssl.config import Config
 

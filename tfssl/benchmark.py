@@ -28,9 +28,9 @@ def peak_rss_gib():
 
 
 def time_train_step(cfg, timed_calls=5, profile_dir=None):
-    """(median seconds per pretrain step of cfg, all timed steps, peak RSS once the model and optimizer
-    are built, image size), on a fixed batch, steps_per_loop steps per call. With profile_dir, the
-    timed calls are traced there by tf.profiler."""
+    """(median seconds per pretrain step of cfg, all timed steps, peak RSS once the model and
+    optimizer are built, image size), on a fixed batch, steps_per_loop steps per call. With
+    profile_dir, the timed calls are traced there by tf.profiler."""
     import tempfile
 
     from tfssl.jobs import setup_runtime
@@ -54,7 +54,8 @@ def time_train_step(cfg, timed_calls=5, profile_dir=None):
             done += cfg.steps_per_loop
         times = []
         if profile_dir:
-            # Level 3 also records the allocator's events (tensor memory, when it is a BFC allocator).
+            # Level 3 also records the allocator's events (tensor memory, when it is a BFC
+            # allocator).
             tf.profiler.experimental.start(
                 profile_dir, tf.profiler.experimental.ProfilerOptions(host_tracer_level=3)
             )
@@ -68,7 +69,8 @@ def time_train_step(cfg, timed_calls=5, profile_dir=None):
 
 
 def time_input_pipeline(cfg, batches=30):
-    """Images per second that the pretrain input pipeline delivers (two views each), after warm-up."""
+    """Images per second that the pretrain input pipeline delivers (two views each), after
+    warm-up."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as run_dir:

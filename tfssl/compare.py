@@ -17,7 +17,8 @@ log = logging.getLogger("tfssl")
 
 COMPARE_METHODS = ("supervised", "simclr", "simclr_distill", "mean_teacher", "ladder", "ssvae")
 
-# Steps per run by budget. small: MNIST, every method at 3 fractions, well under an hour on 2 CPU cores.
+# Steps per run by budget. small: MNIST, every method at 3 fractions, well under an hour on 2 CPU
+# cores.
 BUDGETS = {
     "tiny": {
         "pretrain": 4,
@@ -103,7 +104,8 @@ class Comparison:
         return jobs.train(run_cfg)
 
     def labels(self, fraction):
-        """Flags selecting the labeled subset; fraction 1.0 lets methods reuse labeled images as unlabeled."""
+        """Flags selecting the labeled subset; fraction 1.0 lets methods reuse labeled images as
+        unlabeled."""
         return {"label_fraction": fraction, "unlabeled_includes_labeled": fraction >= 1.0}
 
     def pretrain_dir(self):
@@ -154,7 +156,8 @@ def report_row(method, fraction, result, run_dir):
 
 
 def write_report(rows, root, title):
-    """report.md (method x fraction table), report.json and label_efficiency.png; returns the report path."""
+    """report.md (method x fraction table), report.json and label_efficiency.png; returns the report
+    path."""
     from tfssl import plots
 
     write_json(os.path.join(root, "report.json"), {"title": title, "rows": rows})
@@ -166,9 +169,9 @@ def write_report(rows, root, title):
     ]
     for row in rows:
         lines.append(
-            f"| {row['method']} | {fraction_name(row['label_fraction'])} | {row['num_labeled_examples']} | "
-            f"{row['top_1_accuracy']:.4f} | {row['train_wall_time_s']:.0f} s | {row['epochs']:.1f} | "
-            f"{row['global_step']} |"
+            f"| {row['method']} | {fraction_name(row['label_fraction'])} | "
+            f"{row['num_labeled_examples']} | {row['top_1_accuracy']:.4f} | "
+            f"{row['train_wall_time_s']:.0f} s | {row['epochs']:.1f} | {row['global_step']} |"
         )
     lines += [
         "",

@@ -67,10 +67,11 @@ JOB_DEFAULTS = {
     "finetune": dict(_LABELED_TRAINING, ft_proj_selector=1),
     "supervised": dict(_LABELED_TRAINING, weight_decay=1e-4, proj_head_mode="none"),
     "distill": dict(_LABELED_TRAINING, train_epochs=2, checkpoint_epochs=1),
-    # Mean Teacher: few labeled images per step, as the reference code's runs with few labels (there 1 of
-    # 100). On MNIST with 100 labels these defaults measured 2.53% test error (44 min on 2 cores) against
-    # 3.39% with KL x 10 and 50 + 50, and 5.62% supervised only (BENCHMARKS.md). MNIST's stronger
-    # perturbations are in configs/mnist_mean_teacher_100.cfg (too strong for Fashion-MNIST).
+    # Mean Teacher: few labeled images per step, as the reference code's runs with few labels (there
+    # 1 of 100). On MNIST with 100 labels these defaults measured 2.53% test error (44 min on 2
+    # cores) against 3.39% with KL x 10 and 50 + 50, and 5.62% supervised only (BENCHMARKS.md).
+    # MNIST's stronger perturbations are in configs/mnist_mean_teacher_100.cfg (too strong for
+    # Fashion-MNIST).
     "mean_teacher": dict(
         optimizer="adam",
         learning_rate=0.003,

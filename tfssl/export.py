@@ -1,9 +1,11 @@
 """SavedModel export that TensorFlow alone can load, serve and fine-tune, plus a .keras file.
 
 Endpoints of the SavedModel (no tfssl import needed to use them):
-  serve(images)            uint8 (B, H, W, C) of any H and W -> {"probabilities", "logits", features...};
-                           resizing and scaling happen inside. Also the 'serving_default' signature.
-  call_inference(images)   float32 in [0, 1] at the trained size -> the same outputs, batch norm frozen
+  serve(images)            uint8 (B, H, W, C) of any H and W -> {"probabilities", "logits",
+                           features...}; resizing and scaling happen inside. Also the
+                           'serving_default' signature.
+  call_inference(images)   float32 in [0, 1] at the trained size -> the same outputs, batch norm
+                           frozen
   call_training(images)    the same with batch norm in training mode, for fine-tuning the export
 and the variable lists `trainable_variables` and `non_trainable_variables`.
 """
@@ -64,7 +66,8 @@ def export_saved_model(method, export_dir):
 
 
 def export_run(cfg):
-    """--mode=export: restores --checkpoint (any stage or method) and writes the SavedModel and a .keras file."""
+    """--mode=export: restores --checkpoint (any stage or method) and writes the SavedModel and a
+    .keras file."""
     path = cfg.checkpoint or cfg.model_dir
     method, _, resolved, _ = restore.load_trained(path, cfg)
     export_dir = cfg.export_dir or os.path.join(resolved.run_dir, "saved_model")

@@ -1,4 +1,5 @@
-"""Figures drawn from trained runs: augmented views, training curves, embeddings, confusion matrix."""
+"""Figures drawn from trained runs: augmented views, training curves, embeddings, confusion
+matrix."""
 
 import os
 

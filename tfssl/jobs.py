@@ -12,7 +12,8 @@ log = logging.getLogger("tfssl")
 
 
 class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever sys.stderr is at the time (it may be replaced, e.g. by a notebook or pytest)."""
+    """Writes to whatever sys.stderr is at the time (it may be replaced, e.g. by a notebook or
+    pytest)."""
 
     @property
     def stream(self):
@@ -35,7 +36,8 @@ def setup_logging(level=logging.INFO):
 
 
 def cpu_flags(cpuinfo="/proc/cpuinfo"):
-    """The CPU feature flags the kernel lists; empty where it lists none (e.g. no /proc, as on macOS)."""
+    """The CPU feature flags the kernel lists; empty where it lists none (e.g. no /proc, as on
+    macOS)."""
     try:
         with open(cpuinfo) as lines:
             for line in lines:
@@ -58,7 +60,8 @@ def bfloat16_is_emulated(precision, on_accelerator, flags):
 
 
 def setup_runtime(cfg):
-    """Seeds, op determinism, the precision policy and the conv gradient path, before any model is built."""
+    """Seeds, op determinism, the precision policy and the conv gradient path, before any model is
+    built."""
     from tfssl.models import conv
 
     conv.set_matmul_weight_grads(cfg.matmul_conv_grads)
@@ -76,7 +79,8 @@ def setup_runtime(cfg):
 
 
 def inherit_architecture(cfg):
-    """A fine-tune takes its network from --checkpoint; a distillation from --teacher (a tfssl run)."""
+    """A fine-tune takes its network from --checkpoint; a distillation from --teacher (a tfssl
+    run)."""
     from tfssl import restore
 
     source = {
@@ -95,7 +99,8 @@ def inherit_architecture(cfg):
 
 
 def train(cfg, strategy=None):
-    """Trains cfg.job in cfg.run_dir (resuming if it holds a checkpoint) and returns its result dict."""
+    """Trains cfg.job in cfg.run_dir (resuming if it holds a checkpoint) and returns its result
+    dict."""
     from tfssl.data.pipeline import DataBundle
     from tfssl.train.distribute import make_strategy
     from tfssl.train.trainer import Trainer
@@ -108,7 +113,8 @@ def train(cfg, strategy=None):
 
 
 def start_tensorflow(cfg):
-    """Creates the multi-worker strategy first (it must precede any op), or initialises the devices, quietly."""
+    """Creates the multi-worker strategy first (it must precede any op), or initialises the devices,
+    quietly."""
     from tfssl.quiet import without_stderr
 
     with without_stderr():

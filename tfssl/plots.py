@@ -67,7 +67,8 @@ def training_curves(
         "train/learning_rate",
     ),
 ):
-    """One panel per tag present in `scalars` ({tag: [(step, value)]}, see train/summaries_io.py)."""
+    """One panel per tag present in `scalars` ({tag: [(step, value)]}, see
+    train/summaries_io.py)."""
     plt = _pyplot()
     present = [t for t in tags if t in scalars]
     fig, axes = plt.subplots(

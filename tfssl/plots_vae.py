@@ -26,8 +26,8 @@ def _figure(rows, cols):
 
 
 def save_analogy_figure(path, source_images, generated, class_names=None):
-    """The paper's analogy figure: row 0 holds test images; below it, row y holds p(x|y, z_j) for each
-    class y, where column j keeps z_j, the style inferred from source image j.
+    """The paper's analogy figure: row 0 holds test images; below it, row y holds p(x|y, z_j) for
+    each class y, where column j keeps z_j, the style inferred from source image j.
 
     source_images: (J, H, W, C) in [0, 1]; generated: (K, J, H, W, C), the decoder means."""
     num_classes, num_columns = generated.shape[:2]

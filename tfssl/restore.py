@@ -1,4 +1,5 @@
-"""Finding checkpoints and rebuilding a trained run's method from them (eval, export, fine-tune, distill)."""
+"""Finding checkpoints and rebuilding a trained run's method from them (eval, export, fine-tune,
+distill)."""
 
 import dataclasses
 import glob
@@ -39,7 +40,8 @@ class Resolved:
 
 
 def resolve_checkpoint(path, flag="--checkpoint", allow_saved_model=False):
-    """A model_dir (its latest checkpoint), a checkpoint prefix, or (if allowed) a SavedModel directory."""
+    """A model_dir (its latest checkpoint), a checkpoint prefix, or (if allowed) a SavedModel
+    directory."""
     if not path or not (os.path.exists(path) or glob.glob(path + ".index")):
         raise CheckpointError(
             f"{flag}={path} does not exist; give a model_dir or a checkpoint prefix "
@@ -73,12 +75,14 @@ def run_config(run_dir, flag="--checkpoint"):
 
 
 def with_architecture_of(cfg, trained_cfg):
-    """cfg with the network fields of a trained run (a fine-tune inherits its pretrained network)."""
+    """cfg with the network fields of a trained run (a fine-tune inherits its pretrained
+    network)."""
     return cfg.replace(**{name: getattr(trained_cfg, name) for name in ARCHITECTURE_FIELDS})
 
 
 def eval_config(cfg, trained_cfg):
-    """The trained run's config, with the evaluation fields the caller set (differing from the defaults)."""
+    """The trained run's config, with the evaluation fields the caller set (differing from the
+    defaults)."""
     defaults = Config()
     changes = {
         name: getattr(cfg, name)
@@ -105,7 +109,8 @@ def restore_into(items, prefix, what):
 def load_trained(path, cfg=None, flag="--checkpoint", strategy=None, setup=True):
     """(method, data, resolved, trained_config) for a trained run, with its weights restored.
 
-    setup=False leaves the seed and precision policy alone (loading a teacher inside another run)."""
+    setup=False leaves the seed and precision policy alone (loading a teacher inside another
+    run)."""
     from tfssl.data.pipeline import DataBundle
     from tfssl.jobs import setup_runtime
     from tfssl.methods import method_class
@@ -125,7 +130,8 @@ def load_trained(path, cfg=None, flag="--checkpoint", strategy=None, setup=True)
 
 
 def _training_over(directory, idle_limit_secs):
-    """For checkpoints_iterator: stop once the run wrote its result, or after idle_limit_secs without news."""
+    """For checkpoints_iterator: stop once the run wrote its result, or after idle_limit_secs
+    without news."""
     last_news = [time.time(), tf.train.latest_checkpoint(directory)]
 
     def over():
@@ -141,7 +147,8 @@ def _training_over(directory, idle_limit_secs):
 
 
 def evaluate_checkpoints(cfg):
-    """--mode=eval: evaluates a checkpoint (or, with --eval_wait, each new one) and writes result JSON."""
+    """--mode=eval: evaluates a checkpoint (or, with --eval_wait, each new one) and writes result
+    JSON."""
     from tfssl.train.evaluate import evaluate_all, metrics_text
     from tfssl.train.rundir import write_json
 

@@ -66,9 +66,9 @@ def random_flip(image, seed):
 
 
 def random_translation(image, max_pixels, seed, fill="reflect"):
-    """Shifts an (H, W, C) image by (dy, dx), each uniform in [-max_pixels, max_pixels]. The border is
-    filled by reflection, as in the reference code, or with zeros (fill="zero"): reflection mirrors the
-    strokes of a digit near the edge into the image."""
+    """Shifts an (H, W, C) image by (dy, dx), each uniform in [-max_pixels, max_pixels]. The border
+    is filled by reflection, as in the reference code, or with zeros (fill="zero"): reflection
+    mirrors the strokes of a digit near the edge into the image."""
     height, width, channels = image.shape
     mode = {"reflect": "REFLECT", "zero": "CONSTANT"}[fill]
     padded = tf.pad(image, [[max_pixels, max_pixels], [max_pixels, max_pixels], [0, 0]], mode=mode)
@@ -81,7 +81,8 @@ def rotate(image, radians):
     height, width, _ = image.shape
     cos, sin = tf.cos(radians), tf.sin(radians)
     center_x, center_y = (width - 1) / 2, (height - 1) / 2
-    # Each output pixel (x, y) reads the input at the inverse rotation of its offset from the centre.
+    # Each output pixel (x, y) reads the input at the inverse rotation of its offset from the
+    # centre.
     transform = tf.stack(
         [
             cos,
@@ -112,8 +113,9 @@ def random_rotation(image, max_degrees, seed):
 
 
 def warp(image, displacement):
-    """Output pixel (y, x) reads the (H, W, C) image at (y + dy, x + dx), displacement (H, W, 2) = (dy, dx),
-    bilinearly; points beyond the border read the nearest border pixel."""
+    """Output pixel (y, x) reads the (H, W, C) image at (y + dy, x + dx),
+    displacement (H, W, 2) = (dy, dx), bilinearly; points beyond the border read the nearest
+    border pixel."""
     height, width, _ = image.shape
     rows, cols = tf.meshgrid(
         tf.range(height, dtype=tf.float32), tf.range(width, dtype=tf.float32), indexing="ij"
@@ -134,8 +136,8 @@ def warp(image, displacement):
 
 
 def random_elastic(image, alpha, sigma, seed):
-    """Elastic distortion (Simard et al. 2003): per-pixel displacements uniform in [-1, 1], smoothed by a
-    Gaussian of std `sigma` pixels, scaled by `alpha`, then warp()."""
+    """Elastic distortion (Simard et al. 2003): per-pixel displacements uniform in [-1, 1], smoothed
+    by a Gaussian of std `sigma` pixels, scaled by `alpha`, then warp()."""
     height, width, _ = image.shape
     field = tf.random.stateless_uniform([height, width, 2], seed, -1.0, 1.0)
     smooth = gaussian_blur(field, 2 * int(math.ceil(3 * sigma)) + 1, sigma)

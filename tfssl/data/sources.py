@@ -127,7 +127,8 @@ def _image_properties(path):
 
 
 def parse_split(split):
-    """'train[10%:50%]' -> ('train', 0.1, 0.5, 'percent'); 'train[:100]' -> ('train', None, 100, 'count')."""
+    """'train[10%:50%]' -> ('train', 0.1, 0.5, 'percent');
+    'train[:100]' -> ('train', None, 100, 'count')."""
     match = re.fullmatch(r"(\w+)(?:\[(-?\d*)(%?):(-?\d*)(%?)\])?", split)
     if not match:
         raise DataError(
@@ -176,8 +177,8 @@ class FolderSource:
                 ]
                 if not images and split == "train":
                     raise DataError(
-                        f"class folder {class_dir} holds no images ({', '.join(IMAGE_EXTENSIONS)}); "
-                        "add images or remove the folder"
+                        f"class folder {class_dir} holds no images "
+                        f"({', '.join(IMAGE_EXTENSIONS)}); add images or remove the folder"
                     )
                 for image_path in images:
                     try:
@@ -185,8 +186,8 @@ class FolderSource:
                     except Exception as e:
                         if not skip_corrupt_images:
                             raise DataError(
-                                f"cannot read image {image_path} ({type(e).__name__}); remove it or "
-                                "pass --skip_corrupt_images"
+                                f"cannot read image {image_path} ({type(e).__name__}); "
+                                "remove it or pass --skip_corrupt_images"
                             ) from None
                         logging.warning("skipping unreadable image %s", image_path)
                         continue
@@ -198,8 +199,8 @@ class FolderSource:
             channel_sets.setdefault(channels, path)
         if len(channel_sets) > 1:
             raise DataError(
-                f"folder dataset mixes grayscale ({channel_sets[1]}) and colour ({channel_sets[3]}) "
-                "images; convert them all to one mode"
+                f"folder dataset mixes grayscale ({channel_sets[1]}) and colour "
+                f"({channel_sets[3]}) images; convert them all to one mode"
             )
         sizes = {(h, w) for _, h, w in properties.values()}
         height, width = sizes.pop() if len(sizes) == 1 else (None, None)
@@ -259,7 +260,8 @@ class FolderSource:
 
 
 class SyntheticSource:
-    """synthetic:HxWxC: random uint8 images and labels held in memory, for benchmarks and smoke tests."""
+    """synthetic:HxWxC: random uint8 images and labels held in memory, for benchmarks and smoke
+    tests."""
 
     SPLITS = {"train": 2048, "test": 512}
     NUM_CLASSES = 10

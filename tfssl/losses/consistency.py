@@ -48,8 +48,8 @@ def logit_distance(logits_1, logits_2):
 
 
 def sigmoid_rampup(step, rampup_steps):
-    """exp(-5 (1 - t)^2) with t = clip(step / rampup_steps, 0, 1): 0.0067 at step 0, 1 from rampup_steps on
-    (Laine & Aila 2017). 1 when rampup_steps is 0."""
+    """exp(-5 (1 - t)^2) with t = clip(step / rampup_steps, 0, 1): 0.0067 at step 0, 1 from
+    rampup_steps on (Laine & Aila 2017). 1 when rampup_steps is 0."""
     if rampup_steps <= 0:
         return tf.constant(1.0)
     progress = tf.clip_by_value(tf.cast(step, tf.float32) / float(rampup_steps), 0.0, 1.0)
@@ -59,7 +59,8 @@ def sigmoid_rampup(step, rampup_steps):
 def ema_decay(step, rampup_steps, decay_during_rampup=0.99, decay_after_rampup=0.999):
     """Teacher EMA decay for the update after training step `step` (0 for the first step):
 
-        alpha = min(1 - 1 / (step + 2), decay_during_rampup if step < rampup_steps else decay_after_rampup)
+        alpha = min(1 - 1 / (step + 2),
+                    decay_during_rampup if step < rampup_steps else decay_after_rampup)
 
     The second term is the paper's schedule. The first, from the reference PyTorch code, makes the
     teacher the plain average of all student weights so far while fewer than 1 / (1 - alpha) steps

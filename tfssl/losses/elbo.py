@@ -15,17 +15,20 @@ LOG_2PI = math.log(2.0 * math.pi)
 
 
 def reparameterize(mean, log_var, eps):
-    """A sample of N(mean, diag exp(log_var)) from standard normal noise eps: z = mean + exp(log_var / 2) * eps."""
+    """A sample of N(mean, diag exp(log_var)) from standard normal noise eps:
+    z = mean + exp(log_var / 2) * eps."""
     return mean + tf.exp(0.5 * log_var) * eps
 
 
 def gaussian_kl_to_standard_normal(mean, log_var):
-    """KL(N(mean, diag exp(log_var)) || N(0, I)) = 1/2 sum_j (mean_j^2 + exp(log_var_j) - 1 - log_var_j)."""
+    """KL(N(mean, diag exp(log_var)) || N(0, I))
+    = 1/2 sum_j (mean_j^2 + exp(log_var_j) - 1 - log_var_j)."""
     return 0.5 * tf.reduce_sum(tf.square(mean) + tf.exp(log_var) - 1.0 - log_var, axis=-1)
 
 
 def bernoulli_log_likelihood(x, logits):
-    """log Bernoulli(x | sigmoid(logits)) = sum_d x_d log p_d + (1 - x_d) log(1 - p_d), p = sigmoid(logits).
+    """log Bernoulli(x | sigmoid(logits)) = sum_d x_d log p_d + (1 - x_d) log(1 - p_d),
+    p = sigmoid(logits).
 
     x may be grey levels in [0, 1] (then it is the negative binary cross-entropy). Computed as
     x * logits - softplus(logits), which is stable and broadcasts x against logits."""
@@ -33,7 +36,8 @@ def bernoulli_log_likelihood(x, logits):
 
 
 def gaussian_log_likelihood(x, mean, log_var):
-    """log N(x | mean, diag exp(log_var)) = -1/2 sum_d (log 2 pi + log_var_d + (x_d - mean_d)^2 / exp(log_var_d))."""
+    """log N(x | mean, diag exp(log_var))
+    = -1/2 sum_d (log 2 pi + log_var_d + (x_d - mean_d)^2 / exp(log_var_d))."""
     return -0.5 * tf.reduce_sum(LOG_2PI + log_var + tf.square(x - mean) * tf.exp(-log_var), axis=-1)
 
 
@@ -43,16 +47,17 @@ def vae_bound(log_px_given_z, kl_z):
 
 
 def kl_warmup_weight(step, warmup_steps):
-    """The KL weight of a warmed-up VAE bound, log p(x|z) - w * KL: w = min(1, step / warmup_steps), 1 without
-    warm-up. Starting near an autoencoder keeps more latent units active (Sonderby et al. 2016)."""
+    """The KL weight of a warmed-up VAE bound, log p(x|z) - w * KL:
+    w = min(1, step / warmup_steps), 1 without warm-up. Starting near an autoencoder keeps more
+    latent units active (Sonderby et al. 2016)."""
     if not warmup_steps:
         return tf.constant(1.0)
     return tf.minimum(1.0, tf.cast(step, tf.float32) / float(warmup_steps))
 
 
 def labeled_bound(log_px_given_yz, kl_z, num_classes):
-    """-L(x, y) = E_q(z|x,y)[log p(x|y,z)] + log p(y) - KL(q(z|x,y) || p(z)), with p(y) uniform = 1/K
-    and one sample of z (paper eq. 6; the KL is analytic)."""
+    """-L(x, y) = E_q(z|x,y)[log p(x|y,z)] + log p(y) - KL(q(z|x,y) || p(z)), with
+    p(y) uniform = 1/K and one sample of z (paper eq. 6; the KL is analytic)."""
     return log_px_given_yz - math.log(num_classes) - kl_z
 
 
@@ -69,7 +74,8 @@ def unlabeled_bound(class_logits, labeled_bounds):
 def semi_supervised_loss(
     labeled_bounds, unlabeled_bounds, class_nll, num_labeled, num_unlabeled, alpha
 ):
-    """The per-example M2 objective J^alpha / N to minimise (paper eq. 9), for one step's two batches:
+    """The per-example M2 objective J^alpha / N to minimise (paper eq. 9), for one step's two
+    batches:
 
         J^alpha = sum_labeled L(x, y) + sum_unlabeled U(x) + (alpha * N) * mean_labeled[-log q(y|x)]
         loss    = J^alpha / N

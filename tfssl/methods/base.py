@@ -43,7 +43,8 @@ class Method:
 
     @property
     def unlabeled_batch_size(self):
-        """Unlabeled images per step of two-stream methods: --unlabeled_batch_size, else the labeled size."""
+        """Unlabeled images per step of two-stream methods: --unlabeled_batch_size, else the labeled
+        size."""
         return self.cfg.unlabeled_batch_size or self.cfg.train_batch_size
 
     @property
@@ -63,10 +64,12 @@ class Method:
         """Called on a fresh start, after build(), before training."""
 
     def setup_training(self):
-        """Called inside the strategy scope before training (fresh or resumed), e.g. to load a teacher."""
+        """Called inside the strategy scope before training (fresh or resumed), e.g. to load a
+        teacher."""
 
     def learning_rate_schedule(self, peak, warmup_steps, total_steps):
-        """The learning rate: a float or a keras LearningRateSchedule (default from --lr_schedule)."""
+        """The learning rate: a float or a keras LearningRateSchedule (default from
+        --lr_schedule)."""
         from tfssl.train.optim import WarmupCosineDecay
 
         return (
@@ -79,7 +82,8 @@ class Method:
         return self.model.trainable_variables
 
     def checkpoint_items(self):
-        """Named trackables saved in every checkpoint (the optimizer and step are added by the trainer)."""
+        """Named trackables saved in every checkpoint (the optimizer and step are added by the
+        trainer)."""
         return {"model": self.model}
 
     def train_dataset(self, input_context, start_step):
@@ -93,7 +97,8 @@ class Method:
         """After each optimizer step, in cross-replica context (inside the train tf.function)."""
 
     def batch_norm_networks(self):
-        """Networks whose batch-norm statistics --bn_recalibration_batches re-estimates after training."""
+        """Networks whose batch-norm statistics --bn_recalibration_batches re-estimates after
+        training."""
         return [self.model]
 
     def summary_images(self, batch):
@@ -115,8 +120,9 @@ class Method:
         """Figures written into the run directory at the end of training (chief only)."""
 
     def compiled_eval_logits(self):
-        """eval_logits as one tf.function per method (traced once per input shape). No autograph: the calls
-        need none, and autograph rereads the source file, which fails if it was edited during a run."""
+        """eval_logits as one tf.function per method (traced once per input shape). No autograph:
+        the calls need none, and autograph rereads the source file, which fails if it was edited
+        during a run."""
         if getattr(self, "_compiled_eval_logits", None) is None:
             self._compiled_eval_logits = tf.function(
                 self.eval_logits, reduce_retracing=True, autograph=False

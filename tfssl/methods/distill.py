@@ -39,7 +39,8 @@ class Distill(Method):
         if teacher_classes != self.data.info.num_classes:
             raise ConfigError(
                 f"--teacher={self.cfg.teacher} predicts {teacher_classes} classes but "
-                f"{self.cfg.dataset} has {self.data.info.num_classes}; distil on the teacher's dataset"
+                f"{self.cfg.dataset} has {self.data.info.num_classes}; "
+                "distil on the teacher's dataset"
             )
 
     def view(self, image, seed):

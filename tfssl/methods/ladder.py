@@ -9,9 +9,9 @@ path top-down, and each decoded layer l is compared with the clean path:
            + sum_l lambda_l * C_d(l)     (--denoising_costs, input layer first)
 
 with C_d(l) averaged over the unlabeled batch, which by default is drawn from every train image, the
-labeled ones included (--unlabeled_includes_labeled), as in the reference code (tfssl/losses/ladder.py).
-The clean path is the classifier that is evaluated and exported; at inference it
-normalises with population statistics gathered from the clean unlabeled batches.
+labeled ones included (--unlabeled_includes_labeled), as in the reference code
+(tfssl/losses/ladder.py). The clean path is the classifier that is evaluated and exported; at
+inference it normalises with population statistics gathered from the clean unlabeled batches.
 
 --ladder_model=full: the MLP 784-{--ladder_hidden_sizes}-10 with every layer decoded.
 --ladder_model=gamma: the Gamma-model, only the classifier layer decoded; its encoder
@@ -84,7 +84,8 @@ def ladder_layer_specs(cfg, num_classes):
 
 
 def denoising_weights(cfg, num_layers):
-    """{layer: lambda_l} for the layers with a positive cost (0 = the input, num_layers = the classifier)."""
+    """{layer: lambda_l} for the layers with a positive cost (0 = the input, num_layers = the
+    classifier)."""
     values = cfg.float_list("denoising_costs")
     if cfg.ladder_model == "gamma":
         default = Config.__dataclass_fields__["denoising_costs"].default
@@ -96,7 +97,8 @@ def denoising_weights(cfg, num_layers):
         return {num_layers: top} if top > 0 else {}
     if len(values) != num_layers + 1:
         raise ConfigError(
-            f"--denoising_costs has {len(values)} values but the ladder has {num_layers + 1} layers "
+            f"--denoising_costs has {len(values)} values but the ladder has "
+            f"{num_layers + 1} layers "
             f"(the input, {num_layers - 1} hidden from --ladder_hidden_sizes, the classifier)"
         )
     if any(v < 0 for v in values):
@@ -105,7 +107,8 @@ def denoising_weights(cfg, num_layers):
 
 
 def layer_costs(model, clean, corrupted, lowest_layer=0):
-    """{layer: C_d(layer)} for the layers the decoder estimates, from the top down to lowest_layer."""
+    """{layer: C_d(layer)} for the layers the decoder estimates, from the top down to
+    lowest_layer."""
     estimates = model.decode(corrupted, lowest_layer)
     return {
         layer: denoising_cost(clean.z[layer], estimate, clean.mean[layer], clean.variance[layer])
@@ -130,7 +133,8 @@ class Ladder(Method):
             )
         specs, decoder = ladder_layer_specs(cfg, self.data.info.num_classes)
         self.denoising_weights = denoising_weights(cfg, len(specs))
-        # --precision applies to the matrix products only; the rest stays float32 (normalisation eps 1e-10).
+        # --precision applies to the matrix products only; the rest stays float32 (normalisation eps
+        # 1e-10).
         model = LadderNetwork(
             specs,
             decoder,

@@ -47,7 +47,8 @@ from tfssl.train.evaluate import evaluate
 
 @keras.saving.register_keras_serializable("tfssl")
 class TwoHeadSimCLRModel(SimCLRModel):
-    """The SimCLR ResNet classifier with a second linear head on the encoder features ('cons_logits')."""
+    """The SimCLR ResNet classifier with a second linear head on the encoder features
+    ('cons_logits')."""
 
     def __init__(self, encoder_config, head_config, num_classes=0, **kwargs):
         super().__init__(encoder_config, head_config, num_classes=num_classes, **kwargs)
@@ -146,7 +147,8 @@ class MeanTeacher(Method):
 
     # --- data ---
     def perturb(self, image, seed):
-        """One noisy view: rotation, elastic, translation, flip, Gaussian noise (unclipped, as in the reference)."""
+        """One noisy view: rotation, elastic, translation, flip, Gaussian noise (unclipped, as in
+        the reference)."""
         cfg = self.cfg
         translate_seed, flip_seed, noise_seed = augment.split_seed(seed, 3)
         image = augment.eval_view(image, self.data.image_size)
@@ -175,7 +177,8 @@ class MeanTeacher(Method):
         return self.perturb(image, student_seed), self.perturb(image, teacher_seed)
 
     def train_dataset(self, input_context, start_step):
-        """(labeled,) or (labeled, unlabeled) batches of ((student views, teacher views), labels)."""
+        """(labeled,) or (labeled, unlabeled) batches of ((student views, teacher views),
+        labels)."""
         cfg, data = self.cfg, self.data
         labeled = data.train_batches(
             self.student_and_teacher_views,

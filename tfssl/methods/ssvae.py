@@ -4,7 +4,7 @@
 --ssvae_model=m2    q(y|x), q(z|x,y), p(x|y,z) on images. Each step draws a labeled batch
                     (--train_batch_size) and an unlabeled batch (--unlabeled_batch_size) and
                     minimises J^alpha / N (tfssl/losses/elbo.py: semi_supervised_loss):
-                      (N_l/N) mean_l L(x,y) + (N_u/N) mean_u U(x) + ssvae_alpha * mean_l[-log q(y|x)]
+                    (N_l/N) mean_l L(x,y) + (N_u/N) mean_u U(x) + ssvae_alpha * mean_l[-log q(y|x)]
                     i.e. the paper's alpha = ssvae_alpha * N (0.1 N in the paper).
 --ssvae_model=m1m2  M2 on the latent codes of a trained, frozen M1 (--m1_checkpoint): samples of
                     q(z1|x) or its means (--m1_latent). M2 reads only M1's active units (std of the
@@ -38,8 +38,8 @@ from tfssl.train.rundir import read_json, write_json
 
 log = logging.getLogger("tfssl")
 
-# The authors' MNIST sizes; their 100-label M1+M2 run used 300, which measured 4.15% here against 3.97% with
-# 500 (BENCHMARKS.md).
+# The authors' MNIST sizes; their 100-label M1+M2 run used 300, which measured 4.15% here against
+# 3.97% with 500 (BENCHMARKS.md).
 PAPER_HIDDEN_SIZES = {"m1": [500, 500], "m2": [500], "m1m2": [500]}
 M1_CONFIG_FILE = (
     "m1_config.json"  # M1's architecture and active units, kept in an M1+M2 run for eval and export
@@ -93,8 +93,8 @@ class SSVAE(Method):
 
     @property
     def examples_per_epoch(self):
-        """An epoch is one pass over the images of the main stream (all, unlabeled, or the labels alone);
-        scaled so that train_epochs * examples_per_epoch / train_batch_size counts steps."""
+        """An epoch is one pass over the images of the main stream (all, unlabeled, or the labels
+        alone); scaled so that train_epochs * examples_per_epoch / train_batch_size counts steps."""
         if self.kind == "m1":
             return self.data.num_examples("all")
         if self.labels_only:
@@ -133,8 +133,8 @@ class SSVAE(Method):
             )
 
     def m1_setup(self):
-        """(M1's architecture, the latent units M2 reads) of an M1+M2 run: from the run directory, else
-        from --m1_checkpoint (its flags, and its active units found on the train images)."""
+        """(M1's architecture, the latent units M2 reads) of an M1+M2 run: from the run directory,
+        else from --m1_checkpoint (its flags, and its active units found on the train images)."""
         saved = os.path.join(self.data.run_dir, M1_CONFIG_FILE)
         if os.path.exists(saved):
             setup = read_json(saved)
@@ -167,7 +167,8 @@ class SSVAE(Method):
         return config, active_units
 
     def active_units(self, m1):
-        """Indices of M1's latent units whose mean varies over the first train images (std > ACTIVE_UNIT_STD)."""
+        """Indices of M1's latent units whose mean varies over the first train images
+        (std > ACTIVE_UNIT_STD)."""
         means = [
             m1.encode(images)[0]
             for images, _ in self.data.eval_batches(
@@ -189,12 +190,13 @@ class SSVAE(Method):
             restore.restore_into({"model": self.model.m1}, resolved.prefix, "M1 checkpoint")
 
     def setup_training(self):
-        """M1+M2: M1's codes of the train split, once (M1 is frozen and its inputs are not augmented)."""
+        """M1+M2: M1's codes of the train split, once (M1 is frozen and its inputs are not
+        augmented)."""
         self.m1_codes = self.compute_m1_codes(self.cfg.train_split) if self.kind == "m1m2" else None
 
     def compute_m1_codes(self, split, batch_size=1000):
-        """[mean, log variance] of M1's q(z1|x) over its active units for every image of a split, in split
-        order: (N, 2 * active units)."""
+        """[mean, log variance] of M1's q(z1|x) over its active units for every image of a split, in
+        split order: (N, 2 * active units)."""
         encode = tf.function(lambda images: tf.concat(self.model.codes(images), axis=-1))
         codes = [
             encode(images).numpy()
@@ -255,7 +257,8 @@ class SSVAE(Method):
 
         Pixels: the flat image, and with the Bernoulli likelihood a binarisation of it (random in
         training, seeded in evaluation). M1+M2: M1's latent code over its active units (a sample or
-        the mean) for both; its training batches hold M1's codes (compute_m1_codes) instead of images."""
+        the mean) for both; its training batches hold M1's codes (compute_m1_codes) instead of
+        images."""
         flat = tf.reshape(tf.cast(images, tf.float32), [tf.shape(images)[0], -1])
         if self.kind == "m1m2":
             mean, log_var = tf.split(flat, 2, axis=-1) if training else self.model.codes(images)
@@ -359,7 +362,8 @@ class SSVAE(Method):
         return self.model(images, training=False)["logits"]
 
     def export_outputs(self, images, training=False):
-        """M2 and M1+M2: logits of q(y|x), z_mean (and M1's code for M1+M2); M1: z_mean, z_log_var."""
+        """M2 and M1+M2: logits of q(y|x), z_mean (and M1's code for M1+M2); M1: z_mean,
+        z_log_var."""
         return dict(self.model(images, training=training))
 
     def extra_eval_metrics(self, split, batch_size, max_batches=0):
@@ -387,7 +391,8 @@ class SSVAE(Method):
         self.write_figure(self.cfg.eval_split)
 
     def write_figure(self, split):
-        """M2 / M1+M2: the analogy figure (FIGURE_FILE); M1: samples from the prior (SAMPLES_FILE)."""
+        """M2 / M1+M2: the analogy figure (FIGURE_FILE); M1: samples from the prior
+        (SAMPLES_FILE)."""
         from tfssl import plots_vae
 
         shape = self.data.image_shape

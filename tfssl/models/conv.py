@@ -1,4 +1,5 @@
-"""2-D convolution whose weight gradient, for small outputs and strided 1x1 kernels, is matrix products.
+"""2-D convolution whose weight gradient, for small outputs and strided 1x1 kernels, is matrix
+products.
 
 oneDNN's backward-weights convolution is slow when the output map is small (ResNet's last
 block group: 4x4 at 32 px, 7x7 at 224 px). For a 3x3, 512-channel convolution on 512 views of
@@ -6,15 +7,16 @@ block group: 4x4 at 32 px, 7x7 at 224 px). For a 3x3, 512-channel convolution on
 ResNet-18 pretrain step went from 94 to 112 images/s. At 8x8 the products alone were faster
 too (38 ms against 55 ms) but the whole step was slower, so larger outputs keep the native kernel.
 
-1x1 convolutions at a stride (ResNet's projection shortcuts) always take the matrix product, a single
-one, even with --matmul_conv_grads=false: oneDNN on an AVX2-only CPU (TF 2.21) returns wrong weight
-gradients for them when the input has fewer than 8 channels (e.g. 3 or 4), or corrupts the heap and
-aborts the process (AMD EPYC, Zen 3); the forward pass and the input gradient are right.
+1x1 convolutions at a stride (ResNet's projection shortcuts) always take the matrix product, a
+single one, even with --matmul_conv_grads=false: oneDNN on an AVX2-only CPU (TF 2.21) returns wrong
+weight gradients for them when the input has fewer than 8 channels (e.g. 3 or 4), or corrupts the
+heap and aborts the process (AMD EPYC, Zen 3); the forward pass and the input gradient are right.
 
 For y = conv(x, w) with a k x k kernel, stride s and x already padded (VALID, or SAME at stride 1
 after padding it here), each kernel tap (i, j) is one matrix product:
 
-    dw[i, j] = (x[:, i::s, j::s, :] cut to the output size, as (N*OH*OW, C))^T @ (dy as (N*OH*OW, O)).
+    dw[i, j] = (x[:, i::s, j::s, :] cut to the output size, as (N*OH*OW, C))^T
+               @ (dy as (N*OH*OW, O)).
 """
 
 import tensorflow as tf
@@ -26,7 +28,8 @@ _matmul_weight_grads = True
 
 
 def set_matmul_weight_grads(enabled):
-    """Process-wide switch (--matmul_conv_grads); the forward pass and input gradient are unchanged."""
+    """Process-wide switch (--matmul_conv_grads); the forward pass and input gradient are
+    unchanged."""
     global _matmul_weight_grads
     _matmul_weight_grads = bool(enabled)
 

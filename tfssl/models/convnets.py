@@ -64,7 +64,8 @@ class ConvBNLeakyReLU(ConfigMixin, layers.Layer):
 
 @keras.saving.register_keras_serializable("tfssl")
 class ConvLarge(ConfigMixin, keras.Model):
-    """Images (B, H, W, C) in [0, 1] -> {'logits', 'final_avg_pool'} (+ 'cons_logits' with two heads).
+    """Images (B, H, W, C) in [0, 1] -> {'logits', 'final_avg_pool'} (+ 'cons_logits' with two
+    heads).
 
     With num_heads=2 the second head ('cons_logits') is the one Mean Teacher's logit-distance cost
     ties to the first; with one head 'cons_logits' is absent.
@@ -124,7 +125,8 @@ class ConvLarge(ConfigMixin, keras.Model):
 
     def _dropout(self, x, training):
         if training and self.dropout_rate > 0:
-            # tf.nn.dropout's op-level RNG needs no seed variable, so it also runs under MirroredStrategy.
+            # tf.nn.dropout's op-level RNG needs no seed variable, so it also runs under
+            # MirroredStrategy.
             return tf.nn.dropout(x, rate=self.dropout_rate)
         return x
 

@@ -37,7 +37,8 @@ SHIFTED_ACTIVATIONS = ("relu", "leaky_relu", "logits")  # pooling layers ("linea
 
 
 def batch_moments(x, synchronized=False):
-    """Mean and biased variance over every axis but the last; over all replicas when synchronized."""
+    """Mean and biased variance over every axis but the last; over all replicas when
+    synchronized."""
     axes = list(range(len(x.shape) - 1))
     context = tf.distribute.get_replica_context()
     if not synchronized or context is None or context.num_replicas_in_sync == 1:
@@ -132,7 +133,8 @@ class LadderEncoderLayer(ConfigMixin, layers.Layer):
         )
         self.transform, self.kernel_size, self.activation = transform, kernel_size, activation
         if transform == "dense":
-            # Reference init: N(0, 1) / sqrt(fan_in) for dense, U(+-sqrt(3 / fan_in)) for convolutions.
+            # Reference init: N(0, 1) / sqrt(fan_in) for dense, U(+-sqrt(3 / fan_in)) for
+            # convolutions.
             self.linear = layers.Dense(
                 units,
                 use_bias=False,
@@ -238,11 +240,12 @@ class EncoderPass:
 
 @keras.saving.register_keras_serializable("tfssl")
 class LadderNetwork(ConfigMixin, keras.Model):
-    """Encoder layers 1..L from layer_specs (LadderEncoderLayer arguments; the last is the classifier,
-    activation 'logits') and a decoder ('full': every layer, dense layers only; 'top': the Gamma-model).
+    """Encoder layers 1..L from layer_specs (LadderEncoderLayer arguments; the last is the
+    classifier, activation 'logits') and a decoder ('full': every layer, dense layers only; 'top':
+    the Gamma-model).
 
-    call(images, training) is the clean path, {'logits', 'features'}: what is evaluated and exported.
-    encode() and decode() are the two paths the Ladder method trains."""
+    call(images, training) is the clean path, {'logits', 'features'}: what is evaluated and
+    exported. encode() and decode() are the two paths the Ladder method trains."""
 
     def __init__(
         self,
@@ -267,7 +270,8 @@ class LadderNetwork(ConfigMixin, keras.Model):
             spec.get("transform", "dense") != "dense" for spec in layer_specs
         ):
             raise ValueError(
-                "the full ladder decoder needs dense encoder layers; use decoder='top' (Gamma-model)"
+                "the full ladder decoder needs dense encoder layers; "
+                "use decoder='top' (Gamma-model)"
             )
         self.num_layers = len(layer_specs)  # L
         self.decoded_layers = (
@@ -369,8 +373,9 @@ def mlp_layer_specs(hidden_sizes, num_classes):
 
 
 def conv_small_layer_specs(num_classes):
-    """The paper's Conv-Small for MNIST (the Gamma-model's encoder): 32 5x5 'full' convs, 2x2 max-pool,
-    64 3x3 valid, 64 3x3 full, 2x2 max-pool, 128 3x3 valid, 10 1x1, global mean-pool, dense classifier."""
+    """The paper's Conv-Small for MNIST (the Gamma-model's encoder): 32 5x5 'full' convs, 2x2
+    max-pool, 64 3x3 valid, 64 3x3 full, 2x2 max-pool, 128 3x3 valid, 10 1x1, global mean-pool,
+    dense classifier."""
 
     def conv(transform, units, kernel):
         return dict(transform=transform, units=units, kernel_size=kernel)

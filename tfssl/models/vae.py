@@ -2,7 +2,8 @@
 
 Every distribution is a fully connected network (MLP) over flattened inputs:
   M1   q(z|x) = N(mu(x), diag sigma^2(x)),  p(z) = N(0, I),  p(x|z)
-  M2   q(y|x) = Cat(pi(x)),  q(z|x,y) = N(mu(x,y), diag sigma^2(x,y)),  p(y) = 1/K,  p(z) = N(0, I),  p(x|y,z)
+  M2   q(y|x) = Cat(pi(x)),  q(z|x,y) = N(mu(x,y), diag sigma^2(x,y)),  p(y) = 1/K,
+       p(z) = N(0, I),  p(x|y,z)
 p(x|.) is Bernoulli (the decoder gives logits) or a diagonal Gaussian (mean and log variance).
 M1+M2 runs M2 on M1's latent codes, with M1 frozen.
 """
@@ -50,9 +51,9 @@ def decoder_mean(likelihood, raw):
 class MLP(ConfigMixin, layers.Layer):
     """Dense layers with `activation` after each hidden one and none after the output.
 
-    With condition_dim > 0 the first layer also reads a condition c (a one-hot class) through its own
-    bias-free weights: h1 = act(W x + b + V c). The two products broadcast, so x of shape (B, D) and
-    c of shape (K, 1, K) give (K, B, ...): every example under every class, W x computed once.
+    With condition_dim > 0 the first layer also reads a condition c (a one-hot class) through its
+    own bias-free weights: h1 = act(W x + b + V c). The two products broadcast, so x of shape (B, D)
+    and c of shape (K, 1, K) give (K, B, ...): every example under every class, W x computed once.
     """
 
     def __init__(
@@ -157,8 +158,9 @@ class VAE(ConfigMixin, keras.Model):
         return {"z_mean": mean, "z_log_var": log_var}
 
     def bound(self, x, target, eps):
-        """Per-example terms of log p(target) >= E_q(z|x)[log p(target|z)] - KL(q(z|x) || p(z)), one sample
-        z = mean + sigma * eps. The encoder reads x; target is what is scored (x, or a binarisation of it)."""
+        """Per-example terms of log p(target) >= E_q(z|x)[log p(target|z)] - KL(q(z|x) || p(z)), one
+        sample z = mean + sigma * eps. The encoder reads x; target is what is scored (x, or a
+        binarisation of it)."""
         mean, log_var = self.encode(x)
         z = elbo.reparameterize(mean, log_var, eps)
         log_px = log_likelihood(
@@ -174,7 +176,8 @@ class VAE(ConfigMixin, keras.Model):
 
 @keras.saving.register_keras_serializable("tfssl")
 class M2(ConfigMixin, keras.Model):
-    """M2, the generative semi-supervised model, over flat inputs of size input_dim (images are flattened).
+    """M2, the generative semi-supervised model, over flat inputs of size input_dim (images are
+    flattened).
 
     Three MLPs: the classifier q(y|x), the encoder q(z|x,y) and the decoder p(x|y,z).
     call(x) -> {"logits": logits of q(y|x), "z_mean": mean of q(z|x, y) for the predicted y}.
@@ -262,8 +265,8 @@ class M2(ConfigMixin, keras.Model):
         return self.class_bounds(x, target, tf.one_hot(labels, self.num_classes), eps)
 
     def unlabeled_bound(self, x, target, eps):
-        """Per-example -U(x) with y summed over all K classes; eps (K, B, latent), one sample per class.
-        Returns {"bound", "logits", "class_bounds" (B, K)}."""
+        """Per-example -U(x) with y summed over all K classes; eps (K, B, latent), one sample per
+        class. Returns {"bound", "logits", "class_bounds" (B, K)}."""
         every_class = tf.eye(self.num_classes)[:, None, :]
         class_bounds = tf.transpose(self.class_bounds(x, target, every_class, eps)["bound"])
         logits = self.classify(x)
@@ -285,8 +288,8 @@ class M2(ConfigMixin, keras.Model):
 
 @keras.saving.register_keras_serializable("tfssl")
 class M1M2(ConfigMixin, keras.Model):
-    """M1+M2: images -> M1's q(z1|x) -> M2 on the active units of z1 (`active_units`, indices into M1's
-    latent vector; all by default). M1 is frozen (not trainable).
+    """M1+M2: images -> M1's q(z1|x) -> M2 on the active units of z1 (`active_units`, indices into
+    M1's latent vector; all by default). M1 is frozen (not trainable).
 
     call(images) -> {"logits": q(y|z1) at z1 = M1's mean, "z_mean": M2's q(z2|z1, predicted y) mean,
     "m1_z_mean", "m1_z_log_var" (all of M1's units)}.

@@ -20,13 +20,14 @@ def batch_norm_layers(network):
 
 
 def recalibrate_batch_norm(networks, batches):
-    """Sets every BN layer's moving mean/variance to the mean, over `batches`, of its batch mean/variance.
+    """Sets every BN layer's moving mean/variance to the mean, over `batches`, of its batch
+    mean/variance.
 
-    Each network runs on each batch in training mode (dropout included; it changed nothing measurable
-    for Mean Teacher here). Batch k (from 1) is folded in with momentum (k - 1) / k, a cumulative
-    average, so the first batch replaces the old statistics. The layers' momenta are restored after.
-    Call in cross-replica context: assigning a mirrored variable there updates every replica's copy.
-    Returns the number of batches used.
+    Each network runs on each batch in training mode (dropout included; it changed nothing
+    measurable for Mean Teacher here). Batch k (from 1) is folded in with momentum (k - 1) / k, a
+    cumulative average, so the first batch replaces the old statistics. The layers' momenta are
+    restored after. Call in cross-replica context: assigning a mirrored variable there updates every
+    replica's copy. Returns the number of batches used.
     """
     layers = [layer for network in networks for layer in batch_norm_layers(network)]
     momenta = [layer.momentum for layer in layers]

@@ -9,9 +9,11 @@ from tfssl.errors import ConfigError
 
 
 def make_strategy(name="auto", tpu_name=""):
-    """auto = mirrored over GPUs when there are several, one device for one GPU, the default strategy on CPU.
+    """auto = mirrored over GPUs when there are several, one device for one GPU, the default
+    strategy on CPU.
 
-    On a CPU the default strategy runs small steps faster than OneDeviceStrategy and computes the same step.
+    On a CPU the default strategy runs small steps faster than OneDeviceStrategy and computes the
+    same step.
     """
     if name == "multi_worker":  # before any device query: collectives are configured at start-up
         return _multi_worker_strategy()

@@ -5,7 +5,8 @@ import tensorflow as tf
 
 
 def evaluate(method, data, split, batch_size, max_batches=0, logits_fn=None):
-    """Runs method.eval_logits (or logits_fn) over `split` in order; returns accuracies, loss and count."""
+    """Runs method.eval_logits (or logits_fn) over `split` in order; returns accuracies, loss and
+    count."""
     logits_fn = logits_fn or method.compiled_eval_logits()
     correct_1 = correct_5 = loss_sum = 0.0
     count = 0
@@ -35,7 +36,8 @@ def evaluate(method, data, split, batch_size, max_batches=0, logits_fn=None):
 
 
 def evaluate_all(method, cfg):
-    """Accuracy (for methods with a classifier) plus the method's own eval figures, on cfg.eval_split."""
+    """Accuracy (for methods with a classifier) plus the method's own eval figures, on
+    cfg.eval_split."""
     metrics = {}
     if method.has_classifier():
         metrics = evaluate(method, method.data, cfg.eval_split, cfg.eval_batch_size, cfg.eval_steps)

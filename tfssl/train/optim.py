@@ -90,7 +90,8 @@ class LARS(keras.optimizers.Optimizer):
 
 
 def scaled_learning_rate(base_learning_rate, batch_size, scaling="linear"):
-    """The official scaling: base * batch / 256 (linear) or base * sqrt(batch) (sqrt); or none (constant)."""
+    """The official scaling: base * batch / 256 (linear) or base * sqrt(batch) (sqrt); or none
+    (constant)."""
     if scaling == "constant":
         return base_learning_rate
     if scaling == "linear":

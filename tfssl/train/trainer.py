@@ -126,7 +126,8 @@ class Trainer:
             tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(finite, tf.float32)
         )
         finite = bad_replicas == 0
-        # A non-finite step applies zero gradients: the weights stay finite; the host stops or skips it.
+        # A non-finite step applies zero gradients: the weights stay finite; the host stops or skips
+        # it.
         pairs = [(tf.where(finite, g, tf.zeros_like(g)), v) for g, v in pairs]
         learning_rate = tf.identity(
             self.optimizer.learning_rate
@@ -161,7 +162,8 @@ class Trainer:
         stop_on_nonfinite = not self.cfg.skip_nonfinite_steps
 
         def train_loop(iterator, num_steps):
-            """Runs up to num_steps steps; returns (summed metrics, steps run). Stops at a non-finite step."""
+            """Runs up to num_steps steps; returns (summed metrics, steps run). Stops at a
+            non-finite step."""
             totals = self._distributed_step(iterator)
             steps_run = tf.constant(1)
             for _ in tf.range(num_steps - 1):
@@ -196,7 +198,8 @@ class Trainer:
                 self.checkpoint.restore(latest).assert_existing_objects_matched()
             except (AssertionError, ValueError, tf.errors.OpError) as e:
                 raise CheckpointError(
-                    f"checkpoint {latest} does not fit this model ({str(e).splitlines()[0][:200]}); "
+                    f"checkpoint {latest} does not fit this model "
+                    f"({str(e).splitlines()[0][:200]}); "
                     "use the flags it was trained with or a new --model_dir"
                 ) from None
             log.info("resumed from %s at step %d", latest, int(self.step.numpy()))
@@ -208,7 +211,8 @@ class Trainer:
 
     # --- the run ---
     def fit(self):
-        """Trains to total_steps (resuming from model_dir), evaluates, writes result.json. Returns the result."""
+        """Trains to total_steps (resuming from model_dir), evaluates, writes result.json. Returns
+        the result."""
         cfg = self.cfg
         self.run_dir.open(self.method.job)
         try:
@@ -265,8 +269,9 @@ class Trainer:
                 if averages["nonfinite_steps"] > 0:
                     if not cfg.skip_nonfinite_steps:
                         raise NonFiniteLossError(
-                            f"the loss or its gradients became NaN/Inf at step {step}; the last good checkpoint "
-                            f"in {self.run_dir.path} is kept. Lower --learning_rate, or pass --skip_nonfinite_steps"
+                            f"the loss or its gradients became NaN/Inf at step {step}; "
+                            f"the last good checkpoint in {self.run_dir.path} is kept. "
+                            "Lower --learning_rate, or pass --skip_nonfinite_steps"
                         )
                     log.warning(
                         "skipped %d non-finite step(s) before step %d",
@@ -291,7 +296,8 @@ class Trainer:
         return self._finish(summaries, averages, before_recalibration)
 
     def _recalibrate_batch_norm(self):
-        """Before the final checkpoint: BN statistics from clean train images (tfssl/train/batch_norm.py)."""
+        """Before the final checkpoint: BN statistics from clean train images
+        (tfssl/train/batch_norm.py)."""
         cfg, method = self.cfg, self.method
         start = time.time()
         batches = method.data.train_batches(

@@ -1,6 +1,5 @@
-"""tfssl command line:
-python run.py --mode=pretrain|finetune|distill|supervised|mean_teacher|ladder|ssvae|eval|export|
-compare|benchmark|prepare_data [--flagfile=configs/...cfg] [--flag=value ...].
+"""tfssl command line: python run.py --mode=JOB [--flagfile=configs/...cfg] [--flag=value ...]
+(--mode lists the jobs; tfssl/jobs.py holds them).
 
 This is the only module that reads absl FLAGS: it turns them into a tfssl.config.Config.
 """

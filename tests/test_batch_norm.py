@@ -9,9 +9,10 @@ import tensorflow as tf
 from PIL import Image
 
 from tests.test_mean_teacher import mt_config
-from tfssl import jobs, restore
+from tfssl import restore
 from tfssl.data.pipeline import DataBundle
 from tfssl.methods.mean_teacher import MeanTeacher
+from tfssl.train import runtime
 from tfssl.train.batch_norm import recalibrate_batch_norm
 from tfssl.train.distribute import make_strategy
 from tfssl.train.trainer import Trainer
@@ -67,7 +68,7 @@ def test_mean_teacher_saves_statistics_of_the_clean_train_images(gray_folder, tm
         bn_recalibration_batches=1,
         eval_batch_size=len(images),
     )
-    jobs.setup_runtime(cfg)
+    runtime.setup_runtime(cfg)
     trainer = Trainer(cfg, MeanTeacher, DataBundle(cfg, cfg.run_dir), make_strategy("mirrored"))
     result = trainer.fit()
     before = result["eval_before_bn_recalibration"]  # the same figures, with the training averages

@@ -10,7 +10,8 @@ import tensorflow as tf
 from tests.conftest import class_pattern_images, tiny_config, write_image_folder
 from tfssl.data import offline, subsets
 from tfssl.data.pipeline import DataBundle
-from tfssl.data.sources import FolderSource, load_source
+from tfssl.data.sources import SourceOptions, load_source
+from tfssl.data.sources.folder import FolderSource
 from tfssl.errors import ConfigError, DataError
 
 
@@ -116,7 +117,7 @@ def test_folder_dataset_errors(tmp_path):
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     with pytest.raises(DataError, match="broken.png"):
         FolderSource(root)
-    assert FolderSource(root, skip_corrupt_images=True).num_examples("train") == 4
+    assert FolderSource(root, SourceOptions(skip_corrupt_images=True)).num_examples("train") == 4
     corrupt.unlink()
     rgb, _ = class_pattern_images(num_classes=1, per_class=1, channels=3)
     write_image_folder(str(tmp_path / "bad"), rgb, [0])

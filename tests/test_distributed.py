@@ -5,8 +5,8 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import tiny_config
-from tfssl import jobs
 from tfssl.losses.contrastive import nt_xent
+from tfssl.train import runtime
 from tfssl.train.distribute import make_strategy
 
 
@@ -85,7 +85,7 @@ def test_pretrain_steps_give_same_weights_on_one_and_two_replicas(gray_folder, t
             learning_rate=0.1,
             eval_steps=1,
         )
-        jobs.setup_runtime(cfg)
+        runtime.setup_runtime(cfg)
         from tfssl.data.pipeline import DataBundle
         from tfssl.methods.simclr import SimCLRPretrain
         from tfssl.train.trainer import Trainer

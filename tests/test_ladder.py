@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import assert_config_round_trip, tiny_config
-from tfssl import jobs, restore
+from tfssl import restore
 from tfssl.errors import ConfigError
 from tfssl.losses.ladder import BATCH_NORM_EPSILON, denoising_cost, gaussian_combinator
 from tfssl.methods.ladder import ConstantThenLinearDecay, denoising_weights, layer_costs
@@ -22,6 +22,7 @@ from tfssl.models.ladder import (
     conv_small_layer_specs,
     mlp_layer_specs,
 )
+from tfssl.train import launch
 
 
 def sigmoid(x):
@@ -188,7 +189,7 @@ def runs(gray_folder, tmp_path_factory):
     """A full MLP ladder that learns the easy synthetic classes, and two Gamma-model steps."""
     root = tmp_path_factory.mktemp("ladder")
     common = dict(mode="ladder", dataset=f"folder:{gray_folder}", num_labels=16, eval_steps=1)
-    full = jobs.train(
+    full = launch.train(
         tiny_config(
             model_dir=str(root / "full"),
             ladder_hidden_sizes="32,16",
@@ -198,7 +199,7 @@ def runs(gray_folder, tmp_path_factory):
             **common,
         )
     )
-    gamma = jobs.train(
+    gamma = launch.train(
         tiny_config(model_dir=str(root / "gamma"), ladder_model="gamma", train_steps=2, **common)
     )
     return root, full, gamma
@@ -312,7 +313,7 @@ def test_zero_denoising_costs_train_the_supervised_baseline(gray_folder, tmp_pat
 
 
 def test_two_replicas_train_with_synchronised_statistics(gray_folder, tmp_path):
-    result = jobs.train(
+    result = launch.train(
         tiny_config(
             mode="ladder",
             dataset=f"folder:{gray_folder}",

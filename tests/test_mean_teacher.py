@@ -8,12 +8,13 @@ import tensorflow as tf
 from scipy import ndimage
 
 from tests.conftest import tiny_config
-from tfssl import jobs, restore
+from tfssl import restore
 from tfssl.data.augment import random_elastic, random_rotation, random_translation, rotate, warp
 from tfssl.data.pipeline import DataBundle
 from tfssl.losses import consistency
 from tfssl.methods.mean_teacher import MeanTeacher
 from tfssl.models.convnets import ConvLarge
+from tfssl.train import runtime
 from tfssl.train.distribute import make_strategy
 from tfssl.train.trainer import Trainer
 
@@ -256,7 +257,7 @@ def test_convlarge_config_round_trip_and_two_heads(shape):
 @pytest.fixture(scope="module")
 def built(gray_folder, tmp_path_factory):
     cfg = mt_config(gray_folder, tmp_path_factory.mktemp("built"), consistency_rampup_steps=100)
-    jobs.setup_runtime(cfg)
+    runtime.setup_runtime(cfg)
     method = MeanTeacher(cfg, DataBundle(cfg, cfg.run_dir))
     method.build()
     method.step = tf.Variable(0, dtype=tf.int64)
@@ -368,7 +369,7 @@ def runs(gray_folder, tmp_path_factory):
     rebuilt trainer on one device that resumes for a 3rd step."""
     run_dir = tmp_path_factory.mktemp("mt_run")
     cfg = mt_config(gray_folder, run_dir, train_steps=2, steps_per_loop=1, checkpoint_steps=1)
-    jobs.setup_runtime(cfg)
+    runtime.setup_runtime(cfg)
     strategy = make_strategy("mirrored")
     assert strategy.num_replicas_in_sync == 2
     first = Trainer(cfg, MeanTeacher, DataBundle(cfg, cfg.run_dir), strategy)

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import REPO, tiny_config
-from tfssl import jobs
+from tfssl.train import launch
 
 TINY = [
     "--mode=pretrain",
@@ -135,7 +135,7 @@ def test_two_workers_match_two_local_replicas_and_only_the_chief_writes(gray_fol
     )
     from tfssl.train.distribute import make_strategy
 
-    jobs.train(reference, strategy=make_strategy("mirrored"))
+    launch.train(reference, strategy=make_strategy("mirrored"))
 
     multi = model_weights(str(tmp_path / "multi" / "ckpt-3"))
     local = model_weights(str(tmp_path / "local" / "ckpt-3"))

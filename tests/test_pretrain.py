@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import tiny_config
-from tfssl import jobs
+from tfssl.train import launch, runtime
 from tfssl.train import trainer as trainer_module
 from tfssl.train.rundir import read_json
 from tfssl.train.summaries_io import read_scalars
@@ -28,7 +28,7 @@ def test_pretrain_on_mnist_learns(mnist_data_dir, tmp_path):
         eval_batch_size=500,
         eval_steps=4,
     )
-    result = jobs.train(cfg)
+    result = launch.train(cfg)
     curves = read_scalars(str(tmp_path / "train"))
     loss = [v for _, v in curves["train/contrast_loss"]]
     accuracy = [v for _, v in curves["train/contrast_acc"]]
@@ -52,7 +52,7 @@ def final_weights(cfg):
     from tfssl.methods.simclr import SimCLRPretrain
     from tfssl.train.distribute import make_strategy
 
-    jobs.setup_runtime(cfg)
+    runtime.setup_runtime(cfg)
     trainer = trainer_module.Trainer(
         cfg, SimCLRPretrain, DataBundle(cfg, cfg.run_dir), make_strategy("one_device")
     )
@@ -106,8 +106,8 @@ def test_a_longer_budget_continues_a_finished_run_on_the_longer_schedule(gray_fo
         learning_rate=0.5,
         learning_rate_scaling="linear",
     )
-    jobs.train(cfg.replace(train_steps=4))
-    jobs.train(cfg.replace(train_steps=8))
+    launch.train(cfg.replace(train_steps=4))
+    launch.train(cfg.replace(train_steps=8))
     assert read_json(str(tmp_path / "result.json"))["global_step"] == 8
     logged = dict(read_scalars(str(tmp_path / "train"))["train/learning_rate"])
     peak = 0.5 * cfg.train_batch_size / 256

@@ -9,9 +9,9 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import REPO, class_pattern_images, tiny_config, write_image_folder
-from tfssl import jobs
 from tfssl.errors import ConfigError, NonFiniteLossError
 from tfssl.methods.simclr import SimCLRPretrain
+from tfssl.train import launch, runtime
 from tfssl.train.rundir import RunDirectory
 
 sys.path.insert(0, REPO)
@@ -31,7 +31,7 @@ def fit(cfg, method_class):
     from tfssl.train.distribute import make_strategy
     from tfssl.train.trainer import Trainer
 
-    jobs.setup_runtime(cfg)
+    runtime.setup_runtime(cfg)
     trainer = Trainer(cfg, method_class, DataBundle(cfg, cfg.run_dir), make_strategy("one_device"))
     return trainer, trainer.fit()
 
@@ -106,7 +106,7 @@ def digest(directory):
 @pytest.fixture(scope="module")
 def trained_dir(gray_folder, tmp_path_factory):
     directory = tmp_path_factory.mktemp("trained")
-    jobs.train(
+    launch.train(
         tiny_config(
             mode="pretrain",
             dataset=f"folder:{gray_folder}",
@@ -203,7 +203,7 @@ def test_bad_runs_leave_existing_checkpoints_untouched(
 @pytest.fixture(scope="module")
 def trained_ft(trained_dir, gray_folder, tmp_path_factory):
     directory = tmp_path_factory.mktemp("ft")
-    jobs.train(
+    launch.train(
         tiny_config(
             mode="finetune",
             dataset=f"folder:{gray_folder}",

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from tests.conftest import REPO, tiny_config
-from tfssl import jobs
+from tfssl.train import runtime
 
 PROBE = (
     "import tfssl, tensorflow; from tensorflow.python.util import _pywrap_util_port as port; "
@@ -41,8 +41,8 @@ flags\t\t: fpu sse2 avx avx2 fma
 def test_cpu_flags_reads_the_first_flags_line(tmp_path):
     path = tmp_path / "cpuinfo"
     path.write_text(CPUINFO)
-    assert jobs.cpu_flags(str(path)) == {"fpu", "sse2", "avx", "avx2", "fma"}
-    assert jobs.cpu_flags(str(tmp_path / "absent")) == set()
+    assert runtime.cpu_flags(str(path)) == {"fpu", "sse2", "avx", "avx2", "fma"}
+    assert runtime.cpu_flags(str(tmp_path / "absent")) == set()
 
 
 @pytest.mark.parametrize(
@@ -59,7 +59,7 @@ def test_cpu_flags_reads_the_first_flags_line(tmp_path):
 def test_bfloat16_is_emulated_only_on_a_cpu_without_avx512(
     precision, on_accelerator, flags, emulated
 ):
-    assert jobs.bfloat16_is_emulated(precision, on_accelerator, flags) is emulated
+    assert runtime.bfloat16_is_emulated(precision, on_accelerator, flags) is emulated
 
 
 @pytest.mark.parametrize(
@@ -74,10 +74,10 @@ def test_setup_runtime_warns_about_emulated_bfloat16(monkeypatch, flags, precisi
     import keras
 
     warnings = []
-    monkeypatch.setattr(jobs, "cpu_flags", lambda: flags)
-    monkeypatch.setattr(jobs.log, "warning", lambda message, *args: warnings.append(message))
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: flags)
+    monkeypatch.setattr(runtime.log, "warning", lambda message, *args: warnings.append(message))
     try:
-        jobs.setup_runtime(tiny_config(precision=precision))
+        runtime.setup_runtime(tiny_config(precision=precision))
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert bool(warnings) is warned

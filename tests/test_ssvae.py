@@ -18,6 +18,7 @@ from tfssl.errors import ConfigError
 from tfssl.losses import elbo
 from tfssl.methods import ssvae
 from tfssl.models.vae import M1M2, M2, MIN_VARIANCE, MLP, VAE
+from tfssl.train import launch
 
 RNG = np.random.default_rng(0)
 
@@ -234,10 +235,10 @@ def runs(gray_folder, tmp_path_factory):
         learning_rate=3e-3,
     )
     results = {
-        "m1": jobs.train(tiny_config(ssvae_model="m1", model_dir=str(root / "m1"), **common))
+        "m1": launch.train(tiny_config(ssvae_model="m1", model_dir=str(root / "m1"), **common))
     }
     for model in ("m2", "m1m2"):
-        results[model] = jobs.train(
+        results[model] = launch.train(
             tiny_config(
                 ssvae_model=model,
                 num_labels=8,

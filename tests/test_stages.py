@@ -16,11 +16,12 @@ from tests.conftest import tiny_config
 from tfssl import jobs, restore
 from tfssl.data.pipeline import DataBundle
 from tfssl.errors import CheckpointError, ConfigError
+from tfssl.train import launch, runtime
 from tfssl.train.evaluate import predict_labels
 
 
 def train(**values):
-    return jobs.train(tiny_config(**values))
+    return launch.train(tiny_config(**values))
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,7 @@ def test_linear_eval_keeps_encoder_and_bn_statistics_bit_identical(runs):
     from tfssl.train.distribute import make_strategy
     from tfssl.train.trainer import Trainer
 
-    cfg = jobs.inherit_architecture(
+    cfg = launch.inherit_architecture(
         tiny_config(
             mode="finetune",
             checkpoint=str(root / "pre"),
@@ -74,7 +75,7 @@ def test_linear_eval_keeps_encoder_and_bn_statistics_bit_identical(runs):
             **common,
         )
     )
-    jobs.setup_runtime(cfg)
+    runtime.setup_runtime(cfg)
     trainer = Trainer(cfg, FineTune, DataBundle(cfg, cfg.run_dir), make_strategy("one_device"))
     model = trainer.method.model
     trainer.method.initialize()

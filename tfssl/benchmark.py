@@ -33,7 +33,7 @@ def time_train_step(cfg, timed_calls=5, profile_dir=None):
     profile_dir, the timed calls are traced there by tf.profiler."""
     import tempfile
 
-    from tfssl.jobs import setup_runtime
+    from tfssl.train.runtime import setup_runtime
 
     setup_runtime(cfg)
     strategy = make_strategy(cfg.strategy, cfg.tpu_name)
@@ -46,7 +46,7 @@ def time_train_step(cfg, timed_calls=5, profile_dir=None):
             )
         )
         rss_built = peak_rss_gib()
-        train_loop = trainer._make_train_loop()
+        train_loop = trainer.make_train_loop()
         steps = tf.constant(cfg.steps_per_loop)
         done = 0
         while done < WARMUP_STEPS:

@@ -9,7 +9,7 @@ where it stopped. Writes report.md, report.json and label_efficiency.png.
 import logging
 import os
 
-from tfssl.config import Config
+from tfssl.config import Config, dataset_slug
 from tfssl.errors import ConfigError
 from tfssl.train.rundir import RESULT_FILE, read_json, write_json
 
@@ -82,15 +82,13 @@ class Comparison:
                 f"--methods has {', '.join(unknown)}; choose from {', '.join(COMPARE_METHODS)}"
             )
         self.fractions = cfg.float_list("label_fractions")
-        self.root = cfg.model_dir or os.path.join(
-            "runs", f"compare-{cfg.dataset.replace(':', '_').replace('/', '_')}"
-        )
+        self.root = cfg.model_dir or os.path.join("runs", f"compare-{dataset_slug(cfg.dataset)}")
         self.steps = BUDGETS[cfg.budget]
         self.shared = {name: getattr(cfg, name) for name in SHARED_FIELDS}
 
     def run_job(self, mode, model_dir, **flags):
         """Trains one run unless its result is complete; returns its result dict."""
-        from tfssl import jobs
+        from tfssl.train.launch import train
 
         flags = {**self.shared, "train_steps": self.steps[mode], "model_dir": model_dir, **flags}
         run_cfg = Config.for_job({"mode": mode, **flags})
@@ -101,7 +99,7 @@ class Comparison:
                 log.info("reusing %s (finished)", model_dir)
                 return result
         log.info("compare: %s in %s", mode, model_dir)
-        return jobs.train(run_cfg)
+        return train(run_cfg)
 
     def labels(self, fraction):
         """Flags selecting the labeled subset; fraction 1.0 lets methods reuse labeled images as

@@ -6,32 +6,14 @@ ImageNet defaults are in configs/imagenet_simclr_pretrain.cfg.
 """
 
 import dataclasses
-import json
 import os
 
 from tfssl.errors import ConfigError
+from tfssl.jobs import JOBS
+from tfssl.methods import METHODS, SSL_METHODS, lookup
 
-TRAIN_MODES = ("pretrain", "finetune", "distill", "supervised", "mean_teacher", "ladder", "ssvae")
-MODES = TRAIN_MODES + (
-    "eval",
-    "export",
-    "compare",
-    "benchmark",
-    "prepare_data",
-    "train",
-    "train_then_eval",
-)  # the last two: official spellings
-
-# The networks each training job can build (--architecture).
-JOB_ARCHITECTURES = {
-    "pretrain": ("auto", "resnet"),
-    "finetune": ("auto", "resnet"),
-    "supervised": ("auto", "resnet"),
-    "distill": ("auto", "resnet"),
-    "mean_teacher": ("auto", "convlarge", "resnet"),
-    "ladder": ("auto", "mlp"),
-    "ssvae": ("auto", "mlp"),
-}
+# --mode: every job in the dispatch table, and the official spellings train / train_then_eval.
+MODES = (*JOBS, "train", "train_then_eval")
 
 # Fields that define the network; a checkpoint only restores into the same values.
 ARCHITECTURE_FIELDS = (
@@ -51,80 +33,29 @@ ARCHITECTURE_FIELDS = (
 )
 
 
-# Defaults that differ by job; a flag given on the command line or in a flagfile wins.
-# (pretrain uses the field defaults below.)
-_LABELED_TRAINING = dict(
-    optimizer="momentum",
-    learning_rate=0.1,
-    weight_decay=0.0,
-    warmup_epochs=0.0,
-    train_epochs=30,
-    checkpoint_epochs=10,
-    color_jitter_strength=0.0,
-    use_blur=False,
-)
-JOB_DEFAULTS = {
-    "finetune": dict(_LABELED_TRAINING, ft_proj_selector=1),
-    "supervised": dict(_LABELED_TRAINING, weight_decay=1e-4, proj_head_mode="none"),
-    "distill": dict(_LABELED_TRAINING, train_epochs=2, checkpoint_epochs=1),
-    # Mean Teacher: few labeled images per step, as the reference code's runs with few labels (there
-    # 1 of 100). On MNIST with 100 labels these defaults measured 2.53% test error (44 min on 2
-    # cores) against 3.39% with KL x 10 and 50 + 50, and 5.62% supervised only (BENCHMARKS.md).
-    # MNIST's stronger perturbations are in configs/mnist_mean_teacher_100.cfg (too strong for
-    # Fashion-MNIST).
-    "mean_teacher": dict(
-        optimizer="adam",
-        learning_rate=0.003,
-        learning_rate_scaling="constant",
-        lr_schedule="cosine",
-        weight_decay=0.0,
-        warmup_epochs=0.0,
-        train_batch_size=10,
-        unlabeled_batch_size=90,
-        architecture="convlarge",
-        width_multiplier=0.25,
-        use_flip=False,
-        train_steps=15000,
-        consistency_rampup_steps=4000,
-        checkpoint_steps=1000,
-    ),
-    "ladder": dict(
-        optimizer="adam",
-        learning_rate=0.002,
-        learning_rate_scaling="constant",
-        lr_schedule="constant",
-        weight_decay=0.0,
-        warmup_epochs=0.0,
-        train_batch_size=100,
-        architecture="auto",
-        batch_norm_decay=0.99,
-        unlabeled_includes_labeled=True,
-        random_translate=0,
-        train_steps=36000,
-        checkpoint_steps=3000,
-    ),  # 60 epochs of 600 steps: 1.01% error, 27 min on 2 cores
-    # SS-VAE: train_batch_size is the labeled batch (M1: the only one), unlabeled_batch_size the
-    # unlabeled one; an epoch is one pass over the unlabeled images (M1: all images).
-    "ssvae": dict(
-        optimizer="adam",
-        learning_rate=1e-3,
-        learning_rate_scaling="constant",
-        lr_schedule="constant",
-        weight_decay=0.0,
-        warmup_epochs=0.0,
-        train_batch_size=100,
-        unlabeled_batch_size=100,
-        architecture="mlp",
-        train_epochs=50,
-        checkpoint_epochs=5,
-    ),
-}
+def _is_number_list(text):
+    try:
+        [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        return False
+    return True
 
 
-def _field(default, help, choices=None):
+# What a field's value must satisfy, whatever the job: (predicate, what the error says).
+POSITIVE = (lambda v: v > 0, "must be positive")
+NON_NEGATIVE = (lambda v: v >= 0, "must not be negative")
+FRACTION = (lambda v: 0 < v <= 1, "must be in (0, 1]")
+PROBABILITY = (lambda v: 0 <= v <= 1, "must be in [0, 1]")
+BELOW_ONE = (lambda v: 0 <= v < 1, "must be in [0, 1)")
+NUMBER_LIST = (_is_number_list, "must be comma-separated numbers")
+
+
+def _field(default, help, choices=None, valid=None):
     metadata = {"help": help}
     if choices:
         metadata["choices"] = tuple(choices)
+    if valid:
+        metadata["valid"] = valid
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -136,6 +67,9 @@ class Config:
         "",
         "Official spelling: with --mode=train, pretrain or finetune.",
         ("", "pretrain", "finetune"),
+    )
+    ssl_method: str = _field(
+        "simclr", "Pretraining objective for --mode=pretrain.", tuple(SSL_METHODS)
     )
     model_dir: str = _field(
         "", "Run directory (checkpoints, summaries, results). Default: runs/<mode>-<dataset>."
@@ -151,7 +85,7 @@ class Config:
         "float32", "Compute precision.", ("float32", "mixed_bfloat16", "mixed_float16")
     )
     jit_compile: bool = _field(False, "XLA-compile the train step (helps on GPU, not on CPU).")
-    steps_per_loop: int = _field(50, "Train steps per tf.function call.")
+    steps_per_loop: int = _field(50, "Train steps per tf.function call.", valid=POSITIVE)
     matmul_conv_grads: bool = _field(
         True,
         "Weight gradients of convolutions with outputs of 7x7 or less as matrix "
@@ -168,31 +102,41 @@ class Config:
     train_split: str = _field("train", "Split to train on.")
     eval_split: str = _field("test", "Split to evaluate on.")
     cache_dataset: bool = _field(True, "Cache decoded images in memory.")
-    image_size: int = _field(0, "Input image size; 0 = the dataset's own size.")
+    image_size: int = _field(0, "Input image size; 0 = the dataset's own size.", valid=NON_NEGATIVE)
     skip_corrupt_images: bool = _field(False, "Skip unreadable images in a folder dataset (warn).")
 
     # --- label subsets ---
-    label_fraction: float = _field(1.0, "Fraction of train labels kept (class-balanced).")
-    num_labels: int = _field(0, "Number of labels kept (class-balanced); overrides label_fraction.")
+    label_fraction: float = _field(
+        1.0,
+        "Fraction of train labels kept (class-balanced).",
+        valid=(FRACTION[0], "must be in (0, 1], e.g. 0.01 or 0.1"),
+    )
+    num_labels: int = _field(
+        0, "Number of labels kept (class-balanced); overrides label_fraction.", valid=NON_NEGATIVE
+    )
     label_seed: int = _field(0, "Seed choosing the labeled subset.")
     label_subset_file: str = _field("", "Reuse the labeled subset saved in this JSON file.")
 
     # --- optimisation ---
-    train_batch_size: int = _field(256, "Global batch size.")
-    train_epochs: float = _field(2, "Epochs to train for.")
-    train_steps: int = _field(0, "Steps to train for; overrides train_epochs.")
-    eval_batch_size: int = _field(256, "Batch size for evaluation.")
-    eval_steps: int = _field(0, "Eval steps; 0 = the whole eval split.")
+    train_batch_size: int = _field(256, "Global batch size.", valid=POSITIVE)
+    train_epochs: float = _field(2, "Epochs to train for.", valid=NON_NEGATIVE)
+    train_steps: int = _field(0, "Steps to train for; overrides train_epochs.", valid=NON_NEGATIVE)
+    eval_batch_size: int = _field(256, "Batch size for evaluation.", valid=POSITIVE)
+    eval_steps: int = _field(0, "Eval steps; 0 = the whole eval split.", valid=NON_NEGATIVE)
     learning_rate: float = _field(
-        1.0, "Learning rate per 256 examples (see learning_rate_scaling; official: 0.3)."
+        1.0,
+        "Learning rate per 256 examples (see learning_rate_scaling; official: 0.3).",
+        valid=POSITIVE,
     )
     learning_rate_scaling: str = _field(
         "linear",
         "LR scaling with batch size (constant: no scaling).",
         ("linear", "sqrt", "constant"),
     )
-    warmup_epochs: float = _field(0.2, "Epochs of linear warmup before cosine decay.")
-    weight_decay: float = _field(1e-6, "Weight decay.")
+    warmup_epochs: float = _field(
+        0.2, "Epochs of linear warmup before cosine decay.", valid=NON_NEGATIVE
+    )
+    weight_decay: float = _field(1e-6, "Weight decay.", valid=NON_NEGATIVE)
     optimizer: str = _field("lars", "Optimizer.", ("lars", "momentum", "adam"))
     momentum: float = _field(0.9, "Momentum for lars and momentum optimizers.")
     lr_schedule: str = _field(
@@ -200,17 +144,20 @@ class Config:
         "Learning-rate schedule: linear warmup + cosine decay, or constant.",
         ("cosine", "constant"),
     )
-    batch_norm_decay: float = _field(0.9, "Batch norm moving-average decay.")
+    batch_norm_decay: float = _field(0.9, "Batch norm moving-average decay.", valid=BELOW_ONE)
     bn_recalibration_batches: int = _field(
         0,
         "After training, re-estimate batch-norm statistics on this many "
         "eval_batch_size batches of clean train images (0 = keep the "
         "training averages, e.g. of Mean Teacher's noisy inputs).",
+        valid=NON_NEGATIVE,
     )
     global_bn: bool = _field(True, "Synchronise batch norm statistics across replicas.")
     checkpoint_epochs: float = _field(1, "Epochs between checkpoints and summaries.")
-    checkpoint_steps: int = _field(0, "Steps between checkpoints; overrides checkpoint_epochs.")
-    keep_checkpoint_max: int = _field(5, "Checkpoints kept.")
+    checkpoint_steps: int = _field(
+        0, "Steps between checkpoints; overrides checkpoint_epochs.", valid=NON_NEGATIVE
+    )
+    keep_checkpoint_max: int = _field(5, "Checkpoints kept.", valid=POSITIVE)
     skip_nonfinite_steps: bool = _field(
         False, "Skip steps with a NaN/Inf loss instead of stopping."
     )
@@ -220,20 +167,24 @@ class Config:
         "auto", "Network; auto = the method's usual one.", ("auto", "resnet", "convlarge", "mlp")
     )
     resnet_depth: int = _field(18, "ResNet depth.", ("18", "34", "50", "101", "152", "200"))
-    width_multiplier: float = _field(0.25, "ResNet width multiplier (1 = 64 channels in the stem).")
-    sk_ratio: float = _field(0.0, "Selective-kernel ratio; > 0 enables SK (SimCLRv2 uses 0.0625).")
-    se_ratio: float = _field(0.0, "Squeeze-excitation ratio; > 0 enables SE.")
+    width_multiplier: float = _field(
+        0.25, "ResNet width multiplier (1 = 64 channels in the stem).", valid=POSITIVE
+    )
+    sk_ratio: float = _field(
+        0.0, "Selective-kernel ratio; > 0 enables SK (SimCLRv2 uses 0.0625).", valid=NON_NEGATIVE
+    )
+    se_ratio: float = _field(0.0, "Squeeze-excitation ratio; > 0 enables SE.", valid=NON_NEGATIVE)
 
     # --- SimCLR ---
-    temperature: float = _field(0.2, "NT-Xent temperature.")
+    temperature: float = _field(0.2, "NT-Xent temperature.", valid=POSITIVE)
     hidden_norm: bool = _field(True, "L2-normalise projections before NT-Xent.")
     proj_head_mode: str = _field("nonlinear", "Projection head.", ("none", "linear", "nonlinear"))
-    proj_out_dim: int = _field(128, "Projection output size.")
-    num_proj_layers: int = _field(3, "Layers in the nonlinear projection head.")
+    proj_out_dim: int = _field(128, "Projection output size.", valid=POSITIVE)
+    num_proj_layers: int = _field(3, "Layers in the nonlinear projection head.", valid=POSITIVE)
     ft_proj_selector: int = _field(0, "Projection layers kept for fine-tuning (0 = none).")
     color_jitter_strength: float = _field(0.5, "Colour jitter strength s.")
     crop_min_area: float = _field(
-        0.3, "Smallest crop area fraction in random resized crops (official: 0.08)."
+        0.3, "Smallest crop area fraction in random resized crops (official: 0.08).", valid=FRACTION
     )
     use_flip: bool = _field(
         False, "Random horizontal flips in training augmentation (official: on; off for digits)."
@@ -243,12 +194,16 @@ class Config:
 
     # --- fine-tune / distill ---
     checkpoint: str = _field("", "Checkpoint to start from: a model_dir or a checkpoint prefix.")
-    fine_tune_after_block: int = _field(-1, "Freeze up to this block (-1 none, 4 = linear eval).")
+    fine_tune_after_block: int = _field(
+        -1,
+        "Freeze up to this block (-1 none, 4 = linear eval).",
+        valid=(lambda v: -1 <= v <= 4, "must be -1..4"),
+    )
     zero_init_logits_layer: bool = _field(False, "Zero-initialise the supervised head.")
     teacher: str = _field("", "Distill: teacher model_dir, checkpoint prefix or SavedModel.")
     student_resnet_depth: int = _field(0, "Distill: student depth (0 = teacher's).")
     student_width_multiplier: float = _field(0.0, "Distill: student width (0 = teacher's).")
-    distill_temperature: float = _field(1.0, "Distill: softmax temperature T.")
+    distill_temperature: float = _field(1.0, "Distill: softmax temperature T.", valid=POSITIVE)
     distill_label_weight: float = _field(0.0, "Distill: weight of the labeled cross-entropy.")
 
     # --- eval / export ---
@@ -257,37 +212,47 @@ class Config:
     eval_timeout_secs: int = _field(3600, "Eval: stop waiting after this many idle seconds.")
 
     # --- Mean Teacher ---
-    ema_decay: float = _field(0.999, "Teacher EMA decay after ramp-up.")
-    ema_decay_rampup: float = _field(0.99, "Teacher EMA decay during ramp-up.")
+    ema_decay: float = _field(0.999, "Teacher EMA decay after ramp-up.", valid=PROBABILITY)
+    ema_decay_rampup: float = _field(0.99, "Teacher EMA decay during ramp-up.", valid=PROBABILITY)
     consistency: str = _field("mse", "Consistency cost between softmaxes.", ("mse", "kl"))
     consistency_weight: float = _field(
         100.0,
         "Maximum consistency weight (paper: 100 with mse; about 10 "
         "with kl). 0 = the supervised baseline.",
+        valid=NON_NEGATIVE,
     )
     consistency_rampup_steps: int = _field(5000, "Sigmoid ramp-up length in steps.")
     logit_distance_cost: float = _field(-1.0, "Cost between the two student heads; < 0 = one head.")
-    input_noise_std: float = _field(0.15, "Gaussian input noise for student and teacher.")
-    unlabeled_batch_size: int = _field(0, "Unlabeled examples per step (0 = train_batch_size).")
+    input_noise_std: float = _field(
+        0.15, "Gaussian input noise for student and teacher.", valid=NON_NEGATIVE
+    )
+    unlabeled_batch_size: int = _field(
+        0, "Unlabeled examples per step (0 = train_batch_size).", valid=NON_NEGATIVE
+    )
     unlabeled_includes_labeled: bool = _field(
         False, "Draw unlabeled batches from the whole train split."
     )
     convlarge_dropout: float = _field(
-        0.5, "Mean Teacher ConvLarge: dropout rate after each max-pool."
+        0.5, "Mean Teacher ConvLarge: dropout rate after each max-pool.", valid=BELOW_ONE
     )
     random_translate: int = _field(
         2, "Mean Teacher / Ladder: random translation in pixels (0 = none)."
     )
     random_rotate: float = _field(
-        0.0, "Mean Teacher: random rotation, uniform in +-this many degrees (0 = none)."
+        0.0,
+        "Mean Teacher: random rotation, uniform in +-this many degrees (0 = none).",
+        valid=(lambda v: 0 <= v <= 180, "must be in [0, 180] degrees"),
     )
     elastic_alpha: float = _field(
         0.0,
         "Mean Teacher: elastic distortion scale, pixels per unit of the smoothed "
         "uniform field (Simard et al. 2003; 0 = none).",
+        valid=NON_NEGATIVE,
     )
     elastic_sigma: float = _field(
-        4.0, "Mean Teacher: smoothness (Gaussian std, pixels) of the elastic distortion."
+        4.0,
+        "Mean Teacher: smoothness (Gaussian std, pixels) of the elastic distortion.",
+        valid=POSITIVE,
     )
     translate_fill: str = _field(
         "reflect",
@@ -297,13 +262,18 @@ class Config:
     )
 
     # --- Ladder ---
-    ladder_noise_std: float = _field(0.3, "Ladder: corruption noise at every layer.")
+    ladder_noise_std: float = _field(
+        0.3, "Ladder: corruption noise at every layer.", valid=NON_NEGATIVE
+    )
     denoising_costs: str = _field(
         "1000,10,0.1,0.1,0.1,0.1,0.1",
         "Ladder: cost per layer, input first (all 0: "
         "the supervised baseline; gamma: the last value, default 1).",
+        valid=NUMBER_LIST,
     )
-    ladder_hidden_sizes: str = _field("1000,500,250,250,250", "Ladder MLP hidden layer sizes.")
+    ladder_hidden_sizes: str = _field(
+        "1000,500,250,250,250", "Ladder MLP hidden layer sizes.", valid=NUMBER_LIST
+    )
     ladder_model: str = _field(
         "full",
         "Ladder: full MLP ladder, or the conv Gamma-model (top layer only).",
@@ -312,11 +282,12 @@ class Config:
 
     # --- SS-VAE ---
     ssvae_model: str = _field("m2", "SS-VAE model.", ("m1", "m2", "m1m2"))
-    ssvae_latent_dim: int = _field(50, "SS-VAE latent size.")
+    ssvae_latent_dim: int = _field(50, "SS-VAE latent size.", valid=POSITIVE)
     ssvae_hidden_sizes: str = _field(
         "",
         "SS-VAE hidden layer sizes of every MLP; empty = m1: 500,500; m2 and "
         "M1+M2's M2: 500 (the authors' 100-label M1+M2 used 300).",
+        valid=NUMBER_LIST,
     )
     ssvae_activation: str = _field(
         "softplus", "SS-VAE hidden activation (a Keras activation name)."
@@ -335,6 +306,7 @@ class Config:
         0.0,
         "M1: raise the KL weight linearly from 0 to 1 over these epochs "
         "(Sonderby et al. 2016; 0 = the paper's plain bound).",
+        valid=NON_NEGATIVE,
     )
     ssvae_labels_only: bool = _field(
         False, "SS-VAE: train only q(y|x) on the labels (the supervised baseline)."
@@ -345,20 +317,19 @@ class Config:
     )
 
     # --- compare ---
-    label_fractions: str = _field("0.01,0.1,1.0", "Compare: label fractions.")
+    label_fractions: str = _field("0.01,0.1,1.0", "Compare: label fractions.", valid=NUMBER_LIST)
     methods: str = _field("supervised,simclr,simclr_distill", "Compare: methods to run.")
     budget: str = _field("small", "Compare: epoch budget.", ("tiny", "small", "full"))
 
     @classmethod
     def for_job(cls, given):
-        """A validated config from the flags the user gave; unset ones take their job's default."""
-        mode = given.get("mode", cls.mode)
-        job = (
-            (given.get("train_mode") or "pretrain")
-            if mode in ("train", "train_then_eval")
-            else mode
-        )
-        return cls(**{**JOB_DEFAULTS.get(job, {}), **given}).validate()
+        """A validated config from the flags the user gave; unset ones take their method's
+        defaults (Method.defaults)."""
+        probe = cls(**{k: v for k, v in given.items() if k in ("mode", "train_mode", "ssl_method")})
+        defaults = {}
+        if probe.job in METHODS and probe.ssl_method in SSL_METHODS:
+            defaults = lookup(probe.job, probe.ssl_method).defaults
+        return cls(**{**defaults, **given}).validate()
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
@@ -366,18 +337,10 @@ class Config:
     def to_dict(self):
         return dataclasses.asdict(self)
 
-    def to_json(self, path):
-        with open(path, "w") as f:
-            json.dump(self.to_dict(), f, indent=1, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, path, **overrides):
-        with open(path) as f:
-            values = json.load(f)
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in values.items() if k in known}
-        values.update(overrides)
-        return cls(**values)
+    def with_architecture_of(self, trained):
+        """This config with the network fields of a trained run's config (a fine-tune inherits its
+        pretrained network)."""
+        return self.replace(**{name: getattr(trained, name) for name in ARCHITECTURE_FIELDS})
 
     # --- derived values ---
     @property
@@ -389,9 +352,7 @@ class Config:
 
     @property
     def run_dir(self):
-        return self.model_dir or os.path.join(
-            "runs", f"{self.job}-{self.dataset.replace(':', '_').replace('/', '_')}"
-        )
+        return self.model_dir or os.path.join("runs", f"{self.job}-{dataset_slug(self.dataset)}")
 
     def float_list(self, name):
         try:
@@ -400,97 +361,37 @@ class Config:
             raise ConfigError(f"--{name}={getattr(self, name)!r} must be comma-separated numbers")
 
     def validate(self):
-        """Raises ConfigError naming the first bad value and how to fix it."""
+        """Raises ConfigError naming the first bad value and how to fix it. Each field's own range
+        (its `valid` metadata) holds for every job; a training method checks what it needs beyond
+        that (Method.validate_config)."""
         for f in dataclasses.fields(self):
-            choices = f.metadata.get("choices")
             value = getattr(self, f.name)
+            choices = f.metadata.get("choices")
             if choices and str(value) not in choices:
                 raise ConfigError(
                     f"--{f.name}={value} is not one of {', '.join(c for c in choices if c)}"
                 )
-        positive = (
-            "train_batch_size",
-            "eval_batch_size",
-            "steps_per_loop",
-            "proj_out_dim",
-            "keep_checkpoint_max",
-            "num_proj_layers",
-            "ssvae_latent_dim",
-        )
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"--{name}={getattr(self, name)} must be positive")
-        non_negative = (
-            "train_steps",
-            "train_epochs",
-            "eval_steps",
-            "checkpoint_steps",
-            "warmup_epochs",
-            "weight_decay",
-            "num_labels",
-            "image_size",
-            "sk_ratio",
-            "se_ratio",
-            "unlabeled_batch_size",
-            "input_noise_std",
-            "ladder_noise_std",
-            "bn_recalibration_batches",
-            "ssvae_kl_warmup_epochs",
-        )
-        for name in non_negative:
-            if getattr(self, name) < 0:
-                raise ConfigError(f"--{name}={getattr(self, name)} must not be negative")
-        if self.job in TRAIN_MODES and not (self.train_steps or self.train_epochs):
-            raise ConfigError("--train_steps and --train_epochs are both 0: set one of them")
-        if self.width_multiplier <= 0:
-            raise ConfigError(f"--width_multiplier={self.width_multiplier} must be positive")
-        if self.learning_rate <= 0:
-            raise ConfigError(f"--learning_rate={self.learning_rate} must be positive")
-        if self.temperature <= 0 or self.distill_temperature <= 0:
-            raise ConfigError("--temperature and --distill_temperature must be positive")
-        if not 0 < self.crop_min_area <= 1:
-            raise ConfigError(f"--crop_min_area={self.crop_min_area} must be in (0, 1]")
-        if not 0 < self.label_fraction <= 1:
-            raise ConfigError(
-                f"--label_fraction={self.label_fraction} must be in (0, 1], e.g. 0.01 or 0.1"
-            )
-        if not 0 <= self.batch_norm_decay < 1:
-            raise ConfigError(f"--batch_norm_decay={self.batch_norm_decay} must be in [0, 1)")
-        if not -1 <= self.fine_tune_after_block <= 4:
-            raise ConfigError(f"--fine_tune_after_block={self.fine_tune_after_block} must be -1..4")
+            predicate, requirement = f.metadata.get("valid", (None, ""))
+            if predicate and not predicate(value):
+                raise ConfigError(f"--{f.name}={value} {requirement}")
+        if self.image_size and self.image_size < 8:
+            raise ConfigError(f"--image_size={self.image_size} is too small; use at least 8 pixels")
         if self.ft_proj_selector < 0 or self.ft_proj_selector > self.num_proj_layers:
             raise ConfigError(
                 f"--ft_proj_selector={self.ft_proj_selector} must be 0..num_proj_layers"
             )
-        if self.mode in ("train", "train_then_eval") and self.train_mode == "":
-            pass  # official default train_mode is pretrain
-        if self.image_size and self.image_size < 8:
-            raise ConfigError(f"--image_size={self.image_size} is too small; use at least 8 pixels")
-        allowed = JOB_ARCHITECTURES.get(self.job)
-        if allowed and self.architecture not in allowed:
-            raise ConfigError(
-                f"--mode={self.job} builds {' or '.join(a for a in allowed if a != 'auto')}, not "
-                f"--architecture={self.architecture}"
-            )
-        if self.job == "finetune" and not self.checkpoint:
-            raise ConfigError(
-                "--mode=finetune needs --checkpoint=<pretrain model_dir or prefix>; "
-                "to train from scratch use --mode=supervised"
-            )
-        if self.job == "distill" and not self.teacher:
-            raise ConfigError("--mode=distill needs --teacher=<fine-tuned model_dir or SavedModel>")
+        for fraction in self.float_list("label_fractions"):
+            if not 0 < fraction <= 1:
+                raise ConfigError(f"--label_fractions has {fraction}: each must be in (0, 1]")
         if self.job in ("eval", "export") and not (self.checkpoint or self.model_dir):
             raise ConfigError(
                 f"--mode={self.job} needs --checkpoint=<run dir or checkpoint prefix>"
             )
-        for name in (
-            "denoising_costs",
-            "ladder_hidden_sizes",
-            "ssvae_hidden_sizes",
-            "label_fractions",
-        ):
-            self.float_list(name)
-        for fraction in self.float_list("label_fractions"):
-            if not 0 < fraction <= 1:
-                raise ConfigError(f"--label_fractions has {fraction}: each must be in (0, 1]")
+        if self.job in METHODS:
+            lookup(self.job, self.ssl_method).validate_config(self)
         return self
+
+
+def dataset_slug(dataset):
+    """A dataset name as a directory name: folder:/data/x -> folder__data_x."""
+    return dataset.replace(":", "_").replace("/", "_")

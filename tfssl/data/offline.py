@@ -128,6 +128,7 @@ def _write(name, data_dir):
         )
         for split, (images, labels) in arrays.items()
     }
+    tfds.disable_progress_bar()  # its bars would precede a one-line error on stderr
     tfds.dataset_builders.store_as_tfds_dataset(
         name=name,
         version=str(reference.version),
@@ -159,3 +160,8 @@ def prepare_all(data_dir=None):
         "offline datasets in %s: %s", data_dir or default_data_dir(), done
     )
     return done
+
+
+def prepare_data_job(cfg):
+    """--mode=prepare_data: prepares the offline datasets into --data_dir."""
+    return prepare_all(cfg.data_dir)

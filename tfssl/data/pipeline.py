@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfssl.data import subsets
-from tfssl.data.sources import load_source
+from tfssl.data.sources import SourceOptions, load_source
 from tfssl.errors import DataError
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -31,7 +31,7 @@ class DataBundle:
     def __init__(self, cfg, run_dir):
         self.cfg = cfg
         self.run_dir = run_dir
-        self.source = load_source(cfg.dataset, cfg.data_dir, cfg.skip_corrupt_images)
+        self.source = load_source(cfg.dataset, SourceOptions(cfg.data_dir, cfg.skip_corrupt_images))
         self.info = self.source.info
         self.num_train_examples = self.source.num_examples(cfg.train_split)
         if self.num_train_examples == 0:

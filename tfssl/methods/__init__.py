@@ -1,9 +1,15 @@
-"""Training methods by job name, imported on demand."""
+"""The training methods, by name. Each is one module; adding one is one line here.
+
+METHODS maps a training --mode to its Method class; --mode=pretrain takes its class from
+SSL_METHODS, by --ssl_method. Classes are imported when first asked for.
+"""
 
 import importlib
 
+from tfssl.errors import ConfigError
+
 METHODS = {
-    "pretrain": "tfssl.methods.simclr:SimCLRPretrain",
+    "pretrain": None,  # by --ssl_method, below
     "finetune": "tfssl.methods.finetune:FineTune",
     "supervised": "tfssl.methods.finetune:Supervised",
     "distill": "tfssl.methods.distill:Distill",
@@ -12,7 +18,26 @@ METHODS = {
     "ssvae": "tfssl.methods.ssvae:SSVAE",
 }
 
+#: Self-supervised pretraining objectives (--mode=pretrain --ssl_method=...).
+SSL_METHODS = {
+    "simclr": "tfssl.methods.simclr:SimCLRPretrain",
+}
 
-def method_class(job):
-    module_name, class_name = METHODS[job].split(":")
+
+def _load(path):
+    module_name, class_name = path.split(":")
     return getattr(importlib.import_module(module_name), class_name)
+
+
+def lookup(job, ssl_method="simclr"):
+    """The Method class of a training job (and pretraining objective)."""
+    if job == "pretrain":
+        if ssl_method not in SSL_METHODS:
+            raise ConfigError(f"--ssl_method={ssl_method} is not one of {', '.join(SSL_METHODS)}")
+        return _load(SSL_METHODS[ssl_method])
+    return _load(METHODS[job])
+
+
+def method_class(cfg):
+    """The Method class that trains cfg (a Config of a training job)."""
+    return lookup(cfg.job, cfg.ssl_method)

@@ -4,10 +4,14 @@ checkpoints, summaries, progress, eval and results) belongs to the shared traine
 import tensorflow as tf
 
 from tfssl.data import augment
+from tfssl.errors import ConfigError
 
 
 class Method:
     """Base class: a method builds its networks and says how one replica computes its loss.
+
+    Before anything runs, validate_config(cfg) rejects flags the method cannot train with, and
+    `defaults` fills the flags the user did not give (Config.for_job).
 
     Lifecycle, all driven by the trainer:
       build()                  inside strategy.scope(); creates self.model (the network that
@@ -28,6 +32,22 @@ class Method:
     progress_metrics = ("loss",)
     #: Whether the method trains on the labeled subset (--label_fraction / --num_labels).
     uses_label_subset = True
+    #: Its flag defaults where they differ from Config's (a flag the user gives wins).
+    defaults = {}
+    #: The --architecture values it builds ("auto": its usual network).
+    architectures = ("auto", "resnet")
+
+    @classmethod
+    def validate_config(cls, cfg):
+        """Raises ConfigError naming the first flag this method cannot train with and the fix.
+        Subclasses add their own checks to these."""
+        if not (cfg.train_steps or cfg.train_epochs):
+            raise ConfigError("--train_steps and --train_epochs are both 0: set one of them")
+        if cfg.architecture not in cls.architectures:
+            built = " or ".join(a for a in cls.architectures if a != "auto")
+            raise ConfigError(
+                f"--mode={cfg.job} builds {built}, not --architecture={cfg.architecture}"
+            )
 
     def __init__(self, cfg, data, num_replicas=1):
         self.cfg = cfg
@@ -51,6 +71,13 @@ class Method:
     def uses_unlabeled(self):
         """Whether each step also reads an unlabeled batch of unlabeled_batch_size images."""
         return False
+
+    @property
+    def unlabeled_part(self):
+        """The part of the train split that unlabeled batches come from: every image with
+        --unlabeled_includes_labeled (or when all are labeled), else the images without labels."""
+        everything = self.cfg.unlabeled_includes_labeled or not self.data.num_examples("unlabeled")
+        return "all" if everything else "unlabeled"
 
     @property
     def images_per_step(self):
@@ -104,6 +131,13 @@ class Method:
     def summary_images(self, batch):
         """Images (N, H, W, C) in [0, 1] from a training batch for TensorBoard, or None."""
         return None
+
+    def crop_flip_view(self, image, seed):
+        """Fine-tuning's augmentation: a random resized crop (--crop_min_area) and --use_flip."""
+        cfg = self.cfg
+        return augment.finetune_view(
+            image, self.data.image_size, seed, cfg.crop_min_area, cfg.use_flip
+        )
 
     # --- evaluation and export ---
     def eval_view(self, image):

@@ -10,16 +10,24 @@ labeled cross-entropy.
 import tensorflow as tf
 
 from tfssl import restore
-from tfssl.data import augment
 from tfssl.errors import ConfigError
 from tfssl.losses.supervised import accuracy, cross_entropy, distillation_loss
 from tfssl.methods.base import Method
+from tfssl.methods.finetune import LABELED_TRAINING_DEFAULTS
 from tfssl.models.factory import build_simclr_model
+from tfssl.train.checkpoints import resolve_checkpoint
 
 
 class Distill(Method):
     job = "distill"
     progress_metrics = ("loss", "distill_loss", "teacher_agreement")
+    defaults = dict(LABELED_TRAINING_DEFAULTS, train_epochs=2, checkpoint_epochs=1)
+
+    @classmethod
+    def validate_config(cls, cfg):
+        super().validate_config(cfg)
+        if not cfg.teacher:
+            raise ConfigError("--mode=distill needs --teacher=<fine-tuned model_dir or SavedModel>")
 
     def build(self):
         cfg = self.cfg
@@ -43,20 +51,20 @@ class Distill(Method):
                 "distil on the teacher's dataset"
             )
 
-    def view(self, image, seed):
-        return augment.finetune_view(
-            image, self.data.image_size, seed, self.cfg.crop_min_area, self.cfg.use_flip
-        )
-
     def train_dataset(self, input_context, start_step):
         cfg = self.cfg
         unlabeled = self.data.train_batches(
-            self.view, cfg.train_batch_size, "all", input_context, start_step
+            self.crop_flip_view, cfg.train_batch_size, "all", input_context, start_step
         )
         if not cfg.distill_label_weight:
             return unlabeled
         labeled = self.data.train_batches(
-            self.view, cfg.train_batch_size, "labeled", input_context, start_step, stream=1
+            self.crop_flip_view,
+            cfg.train_batch_size,
+            "labeled",
+            input_context,
+            start_step,
+            stream=1,
         )
         return tf.data.Dataset.zip(unlabeled, labeled)
 
@@ -87,7 +95,7 @@ class Distill(Method):
 
 def load_teacher(path, image_shape):
     """(images -> teacher logits, number of classes), from a tfssl run or an exported SavedModel."""
-    resolved = restore.resolve_checkpoint(path, "--teacher", allow_saved_model=True)
+    resolved = resolve_checkpoint(path, "--teacher", allow_saved_model=True)
     if resolved.saved_model_dir:
         loaded = tf.saved_model.load(resolved.saved_model_dir)
         teacher = lambda images: loaded.call_inference(images)["logits"]  # noqa: E731

@@ -1,13 +1,29 @@
 """Fine-tuning a pretrained SimCLR network on the labeled subset, and the supervised baseline
 (the same network and data, trained from scratch)."""
 
+import logging
+
 import tensorflow as tf
 
-from tfssl import restore
-from tfssl.data import augment
+from tfssl.errors import ConfigError
 from tfssl.losses.supervised import accuracy, cross_entropy
 from tfssl.methods.base import Method
 from tfssl.models.factory import build_simclr_model
+from tfssl.train.checkpoints import resolve_checkpoint, restore_into
+
+log = logging.getLogger("tfssl")
+
+#: Labeled training on its own: SGD with Nesterov momentum, no weight decay, no warmup, crop+flip.
+LABELED_TRAINING_DEFAULTS = dict(
+    optimizer="momentum",
+    learning_rate=0.1,
+    weight_decay=0.0,
+    warmup_epochs=0.0,
+    train_epochs=30,
+    checkpoint_epochs=10,
+    color_jitter_strength=0.0,
+    use_blur=False,
+)
 
 
 class LabeledTraining(Method):
@@ -19,14 +35,9 @@ class LabeledTraining(Method):
     def examples_per_epoch(self):
         return self.data.num_examples("labeled")
 
-    def view(self, image, seed):
-        return augment.finetune_view(
-            image, self.data.image_size, seed, self.cfg.crop_min_area, self.cfg.use_flip
-        )
-
     def train_dataset(self, input_context, start_step):
         return self.data.train_batches(
-            self.view, self.cfg.train_batch_size, "labeled", input_context, start_step
+            self.crop_flip_view, self.cfg.train_batch_size, "labeled", input_context, start_step
         )
 
     def loss(self, batch):
@@ -43,6 +54,7 @@ class Supervised(LabeledTraining):
     """The baseline: the same ResNet and linear head, randomly initialised."""
 
     job = "supervised"
+    defaults = dict(LABELED_TRAINING_DEFAULTS, weight_decay=1e-4, proj_head_mode="none")
 
     def build(self):
         self.model = build_simclr_model(
@@ -60,6 +72,16 @@ class FineTune(LabeledTraining):
     encoder up to fine_tune_after_block (4: linear evaluation, batch norm statistics included)."""
 
     job = "finetune"
+    defaults = dict(LABELED_TRAINING_DEFAULTS, ft_proj_selector=1)
+
+    @classmethod
+    def validate_config(cls, cfg):
+        super().validate_config(cfg)
+        if not cfg.checkpoint:
+            raise ConfigError(
+                "--mode=finetune needs --checkpoint=<pretrain model_dir or prefix>; "
+                "to train from scratch use --mode=supervised"
+            )
 
     def build(self):
         cfg = self.cfg
@@ -77,14 +99,9 @@ class FineTune(LabeledTraining):
             self.model.projection_head.trainable = False
 
     def initialize(self):
-        resolved = restore.resolve_checkpoint(self.cfg.checkpoint)
-        restore.restore_into(
-            {
-                "model": tf.train.Checkpoint(
-                    encoder=self.model.encoder, projection_head=self.model.projection_head
-                )
-            },
-            resolved.prefix,
-            "pretrained checkpoint",
+        resolved = resolve_checkpoint(self.cfg.checkpoint)
+        pretrained = tf.train.Checkpoint(
+            encoder=self.model.encoder, projection_head=self.model.projection_head
         )
-        restore.log.info("fine-tuning from %s", resolved.prefix)
+        restore_into({"model": pretrained}, resolved.prefix, "pretrained checkpoint")
+        log.info("fine-tuning from %s", resolved.prefix)

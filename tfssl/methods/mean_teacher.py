@@ -65,35 +65,32 @@ class TwoHeadSimCLRModel(SimCLRModel):
 class MeanTeacher(Method):
     job = "mean_teacher"
     progress_metrics = ("loss", "class_loss", "consistency_loss", "student_acc", "teacher_acc")
+    architectures = ("auto", "convlarge", "resnet")
+    # Few labeled images per step, as the reference code's runs with few labels (there 1 of 100).
+    # On MNIST with 100 labels these measured 2.53% test error (BENCHMARKS.md); MNIST's stronger
+    # perturbations are in configs/mnist_mean_teacher_100.cfg (too strong for Fashion-MNIST).
+    defaults = dict(
+        optimizer="adam",
+        learning_rate=0.003,
+        learning_rate_scaling="constant",
+        lr_schedule="cosine",
+        weight_decay=0.0,
+        warmup_epochs=0.0,
+        train_batch_size=10,
+        unlabeled_batch_size=90,
+        architecture="convlarge",
+        width_multiplier=0.25,
+        use_flip=False,
+        train_steps=15000,
+        consistency_rampup_steps=4000,
+        checkpoint_steps=1000,
+    )
 
     def build(self):
         cfg = self.cfg
-        if cfg.architecture not in ("auto", "convlarge", "resnet"):
-            raise ConfigError(
-                f"--mode=mean_teacher supports --architecture=convlarge or resnet, "
-                f"not {cfg.architecture}"
-            )
-        for name in ("ema_decay", "ema_decay_rampup"):
-            if not 0 <= getattr(cfg, name) <= 1:
-                raise ConfigError(f"--{name}={getattr(cfg, name)} must be in [0, 1]")
-        if cfg.consistency_weight < 0:
-            raise ConfigError(f"--consistency_weight={cfg.consistency_weight} must not be negative")
-        if not 0 <= cfg.convlarge_dropout < 1:
-            raise ConfigError(f"--convlarge_dropout={cfg.convlarge_dropout} must be in [0, 1)")
-        if not 0 <= cfg.random_rotate <= 180:
-            raise ConfigError(f"--random_rotate={cfg.random_rotate} must be in [0, 180] degrees")
-        if cfg.elastic_alpha < 0:
-            raise ConfigError(f"--elastic_alpha={cfg.elastic_alpha} must not be negative")
-        if cfg.elastic_sigma <= 0:
-            raise ConfigError(f"--elastic_sigma={cfg.elastic_sigma} must be positive")
         if not 0 <= cfg.random_translate < self.data.image_size:
             raise ConfigError(
                 f"--random_translate={cfg.random_translate} must be in [0, image size)"
-            )
-        if self.unlabeled_batch_size % self.num_replicas:
-            raise ConfigError(
-                f"--unlabeled_batch_size={self.unlabeled_batch_size} is not divisible by the "
-                f"{self.num_replicas} replicas"
             )
         self.student = self._network("student")
         self.model = self._network("teacher")  # the teacher: evaluated, exported
@@ -190,15 +187,10 @@ class MeanTeacher(Method):
         )
         if not self.uses_unlabeled:
             return tf.data.Dataset.zip((labeled,))
-        pool = (
-            "all"
-            if cfg.unlabeled_includes_labeled or not data.num_examples("unlabeled")
-            else "unlabeled"
-        )
         unlabeled = data.train_batches(
             self.student_and_teacher_views,
             self.unlabeled_batch_size,
-            pool,
+            self.unlabeled_part,
             input_context,
             start_step,
             stream=0,

@@ -27,13 +27,13 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tfssl import restore
 from tfssl.errors import ConfigError
 from tfssl.losses import elbo
-from tfssl.losses.supervised import accuracy
+from tfssl.losses.supervised import accuracy, cross_entropy
 from tfssl.methods.base import Method
 from tfssl.models.factory import build_by_calling
 from tfssl.models.vae import M1M2, M2, VAE
+from tfssl.train.checkpoints import resolve_checkpoint, restore_into, run_config
 from tfssl.train.rundir import read_json, write_json
 
 log = logging.getLogger("tfssl")
@@ -70,6 +70,30 @@ def hidden_sizes(cfg, model):
 class SSVAE(Method):
     job = "ssvae"
     progress_metrics = ("loss", "elbo", "unlabeled_acc", "supervised_acc")
+    architectures = ("auto", "mlp")
+    # train_batch_size is the labeled batch (M1: the only one), unlabeled_batch_size the unlabeled
+    # one; an epoch is one pass over the unlabeled images (M1: all images).
+    defaults = dict(
+        optimizer="adam",
+        learning_rate=1e-3,
+        learning_rate_scaling="constant",
+        lr_schedule="constant",
+        weight_decay=0.0,
+        warmup_epochs=0.0,
+        train_batch_size=100,
+        unlabeled_batch_size=100,
+        architecture="mlp",
+        train_epochs=50,
+        checkpoint_epochs=5,
+    )
+
+    @classmethod
+    def validate_config(cls, cfg):
+        super().validate_config(cfg)
+        if cfg.ssvae_model == "m1m2" and not cfg.m1_checkpoint:
+            raise ConfigError(
+                "--ssvae_model=m1m2 needs --m1_checkpoint=<model_dir of an --ssvae_model=m1 run>"
+            )
 
     @property
     def kind(self):
@@ -82,10 +106,6 @@ class SSVAE(Method):
     @property
     def uses_label_subset(self):
         return self.kind != "m1"
-
-    @property
-    def unlabeled_part(self):
-        return "all" if self.cfg.unlabeled_includes_labeled else "unlabeled"
 
     @property
     def uses_unlabeled(self):
@@ -144,12 +164,8 @@ class SSVAE(Method):
                     "inactive units; evaluate it with that version, or train it again"
                 )
             return setup["m1"], setup["active_units"]
-        if not self.cfg.m1_checkpoint:
-            raise ConfigError(
-                "--ssvae_model=m1m2 needs --m1_checkpoint=<model_dir of an --ssvae_model=m1 run>"
-            )
-        resolved = restore.resolve_checkpoint(self.cfg.m1_checkpoint, "--m1_checkpoint")
-        m1_cfg, job = restore.run_config(resolved.run_dir, "--m1_checkpoint")
+        resolved = resolve_checkpoint(self.cfg.m1_checkpoint, "--m1_checkpoint")
+        m1_cfg, job = run_config(resolved.run_dir, "--m1_checkpoint")
         if job != "ssvae" or m1_cfg.ssvae_model != "m1":
             raise ConfigError(
                 f"--m1_checkpoint={self.cfg.m1_checkpoint} holds a {job} run "
@@ -157,7 +173,7 @@ class SSVAE(Method):
             )
         config = vae_config(m1_cfg, self.data.image_shape)
         m1 = build_by_calling(VAE(**config), self.data.image_shape)
-        restore.restore_into({"model": m1}, resolved.prefix, "M1 checkpoint")
+        restore_into({"model": m1}, resolved.prefix, "M1 checkpoint")
         active_units = self.active_units(m1)
         log.info(
             "M1 %s: %d of %d latent units active", resolved.prefix, len(active_units), m1.latent_dim
@@ -186,8 +202,8 @@ class SSVAE(Method):
     def initialize(self):
         """M1+M2, fresh start: M1's weights from --m1_checkpoint."""
         if self.kind == "m1m2":
-            resolved = restore.resolve_checkpoint(self.cfg.m1_checkpoint, "--m1_checkpoint")
-            restore.restore_into({"model": self.model.m1}, resolved.prefix, "M1 checkpoint")
+            resolved = resolve_checkpoint(self.cfg.m1_checkpoint, "--m1_checkpoint")
+            restore_into({"model": self.model.m1}, resolved.prefix, "M1 checkpoint")
 
     def setup_training(self):
         """M1+M2: M1's codes of the train split, once (M1 is frozen and its inputs are not
@@ -311,9 +327,7 @@ class SSVAE(Method):
     def _labels_only_loss(self, images, labels):
         x, _ = self.inputs(images)
         logits = self.m2.classify(x)
-        loss = tf.reduce_mean(
-            tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(labels, tf.int32), logits)
-        )
+        loss = cross_entropy(labels, logits)
         return loss, {"classification_loss": loss, "supervised_acc": accuracy(labels, logits)}
 
     def _m2_loss(self, labeled, unlabeled):

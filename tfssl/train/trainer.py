@@ -16,8 +16,8 @@ import time
 import keras
 import tensorflow as tf
 
-from tfssl.errors import CheckpointError, ConfigError, NonFiniteLossError
-from tfssl.train import distribute, optim
+from tfssl.errors import ConfigError, NonFiniteLossError
+from tfssl.train import checkpoints, distribute, optim
 from tfssl.train.batch_norm import batch_norm_layers, recalibrate_batch_norm
 from tfssl.train.evaluate import evaluate_all, metrics_text
 from tfssl.train.progress import Progress, Summaries
@@ -51,6 +51,11 @@ class Trainer:
         self.run_dir = RunDirectory(cfg.run_dir, writer=self.is_chief)
         self.run_dir.check_job(method_class.job)
         self.method = method_class(cfg, data, self.num_replicas)
+        if self.method.uses_unlabeled and self.method.unlabeled_batch_size % self.num_replicas:
+            raise ConfigError(
+                f"--unlabeled_batch_size={self.method.unlabeled_batch_size} is not divisible by "
+                f"the {self.num_replicas} replicas"
+            )
         self.total_steps = total_train_steps(cfg, self.method.examples_per_epoch)
         self.checkpoint_every = checkpoint_interval(cfg, self.method.examples_per_epoch)
         self.loss_scaling = cfg.precision == "mixed_float16"
@@ -158,7 +163,9 @@ class Trainer:
             reduced["nonfinite_steps"] = tf.minimum(reduced["nonfinite_steps"], 1.0)
         return reduced
 
-    def _make_train_loop(self):
+    def make_train_loop(self):
+        """The compiled loop fit() runs: train_loop(iterator, num_steps) -> (summed metrics, steps
+        run). --mode=benchmark times it on a fixed batch."""
         stop_on_nonfinite = not self.cfg.skip_nonfinite_steps
 
         def train_loop(iterator, num_steps):
@@ -194,14 +201,14 @@ class Trainer:
     def _restore_or_initialize(self):
         latest = tf.train.latest_checkpoint(self.run_dir.path)
         if latest:
-            try:
-                self.checkpoint.restore(latest).assert_existing_objects_matched()
-            except (AssertionError, ValueError, tf.errors.OpError) as e:
-                raise CheckpointError(
-                    f"checkpoint {latest} does not fit this model "
-                    f"({str(e).splitlines()[0][:200]}); "
-                    "use the flags it was trained with or a new --model_dir"
-                ) from None
+            checkpoints.restore(
+                self.checkpoint,
+                latest,
+                "checkpoint",
+                "this model",
+                "use the flags it was trained with or a new --model_dir",
+                partial=False,
+            )
             log.info("resumed from %s at step %d", latest, int(self.step.numpy()))
         else:
             self.method.initialize()
@@ -255,7 +262,7 @@ class Trainer:
                 lambda ctx: self.method.train_dataset(ctx, start_step)
             )
             iterator = iter(dataset)
-            train_loop = self._make_train_loop()
+            train_loop = self.make_train_loop()
             step = start_step
             while step < self.total_steps:
                 loop_start = time.time()

@@ -1,6 +1,6 @@
 """Runs one benchmark command and records what it measured, for BENCHMARKS.md.
 
-    python benchmarks/record.py NAME [OPTIONS] -- python run.py --mode=... --model_dir=runs/bench/NAME
+    python benchmarks/record.py NAME [OPTIONS] -- python run.py --model_dir=runs/bench/NAME ...
 
 While it runs, its stderr (the progress lines) is appended to benchmarks/logs/NAME.log. Then it
 writes benchmarks/results/NAME.json with the exact command, the code's commit, the date, the machine

@@ -160,6 +160,12 @@ def gap(key, target, label, budget=60, plus=None):
     )
 
 
+def span(*keys):
+    """The lowest and the highest test error of some runs: "a% to b%"."""
+    errors = sorted(100 * (1 - top1(k)) for k in keys)
+    return f"{errors[0]:.2f}% to {errors[-1]:.2f}%"
+
+
 def seeds(label, *keys):
     """The test errors of one recipe run with several seeds, and their mean."""
     errors = [100 * (1 - top1(k)) for k in keys if k in R]

@@ -1,6 +1,6 @@
 """Runs one benchmark command and records what it measured, for BENCHMARKS.md.
 
-    python benchmarks/record.py NAME -- python run.py --mode=... --model_dir=runs/bench/NAME ...
+    python benchmarks/record.py NAME [OPTIONS] -- python run.py --model_dir=runs/bench/NAME ...
 
 While it runs, its stderr (the progress lines) is appended to benchmarks/logs/NAME.log. Then it
 writes benchmarks/results/NAME.json with the exact command, the code's commit, the date, the machine
@@ -8,9 +8,20 @@ writes benchmarks/results/NAME.json with the exact command, the code's commit, t
 what the command produced: the run's result.json (read from its --model_dir) and any JSON lines it
 printed (--mode=benchmark). A rerun after a failed attempt (which resumes from its checkpoints)
 keeps that attempt under earlier_attempts, and wall_time_s counts every attempt.
-benchmarks/make_report.py turns these files into BENCHMARKS.md.
+
+The options before `--` say where the run goes in the report, and are written into the record:
+  --section=ID         the BENCHMARKS.md section (an id such as mean_teacher; a new id makes a new
+                       section, rendered from its records alone until the template gives it prose)
+  --label=TEXT         the run's row text in its table
+  --table=ID           the table within the section (default: runs)
+  --order=N            the row's rank in its table (default: after the ranked rows, by date)
+  --cell=COLUMN=TEXT   a further text cell of the row (the same-pass table's precision column)
+A rerun that leaves them out keeps those of the failed attempt it resumes. Edit the JSON to move or
+relabel a run later. benchmarks/make_report.py renders these files through
+benchmarks/BENCHMARKS.template.md into BENCHMARKS.md.
 """
 
+import argparse
 import datetime
 import json
 import os
@@ -21,6 +32,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REPORT_FIELDS = ("section", "table", "label", "order", "cells")  # where the run goes in the report
 
 
 def cpu_times():
@@ -80,10 +92,36 @@ def earlier_attempts(name):
     return before + [last]
 
 
+def report_fields(name, options):
+    """The record's place in the report: the options given, else those of its failed attempt."""
+    parser = argparse.ArgumentParser(prog=f"record.py {name}")
+    parser.add_argument("--section")
+    parser.add_argument("--table")
+    parser.add_argument("--label")
+    parser.add_argument("--order", type=int)
+    parser.add_argument("--cell", action="append", default=[], metavar="COLUMN=TEXT")
+    args = parser.parse_args(options)
+    path = os.path.join(HERE, "results", f"{name}.json")
+    fields = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            previous = json.load(f)
+        fields = {k: previous[k] for k in REPORT_FIELDS if k in previous}
+    given = {k: getattr(args, k) for k in ("section", "table", "label", "order")}
+    fields.update({k: v for k, v in given.items() if v is not None})
+    if args.cell:
+        fields["cells"] = dict(cell.split("=", 1) for cell in args.cell)
+    return {k: fields[k] for k in REPORT_FIELDS if k in fields}
+
+
 def main(argv):
-    if len(argv) < 4 or argv[2] != "--":
+    if "--" not in argv[2:] or len(argv) < 4 or argv[1].startswith("-"):
         sys.exit(__doc__)
-    name, command = argv[1], argv[3:]
+    dash = argv.index("--", 2)
+    name, command = argv[1], argv[dash + 1 :]
+    if not command:
+        sys.exit(__doc__)
+    place = report_fields(name, argv[2:dash])
     commit = git_commit()  # before the run: the checkout may move while it runs
     total_0, steal_0 = cpu_times()
     load_before = os.getloadavg()[0]
@@ -106,6 +144,7 @@ def main(argv):
     total_1, steal_1 = cpu_times()
     record = {
         "name": name,
+        **place,
         "command": shlex.join(command),
         "commit": commit,
         "date": datetime.datetime.now().isoformat(timespec="seconds"),

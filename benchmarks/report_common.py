@@ -1,64 +1,261 @@
-"""Helpers shared by the report's sections: records, and how their numbers are printed."""
+"""The names that the directives of benchmarks/BENCHMARKS.template.md use (make_report.py renders
+it): the records, a run's values and table cells, comparisons between runs, tables and lists.
 
+A record key is the record's path under benchmarks/results/ without .json: its name, or
+amd_epyc/NAME for the earlier machine's. A directive that reads a record marks its (section,
+table) as shown; rec() raises NotMeasured for a run with no successful record.
+"""
+
+import fnmatch
 import glob
 import json
 import os
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, "results")
+R = {}  # record key (its path under results/, without .json) -> record, exit code 0 only
+SHOWN = set()  # the (section, table) pairs that a directive showed or hid
 
 
-def load_records(directory=os.path.join(HERE, "results")):
-    records = {}
-    for path in sorted(glob.glob(os.path.join(directory, "*.json"))):
+class NotMeasured(KeyError):
+    pass
+
+
+def load():
+    for path in sorted(glob.glob(os.path.join(RESULTS, "**", "*.json"), recursive=True)):
         with open(path) as f:
             record = json.load(f)
         if record.get("exit_code") == 0:
-            records[record["name"]] = record
-    return records
+            R[os.path.relpath(path, RESULTS)[: -len(".json")]] = record
 
 
-def minutes(seconds):
-    return f"{seconds / 60:.1f} min"
+def place(r):
+    return r.get("section", "other"), r.get("table", "runs")
 
 
-def top1(record):
-    return record["result"]["eval"]["top_1_accuracy"]
+def rec(key):
+    if key not in R:
+        raise NotMeasured(key)
+    SHOWN.add(place(R[key]))
+    return R[key]
 
 
-def error_percent(record):
-    return 100 * (1 - top1(record))
-
-
-def printed(record, figure):
-    return next(line for line in record["printed_json"] if line.get("figure") == figure)
-
-
-def command_lines(records, names):
-    lines = [
-        "Commands (run from the repository root; `benchmarks/queue.txt` lists them all):",
-        "",
-        "```",
-    ]
-    lines += [records[n]["command"] for n in names if n in records]
-    return lines + ["```", ""]
-
-
-def cores_used(record):
-    """The cores the run could use (fewer than the machine's when it was pinned with taskset)."""
-    return record["machine"].get("cores_allowed", record["machine"]["cores"])
-
-
-def machine_name(record):
-    """A short CPU name for a table cell."""
-    machine = record["machine"]
-    name = (
-        "Xeon (Sapphire Rapids)" if machine["cpu"].startswith("Intel(R) Xeon") else machine["cpu"]
+def rows(section, *tables):
+    """The keys of a section's records in the given tables ("runs" by default), in order: by
+    table, then by `order` (runs without one last), then by date."""
+    tables = tables or ("runs",)
+    SHOWN.update((section, t) for t in tables)
+    keys = [k for k, r in R.items() if place(r)[0] == section and place(r)[1] in tables]
+    rank = {k: (tables.index(place(R[k])[1]), R[k].get("order")) for k in keys}
+    return sorted(
+        keys, key=lambda k: (rank[k][0], rank[k][1] is None, rank[k][1] or 0, R[k]["date"])
     )
-    if machine.get("avx512") is False:
-        name += " (AVX2, no AVX-512)"
-    allowed = cores_used(record)
+
+
+def hide(*specs):
+    """Marks sections ("id") and tables ("id/table") that no table shows, on purpose."""
+    for section, _, table in (spec.partition("/") for spec in specs):
+        SHOWN.update(p for p in map(place, R.values()) if p[0] == section and table in ("", p[1]))
+    return ""
+
+
+# A run's values (key: a record key).
+def result(key):
+    return rec(key)["result"]
+
+
+def top1(key):
+    return result(key)["eval"]["top_1_accuracy"]
+
+
+def fig(key, figure="pretrain_step"):
+    """A JSON line the command printed ("pretrain_step" also finds "pytorch_pretrain_step")."""
+    return next(p for p in rec(key)["printed_json"] if p.get("figure", "").endswith(figure))
+
+
+def flag(key, name):
+    """The last --name=value of the run's command, or None."""
+    values = [w.split("=", 1)[1] for w in rec(key)["command"].split() if w.startswith(f"--{name}=")]
+    return values[-1] if values else None
+
+
+def cores(key):
+    """The cores the run could use (fewer than the machine's when pinned with taskset)."""
+    return rec(key)["machine"].get("cores_allowed", rec(key)["machine"]["cores"])
+
+
+def machine(key):
+    m, n = rec(key)["machine"], cores(key)
+    name = "Xeon (Sapphire Rapids)" if m["cpu"].startswith("Intel(R) Xeon") else m["cpu"]
+    name += " (AVX2, no AVX-512)" if m.get("avx512") is False else ""
+    return name if n == m["cores"] else f"{name}, pinned to {n} of {m['cores']} cores"
+
+
+def score(key):
+    """The test top-1 and test error cells (M1, which has no classifier: its test ELBO)."""
+    ev = result(key)["eval"]
+    if "top_1_accuracy" in ev:
+        return [f"{100 * top1(key):.2f}%", f"{100 * (1 - top1(key)):.2f}%"]
+    return [f"test ELBO {ev['elbo']:.1f} nats" if "elbo" in ev else "", ""]
+
+
+# Cells of a run's row, by name (grid() takes them as columns).
+CELLS = {
+    "label": lambda k: rec(k).get("label", k).replace("|", "\\|"),
+    "acc": lambda k: score(k)[0],
+    "err": lambda k: score(k)[1],
+    "train": lambda k: f"{result(k)['train_wall_time_s'] / 60:.1f} min",
+    "wall": lambda k: f"{rec(k)['wall_time_s'] / 60:.1f} min",
+    "steps": lambda k: result(k)["global_step"],
+    "machine": machine,
+    "date": lambda k: rec(k)["date"][:10],
+    "finished": lambda k: rec(k)["date"][:16].replace("T", " "),
+    "split": lambda k: f"`{result(k)['eval_split']}`",
+    "precision": lambda k: rec(k).get("cells", {}).get("precision", fig(k).get("precision")),
+    "images": lambda k: fig(k)["images_per_s"],
+    "step_time": lambda k: f"{fig(k)['step_time_s']} s",
+    "rss": lambda k: f"{fig(k)['peak_rss_gib']} GiB",
+}
+RUN_TABLE = (  # header, cell, header, cell, ...
+    *("run", CELLS["label"], "test top-1", CELLS["acc"], "test error", CELLS["err"]),
+    *("training wall time", CELLS["train"], "whole command wall time", CELLS["wall"]),
+    *("steps", CELLS["steps"], "machine", machine, "date", CELLS["date"]),
+)
+BRIEF_TABLE = RUN_TABLE[:2] + RUN_TABLE[8:10] + RUN_TABLE[12:]  # run, wall time, machine, date
+
+
+# Comparisons.
+def verdict(value, limit):
+    return "meets it" if value <= limit else f"short by {value - limit:.2f} points"
+
+
+def before(key, plus):
+    """The run that the run's --plus flag names (M1 for M1+M2, by --m1_checkpoint), or None."""
+    value = flag(key, plus) if plus else None
+    return os.path.basename(value.rstrip("/")) if value else None
+
+
+def total(key, plus=None):
+    """The whole command's minutes, with those of the run before it when plus names its flag."""
+    first = before(key, plus)
+    return (rec(key)["wall_time_s"] + (rec(first)["wall_time_s"] if first else 0)) / 60
+
+
+def best(pattern, exclude="", budget=None, plus=None):
+    """The most accurate run whose key matches pattern (not exclude), within budget minutes."""
+    keys = [k for k in R if fnmatch.fnmatch(k, pattern) and not fnmatch.fnmatch(k, exclude)]
+    if budget is not None:  # (runs whose run before was not recorded are left out)
+        keys = [k for k in keys if (before(k, plus) or k) in R and total(k, plus) <= budget]
+    return max(keys, key=top1) if keys else None
+
+
+def gap(key, target, label, budget=60, plus=None):
+    """A run's test error and wall time against a target error and a time budget."""
+    error, spent, first, n = 100 * (1 - top1(key)), total(key, plus), before(key, plus), cores(key)
+    over = "within" if spent <= budget else f"{spent - budget:.0f} min over"
     return (
-        name
-        if allowed == machine["cores"]
-        else f"{name}, pinned to {allowed} of {machine['cores']} cores"
+        f"{label}: `{key}` {error:.2f}% test error against {target}%: {verdict(error, target)}; "
+        f"{spent:.0f} min{f' with `{first}`' if first else ''} on {n} core{'s' * (n > 1)}, "
+        f"{over} the {budget}-min budget."
     )
+
+
+def span(*keys):
+    """The lowest and the highest test error of some runs: "a% to b%"."""
+    errors = sorted(100 * (1 - top1(k)) for k in keys)
+    return f"{errors[0]:.2f}% to {errors[-1]:.2f}%"
+
+
+def seeds(label, *keys):
+    """The test errors of one recipe run with several seeds, and their mean."""
+    errors = [100 * (1 - top1(k)) for k in keys if k in R]
+    listed, mean = ", ".join(f"{e:.2f}%" for e in errors), sum(errors) / max(len(errors), 1)
+    return f"{label} with {len(errors)} seeds: {listed} (mean {mean:.2f}%)." if errors[1:] else ""
+
+
+# Tables and lists.
+def grid(keys, *columns):
+    """A table with a row per run; columns alternate a header and a cell function."""
+    heads, cells = columns[::2], columns[1::2]
+    lines = ["| " + " | ".join(heads) + " |", "|---" * len(heads) + "|"]
+    for k in keys:
+        lines.append("|" + "".join(f" {c} |" if c != "" else " |" for c in (f(k) for f in cells)))
+    return "\n".join(lines)
+
+
+def profile(section, table, part):
+    """benchmarks/profile_step.py's figures, a column per run: "ops" (the self time of each op
+    type among each run's ten slowest) or "memory" (the tensors alive at the allocator's peak)."""
+    found = [(fig(k, "step_profile"), CELLS["label"](k)) for k in rows(section, table)]
+    head = ["op type" if part == "ops" else "made by"] + [label for _, label in found]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    if part == "ops":
+        seconds = {}
+        for p, _ in found:
+            for op, time_s, _ in p["top_ops"][:10]:
+                seconds[op] = max(seconds.get(op, 0.0), time_s)
+        for op in sorted(seconds, key=seconds.get, reverse=True):
+            entries = [next((e for e in p["top_ops"] if e[0] == op), None) for p, _ in found]
+            lines.append([op] + [f"{e[1]:.3f} s ({e[2]:.0f}%)" if e else "" for e in entries])
+        lines.append(["step time (profiled)"] + [f"{p['step_time_s']:.3f} s" for p, _ in found])
+    else:
+        for kind, _ in found[0][0]["live_at_peak_gib"][:8]:
+            sizes = [dict(p["live_at_peak_gib"]).get(kind) for p, _ in found]
+            lines.append([kind] + [f"{s:.3f}" if s is not None else "" for s in sizes])
+        lines.append(
+            ["all (allocator peak)"] + [f"{p['allocator_peak_gib']:.3f}" for p, _ in found]
+        )
+    return "\n".join(x if isinstance(x, str) else "| " + " | ".join(x) + " |" for x in lines)
+
+
+def commands(section, *tables):
+    listed = [R[k]["command"] for k in rows(section, *tables)]
+    head = "Commands (run from the repository root; `benchmarks/queue.txt` lists them all):"
+    return "\n".join([head, "", "```", *listed, "```"])
+
+
+def reports(section, table="reports"):
+    """The report.md table and plots of each --mode=compare run, in benchmarks/reports/NAME/."""
+    out = []
+    for k in rows(section, table):
+        folder = f"benchmarks/reports/{R[k]['name']}"
+        with open(os.path.join(os.path.dirname(HERE), folder, "report.md")) as f:
+            found = [line for line in f.read().splitlines() if line.startswith("|")]
+        out += [
+            f"### {R[k]['label']}: {CELLS['wall'](k)} for the whole command on {cores(k)} cores, "
+            f"{machine(k)}, {CELLS['date'](k)}\n\n```\n{R[k]['command']}\n```\n",
+            *found,
+            f"\n![label efficiency]({folder}/label_efficiency.png)",
+            f"![confusion matrix of the best run]({folder}/confusion_matrix.png)",
+            f"![pretraining curves]({folder}/pretrain_curves.png)\n",
+        ]
+    return "\n".join(out)
+
+
+def machines():
+    """A line per machine (CPU, cores, versions) that made a record."""
+    line = "- {cpu}, {cores} cores; Python {python}, TensorFlow {tensorflow}, Keras {keras}."
+    return "\n".join(sorted({line.format(**r["machine"]) for r in R.values()}))
+
+
+def field(name):
+    """One field of every record, such as steal_percent."""
+    return [r[name] for r in R.values()]
+
+
+def diff(a, b):
+    """The points of test top-1 by which run a beats run b."""
+    return 100 * (top1(a) - top1(b))
+
+
+def points(x):
+    return f"{abs(x):.2f} points {'above' if x >= 0 else 'below'}"
+
+
+def bold(cell):
+    return lambda k: f"**{cell(k)}**"
+
+
+def table(section, *tables):
+    """The runs of a section's tables ("runs" by default) with their test accuracy and times."""
+    return grid(rows(section, *tables), *RUN_TABLE)

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the benchmarks listed in benchmarks/queue.txt, one at a time, through benchmarks/record.py.
-# Lines: NAME<TAB>COMMAND. A NAME whose record exists with exit code 0 is skipped, so the script resumes.
+# Lines: NAME<TAB>COMMAND[<TAB>RECORD OPTIONS], the options record.py writes into the record for the
+# report (--section=ID --label='TEXT' ...; see benchmarks/record.py). A NAME whose record exists with exit
+# code 0 is skipped, so the script resumes.
 # The file is re-read after every run, so lines can be appended while it works.
 #   bash benchmarks/run_queue.sh [QUEUE_FILE]
 # The MLPs (Ladder, SS-VAE) use two cores poorly; two queues (lines copied from queue.txt) can run side by side,
@@ -11,16 +13,16 @@ here=$(cd "$(dirname "$0")" && pwd)
 queue=${1:-$here/queue.txt}
 while true; do
   next=""
-  while IFS=$'\t' read -r name command; do
+  while IFS=$'\t' read -r name command options; do
     [[ -z "$name" || "$name" == \#* ]] && continue
     record="$here/results/$name.json"
     if [[ -f "$record" ]] && python -c "import json,sys; sys.exit(json.load(open('$record'))['exit_code'])"; then
       continue
     fi
-    next="$name"; next_command="$command"; break
+    next="$name"; next_command="$command"; next_options="${options:-}"; break
   done < "$queue"
   [[ -z "$next" ]] && break
   echo "$(date +%H:%M:%S) start $next"
-  eval "python $here/record.py $next -- $next_command"
+  eval "python $here/record.py $next $next_options -- $next_command"
 done
 echo "$(date +%H:%M:%S) queue done"

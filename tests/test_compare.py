@@ -216,7 +216,7 @@ def test_verdict_states_the_numbers():
     text = verdict(cells, {"simclr": "SimCLR fine-tuned"}, [("simclr_distill", "simclr")])
     assert text.startswith(
         "With 1% of the labels (600 images), simclr_distill reaches 98.50 ± 0.00% (2 seed(s)), "
-        "0.75 points below supervised on all labels (99.25 ± 0.35%) and 3.00 points above "
+        "0.75 points below supervised with all of the labels (99.25 ± 0.35%) and 3.00 points above "
         "supervised with the same labels (95.50 ± 0.71%)."
     )
     assert "simclr_distill is 0.40 points above SimCLR fine-tuned (98.50 ± 0.00% against " in text

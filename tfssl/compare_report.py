@@ -146,7 +146,7 @@ def verdict(cells, labels=None, pairs=()):
         if ("supervised", high) in by and high != low:
             top = by["supervised", high]
             clauses.append(
-                f"{_points(mean(best) - mean(top))} supervised on {share(high)} labels "
+                f"{_points(mean(best) - mean(top))} supervised with {share(high)} of the labels "
                 f"({_percent(top)})"
             )
         if ("supervised", low) in by:

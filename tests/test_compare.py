@@ -215,7 +215,7 @@ def test_verdict_states_the_numbers():
     ]
     text = verdict(cells, {"simclr": "SimCLR fine-tuned"}, [("simclr_distill", "simclr")])
     assert text.startswith(
-        "With 1% of the labels (600 images), simclr_distill reaches 98.50 ± 0.00% (2 seed(s)), "
+        "With 1% of the labels (600 images), simclr_distill reaches 98.50 ± 0.00% (2 seeds), "
         "0.75 points below supervised with all of the labels (99.25 ± 0.35%) and 3.00 points above "
         "supervised with the same labels (95.50 ± 0.71%)."
     )
@@ -314,7 +314,7 @@ def test_report_numbers_are_the_runs_results(comparison):
         assert cells[:5] == [row["method"], "50%", str(row["seed"]), str(row["seed"]), "32"]
         assert cells[5] == f"{100 * result['eval']['top_1_accuracy']:.2f}"
         assert cells[6] == f"{result['train_wall_time_s']:.0f} s"
-        assert cells[7] == f"{result['epochs']:.1f}" and cells[8] == str(result["global_step"])
+        assert cells[7] == f"{result['epochs']:.3g}" and cells[8] == str(result["global_step"])
     summary = _table(text, "| method | labels | labeled examples | seeds |")
     assert [c[0] for c in summary] == ["supervised", "simclr", "simclr_linear", "simclr_distill"]
     t = math.tan(math.pi * 0.475)  # t_{0.975, 1}: two seeds

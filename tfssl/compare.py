@@ -316,7 +316,8 @@ def compare(cfg):
     path = write_report(
         rows,
         comparison.root,
-        f"Label efficiency on {cfg.dataset} (budget {cfg.budget}, {cfg.seeds} seed(s))",
+        f"Label efficiency on {cfg.dataset} (budget {cfg.budget}, "
+        f"{cfg.seeds} seed{'s' if cfg.seeds > 1 else ''})",
         labels={name: spec.label for name, spec in COMPARE_METHODS.items()},
         pairs=[
             (name, other)

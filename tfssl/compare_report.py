@@ -111,6 +111,14 @@ def _joined(values):
     return "/".join("-" if v is None else str(v) for v in values)
 
 
+def _seeds(count):
+    return f"{count} seed{'s' if count > 1 else ''}"
+
+
+def _epochs(value):
+    return f"{value:.3g}"
+
+
 def _percent(cell):
     return mean_std(cell["top_1_accuracy"]) + "%"
 
@@ -140,7 +148,7 @@ def verdict(cells, labels=None, pairs=()):
         best = max(others, key=mean)
         sentence = (
             f"With {share(low)} of the labels ({_joined(best['num_labeled_examples'])} images), "
-            f"{name(best['method'])} reaches {_percent(best)} ({best['seeds']} seed(s))"
+            f"{name(best['method'])} reaches {_percent(best)} ({_seeds(best['seeds'])})"
         )
         clauses = []
         if ("supervised", high) in by and high != low:
@@ -206,7 +214,7 @@ def cells_table(cells, metrics):
             interval(c["top_1_accuracy"]),
         ]
         + [mean_std(c[m], m) for m in metrics[1:]]
-        + [f"{c['train_wall_time_s']:.0f} s", f"{c['epochs']:.1f}", _joined(c["global_step"])]
+        + [f"{c['train_wall_time_s']:.0f} s", _epochs(c["epochs"]), _joined(c["global_step"])]
         for c in cells
     ]
     return _table(header, lines)
@@ -230,7 +238,7 @@ def runs_table(rows, metrics, root):
         ]
         + [
             f"{r['train_wall_time_s']:.0f} s",
-            f"{r['epochs']:.1f}",
+            _epochs(r["epochs"]),
             r["global_step"],
             os.path.relpath(r["run_dir"], root),
         ]
@@ -259,7 +267,7 @@ def notes(rows, budget=None, shared=(), command_wall_time_s=None):
         accuracy = run["linear_eval_top_1_accuracy"]
         paragraphs.append(
             f"`{run['name']}` is shared by every seed and label fraction: one run (seed "
-            f"{run['seed']}), {run['global_step']} steps ({run['epochs']:.1f} epochs over "
+            f"{run['seed']}), {run['global_step']} steps ({_epochs(run['epochs'])} epochs over "
             f"{run['examples_per_epoch']} train images), "
             f"{run['train_wall_time_s'] / 60:.1f} min of training"
             + (

@@ -41,7 +41,10 @@ def label_efficiency(cells, path, labels=None):
             label=labels.get(method, method),
         )
     seeds = max(c["top_1_accuracy"]["n"] for c in cells)
+    fractions = sorted({c["label_fraction"] for c in cells})
     ax.set_xscale("log")
+    ax.set_xticks([100 * f for f in fractions], [f"{100 * f:g}%" for f in fractions])
+    ax.minorticks_off()
     ax.set_xlabel("labels used (% of the train split)")
     ax.set_ylabel("test top-1 accuracy (%)")
     ax.set_title(

@@ -46,8 +46,9 @@ log = logging.getLogger("tfssl")
 
 Rule = collections.namedtuple("Rule", "epochs floor ceiling")
 
-# role: {budget: Rule(epochs, floor steps, ceiling steps)}. small fits supervised + simclr (with its
-# probe) + simclr_distill at 1/10/100% of MNIST in about 50 min on 2 CPU cores (one seed).
+# role: {budget: Rule(epochs, floor steps, ceiling steps)}. small: supervised + simclr (with its
+# probe) + simclr_distill at 1/10/100% of MNIST, one seed, estimated at 50 min on 2 Xeon cores from
+# BENCHMARKS.md's step times (float32; 25 s per run for tracing and the test-set eval).
 BUDGETS = {
     "pretrain": dict(tiny=Rule(1, 2, 6), small=Rule(4, 500, 5000), full=Rule(30, 5000, 50000)),
     "labeled": dict(tiny=Rule(1, 2, 6), small=Rule(50, 200, 1500), full=Rule(100, 600, 10000)),

@@ -1,6 +1,7 @@
 """Class-balanced labeled subsets, saved to a file so every method uses the same labels."""
 
 import json
+import math
 import os
 
 import numpy as np
@@ -14,9 +15,9 @@ def choose_labeled_indices(labels, num_classes, fraction=1.0, num_labels=0, seed
     """Sorted indices of a class-balanced labeled subset.
 
     num_labels > 0 keeps num_labels / num_classes examples per class; otherwise
-    fraction < 1 keeps round(fraction * N / num_classes) per class, and
-    fraction == 1 keeps every example. Examples are drawn without replacement
-    with numpy's default_rng(seed), class by class.
+    fraction < 1 keeps round(fraction * N / num_classes) per class (an error when that is 0),
+    and fraction == 1 keeps every example. Examples are drawn without replacement with numpy's
+    default_rng(seed), class by class.
     """
     labels = np.asarray(labels)
     counts = np.bincount(labels, minlength=num_classes)
@@ -34,7 +35,13 @@ def choose_labeled_indices(labels, num_classes, fraction=1.0, num_labels=0, seed
     elif fraction >= 1.0:
         return np.arange(len(labels))
     else:
-        per_class = max(int(round(fraction * len(labels) / num_classes)), 1)
+        per_class = int(round(fraction * len(labels) / num_classes))
+        if per_class < 1:
+            smallest = math.ceil(num_classes / len(labels) * 10**4) / 10**4
+            raise ConfigError(
+                f"--label_fraction={fraction} keeps 0 labels per class of {len(labels)} images "
+                f"in {num_classes} classes; use at least {smallest:g} (1 per class) or --num_labels"
+            )
     if per_class > counts.min():
         raise ConfigError(
             f"{per_class} labels per class asked, but class {int(counts.argmin())} has only "

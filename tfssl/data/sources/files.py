@@ -107,7 +107,8 @@ class FileSource(Source):
         )
 
     def records(self, split):
-        return self._records(*self._files[split]) if self.check_split(split) is None else None
+        self.check_split(split)
+        return self._records(*self._files[split])
 
     def take(self, split, indices):
         paths, labels = self._files[split]

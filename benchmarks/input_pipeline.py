@@ -13,12 +13,15 @@ and flip, batches of --batch_size) on the dataset: images/s over --batches batch
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 
 import numpy as np
 
-import tfssl  # noqa: F401  (TensorFlow's CPU options before it loads)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout
+
+import tfssl  # noqa: E402, F401  (TensorFlow's CPU options before it loads)
 
 
 def make_folder(root, count, size, seed=0):

@@ -47,8 +47,8 @@ def test_count_slices_are_exact_nested_and_stratified():
 
 def test_quota_method_stays_within_one_of_each_share_on_skewed_classes():
     rng = np.random.default_rng(1)
-    counts = (rng.pareto(1.0, 12) * 20 + 1).astype(int)
-    for k in range(0, counts.sum() + 1, 7):
+    counts = np.minimum(rng.pareto(1.0, 12) * 20 + 1, 400).astype(int)
+    for k in np.linspace(0, counts.sum(), 25).astype(int):
         given = quota_counts(counts, k)
         assert given.sum() == k
         assert np.all(np.abs(given - k * counts / counts.sum()) < 1)
@@ -93,3 +93,19 @@ def test_tfds_slices_are_cut_by_the_same_function(mnist_data_dir):
     expected = slice_indices(labels, "test[:1%]", seed=2)
     np.testing.assert_array_equal(source.labels("test[:1%]"), labels[expected])
     assert source.num_examples("test[:1%]") == len(expected)
+
+
+def test_a_label_subset_of_a_slice_is_tied_to_its_split_seed(tmp_path):
+    from tfssl.data import subsets
+    from tfssl.data.sources import SourceOptions
+
+    images, labels = class_pattern_images(num_classes=2, per_class=8)
+    root = write_image_folder(str(tmp_path / "imgs"), images, labels)
+    run_dir = str(tmp_path / "run")
+    first = load_source(f"folder:{root}", SourceOptions(split_seed=0))
+    chosen = subsets.labeled_subset(first, "train[:50%]", 0.5, 0, 0, run_dir)
+    again = subsets.labeled_subset(first, "train[:50%]", 0.5, 0, 0, run_dir)
+    np.testing.assert_array_equal(chosen, again)
+    other = load_source(f"folder:{root}", SourceOptions(split_seed=1))
+    with pytest.raises(DataError, match="split_seed=0, not stratified, split_seed=1"):
+        subsets.labeled_subset(other, "train[:50%]", 0.5, 0, 0, run_dir)

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from tfssl.data.splits import is_slice
 from tfssl.errors import ConfigError, DataError
 
 SUBSET_FILE = "label_subset.json"
@@ -66,6 +67,8 @@ def labeled_subset(source, split, fraction, num_labels, seed, run_dir, subset_fi
         "num_labels": num_labels,
         "label_seed": seed,
     }
+    if is_slice(split):  # the slice's images depend on how slices are cut, and on the seed
+        spec["split_order"] = f"stratified, split_seed={getattr(source, 'seed', 0)}"
     saved_path = os.path.join(run_dir, SUBSET_FILE)
     if subset_file and not os.path.exists(subset_file):
         raise DataError(f"--label_subset_file={subset_file} does not exist")
@@ -81,6 +84,12 @@ def labeled_subset(source, split, fraction, num_labels, seed, run_dir, subset_fi
             raise DataError(
                 f"label subset file {path} is for {saved['dataset']}:{saved['split']}, not "
                 f"{spec['dataset']}:{split}; pass the matching --label_subset_file"
+            )
+        if saved.get("split_order") != spec.get("split_order"):
+            raise DataError(
+                f"label subset file {path} indexes {split} cut as "
+                f"{saved.get('split_order', 'contiguous slices (before stratified slices)')}, "
+                f"not {spec['split_order']}; use a new --model_dir or the same --split_seed"
             )
         if not subset_file and any(
             saved[k] != spec[k] for k in ("label_fraction", "num_labels", "label_seed")

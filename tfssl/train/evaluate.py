@@ -49,6 +49,11 @@ def positive_class(cfg, class_names):
 def evaluate(method, data, split, batch_size, max_batches=0, logits_fn=None, positive=1):
     """Accuracies, loss, count and the classification report of tfssl/train/metrics.py."""
     labels, logits = predict(method, data, split, batch_size, max_batches, logits_fn)
+    return scores(labels, logits, positive)
+
+
+def scores(labels, logits, positive=1):
+    """The metrics of `evaluate` from labels and logits."""
     if not len(labels):
         nan = float("nan")
         return {"top_1_accuracy": nan, "top_5_accuracy": nan, "loss": nan, "num_examples": 0}
@@ -95,14 +100,11 @@ def evaluate_all(method, cfg):
     if method.has_classifier():
         names = method.data.info.class_names
         positive = positive_class(cfg, names) if method.data.info.num_classes == 2 else 1
-        metrics = evaluate(
-            method,
-            method.data,
-            cfg.eval_split,
-            cfg.eval_batch_size,
-            cfg.eval_steps,
-            positive=positive,
+        labels, logits = predict(
+            method, method.data, cfg.eval_split, cfg.eval_batch_size, cfg.eval_steps
         )
+        metrics = scores(labels, logits, positive)
+        method.eval_predictions = (labels, softmax(logits.astype(np.float64)), positive)
         if method.data.info.num_classes == 2:
             metrics["positive_class"] = names[positive] if names else str(positive)
             if cfg.val_split and cfg.val_split == cfg.eval_split:

@@ -17,7 +17,7 @@ import keras
 import tensorflow as tf
 
 from tfssl.errors import ConfigError, NonFiniteLossError
-from tfssl.train import checkpoints, distribute, optim
+from tfssl.train import checkpoints, distribute, eval_figures, optim
 from tfssl.train.batch_norm import batch_norm_layers, recalibrate_batch_norm
 from tfssl.train.evaluate import confusion_text, evaluate_all, metrics_text, scalar_metrics
 from tfssl.train.progress import Progress, Summaries
@@ -348,6 +348,15 @@ class Trainer:
         )
         if self.is_chief:
             self.method.write_figures()
+            predictions = getattr(self.method, "eval_predictions", None)
+            if predictions is not None:
+                eval_figures.write(
+                    self.run_dir.path,
+                    predictions,
+                    self.method.data.info.class_names,
+                    eval_metrics,
+                    cfg.eval_split,
+                )
         data = self.method.data
         result = {
             "job": self.method.job,

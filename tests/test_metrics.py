@@ -1,5 +1,7 @@
 """Every classification metric against scikit-learn, on random scores with ties."""
 
+import os
+
 import numpy as np
 import pytest
 from sklearn import metrics as sk
@@ -81,3 +83,50 @@ def test_binary_metrics_at_a_threshold():
     assert at["accuracy"] == pytest.approx(sk.accuracy_score(labels, predicted))
     assert at["balanced_accuracy"] == pytest.approx(sk.balanced_accuracy_score(labels, predicted))
     assert at["confusion_matrix"] == sk.confusion_matrix(labels, predicted).tolist()
+
+
+def test_a_binary_run_reports_every_metric_and_the_val_threshold(tmp_path):
+    """A tiny supervised run on an npz file: result.json against scikit-learn on its own
+    predictions, and the threshold chosen on val (not test) by Youden's J."""
+    import tensorflow as tf
+
+    from tests.conftest import class_pattern_images, tiny_config
+    from tfssl import restore
+    from tfssl.data.pipeline import DataBundle
+    from tfssl.methods import method_class
+    from tfssl.train.evaluate import predict, softmax
+    from tfssl.train.trainer import Trainer
+
+    arrays = {}
+    for split, n, seed in (("train", 12, 0), ("val", 10, 1), ("test", 14, 2)):
+        images, labels = class_pattern_images(num_classes=2, per_class=n // 2, seed=seed)
+        arrays[f"{split}_images"], arrays[f"{split}_labels"] = images[..., 0], labels[:, None]
+    path = str(tmp_path / "tiny.npz")
+    np.savez(path, **arrays)
+    run_dir = str(tmp_path / "run")
+    cfg = tiny_config(
+        mode="supervised",
+        dataset=f"npz:{path}",
+        val_split="val",
+        positive_class="0",
+        model_dir=run_dir,
+        train_batch_size=8,
+    )
+    result = Trainer(
+        cfg, method_class(cfg), DataBundle(cfg, run_dir), tf.distribute.get_strategy()
+    ).fit()["eval"]
+    method, data, _, _ = restore.load_trained(run_dir)
+    labels, logits = predict(method, data, "test", 32)
+    probabilities = softmax(logits.astype(np.float64))
+    assert result["auroc"] == pytest.approx(sk.roc_auc_score(labels == 0, probabilities[:, 0]))
+    predictions = probabilities.argmax(1)
+    assert result["sensitivity"] == pytest.approx(sk.recall_score(labels, predictions, pos_label=0))
+    assert result["confusion_matrix"] == sk.confusion_matrix(labels, predictions).tolist()
+    val_labels, val_logits = predict(method, data, "val", 32)
+    val_scores = softmax(val_logits.astype(np.float64))[:, 0]
+    fpr, tpr, thresholds = sk.roc_curve(val_labels == 0, val_scores, drop_intermediate=False)
+    at = result["at_val_threshold"]
+    assert at["threshold"] == pytest.approx(thresholds[int(np.argmax(tpr - fpr))])
+    chosen = probabilities[:, 0] >= at["threshold"]
+    assert at["specificity"] == pytest.approx(sk.recall_score(labels == 0, chosen, pos_label=False))
+    assert os.path.exists(os.path.join(run_dir, "roc_curve.png"))

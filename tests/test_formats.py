@@ -158,3 +158,21 @@ def test_mixed_sizes_need_image_size_and_are_resized(tmp_path):
     batch, _ = next(iter(bundle.eval_batches(lambda image: image, 8)))
     assert batch.shape == (5, 16, 16, 1)
     np.testing.assert_allclose(batch[-1].numpy(), 200 / 255, atol=1e-6)  # a constant stays one
+
+
+def test_8_bit_formats_grayscale_and_colour(tmp_path):
+    gray = (np.arange(64).reshape(8, 8) * 4).astype(np.uint8)
+    for name in ("g.png", "g.bmp", "g.jpg"):
+        (tmp_path / "gray" / "c").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(gray).save(tmp_path / "gray" / "c" / name)
+    for name in ("c.bmp", "c.gif", "c.png"):
+        (tmp_path / "rgb" / "c").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.stack([gray] * 3, -1)).save(tmp_path / "rgb" / "c" / name)
+    for folder, channels in (("gray", 1), ("rgb", 3)):
+        source = load_source(f"folder:{tmp_path / folder}")
+        assert source.info.image_shape == (8, 8, channels) and not source.info.high_depth
+        for record in source.records("train"):
+            image = source.decode(record["encoded"]).numpy()
+            assert image.shape == (8, 8, channels) and image.dtype == np.uint8
+            lossy = record["encoded"].numpy().endswith(b".jpg")
+            np.testing.assert_allclose(image[..., 0], gray, atol=6 if lossy else 0)

@@ -125,6 +125,22 @@ def _numpy_reader(channels, high_depth, window):
     return read
 
 
+def _with_channels(image, channels):
+    """A uint8 image of any channel count (BMP and GIF decode only to their own) with 1 or 3."""
+    count = tf.shape(image)[-1]
+    if channels == 3:
+        return tf.cond(
+            count >= 3, lambda: image[..., :3], lambda: tf.image.grayscale_to_rgb(image[..., :1])
+        )
+
+    def gray():
+        return tf.saturate_cast(
+            tf.round(tf.image.rgb_to_grayscale(tf.cast(image[..., :3], tf.float32))), tf.uint8
+        )
+
+    return tf.cond(count >= 3, gray, lambda: image[..., :1])
+
+
 def decode_file(path, channels, high_depth, window=None, has_numpy_files=True):
     """A graph op: the image at `path` as uint8 (8-bit dataset) or uint16 (high bit depth)."""
     read = _numpy_reader(channels, high_depth, window)
@@ -140,7 +156,13 @@ def decode_file(path, channels, high_depth, window=None, has_numpy_files=True):
     def by_tf():
         contents = tf.io.read_file(path)
         if not high_depth:
-            return tf.io.decode_image(contents, channels=channels, expand_animations=False)
+            return tf.cond(
+                tf.strings.regex_full_match(tf.strings.lower(path), r".*\.(bmp|gif)"),
+                lambda: _with_channels(
+                    tf.io.decode_image(contents, expand_animations=False), channels
+                ),
+                lambda: tf.io.decode_image(contents, channels=channels, expand_animations=False),
+            )
         image = tf.io.decode_png(contents, channels=channels, dtype=tf.uint16)
         return map_intensity(image, window)
 

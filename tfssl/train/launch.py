@@ -28,7 +28,7 @@ def train(cfg, strategy=None):
     from tfssl.train.runtime import setup_runtime
     from tfssl.train.trainer import Trainer
 
-    strategy = strategy or make_strategy(cfg.strategy, cfg.tpu_name)
+    strategy = strategy or make_strategy(cfg.strategy, cfg.tpu_name, cfg.tpu_zone, cfg.gcp_project)
     cfg = inherit_architecture(cfg)
     setup_runtime(cfg)
     data = DataBundle(cfg, cfg.run_dir)

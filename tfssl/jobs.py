@@ -16,6 +16,7 @@ JOBS = {
     "compare": "tfssl.compare:compare",
     "benchmark": "tfssl.benchmark:benchmark",
     "prepare_data": "tfssl.data.offline:prepare_data_job",
+    "convert_checkpoint": "tfssl.convert:convert_checkpoint",
 }
 
 

@@ -263,6 +263,7 @@ def test_cifar10_pretraining_line_runs_two_steps(mnist_data_dir, tmp_path):
     assert 0 <= result["eval"]["top_1_accuracy"] <= 1
 
 
+@pytest.mark.slow
 def test_train_summary_steps_writes_window_means(gray_folder, tmp_path):
     """--train_summary_steps=3 with 4-step loops: summaries at steps 3 and 6 only, each the mean of
     its three steps (the learning rate's is known in closed form)."""

@@ -198,10 +198,13 @@ def official_head_input(resolved):
 
 
 def official_model(cfg, resolved, image_shape, what="--checkpoint", num_replicas=1):
-    """(SimCLRModel with an official checkpoint's weights, cfg with its network). The linear head
-    reads the projection layer its flags.json names, else --ft_proj_selector's."""
+    """(SimCLRModel with an official checkpoint's weights, cfg with its network, {'cifar_stem',
+    'channels', 'num_classes'}). The linear head reads the projection layer its flags.json names,
+    else --ft_proj_selector's; cfg None: the defaults."""
+    from tfssl.config import Config
     from tfssl.models.factory import CIFAR_STEM_MAX_SIZE, build_simclr_model
 
+    cfg = cfg or Config()
     network, extra = official_network(resolved.prefix)
     _check_stem(resolved.prefix, extra["cifar_stem"], image_shape[0] <= CIFAR_STEM_MAX_SIZE)
     cfg = cfg.replace(**network)

@@ -58,9 +58,10 @@ def main(argv):
         f.name: FLAGS[f.name].value for f in dataclasses.fields(Config) if FLAGS[f.name].present
     }
     try:
-        from tfssl import jobs
+        from tfssl import jobs, official_flags
 
-        jobs.run(Config.for_job(given))
+        cfg = Config.for_job(given)
+        jobs.run(cfg, notes=official_flags.notes(cfg, given))
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

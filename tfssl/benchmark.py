@@ -36,7 +36,7 @@ def time_train_step(cfg, timed_calls=5, profile_dir=None):
     from tfssl.train.runtime import setup_runtime
 
     setup_runtime(cfg)
-    strategy = make_strategy(cfg.strategy, cfg.tpu_name)
+    strategy = make_strategy(cfg.strategy, cfg.tpu_name, cfg.tpu_zone, cfg.gcp_project)
     with tempfile.TemporaryDirectory() as run_dir:
         cfg = cfg.replace(model_dir=run_dir)
         trainer = Trainer(cfg, SimCLRPretrain, DataBundle(cfg, run_dir), strategy)

@@ -8,6 +8,7 @@ import time
 import tensorflow as tf
 
 from tfssl.config import Config
+from tfssl.errors import CheckpointError
 from tfssl.methods import method_class
 from tfssl.train.checkpoints import resolve_checkpoint, restore_into, run_config
 from tfssl.train.rundir import RESULT_FILE
@@ -56,6 +57,11 @@ def load_trained(path, cfg=None, flag="--checkpoint", strategy=None, setup=True)
     from tfssl.train.runtime import setup_runtime
 
     resolved = resolve_checkpoint(path, flag)
+    if resolved.official:
+        raise CheckpointError(
+            f"{flag}={path} is an official SimCLR TF2 checkpoint; convert it first: --mode="
+            f"convert_checkpoint --checkpoint={path} --model_dir=<new dir>, then use that dir"
+        )
     trained_cfg, _ = run_config(resolved.run_dir, flag)
     run_cfg = eval_config(cfg, trained_cfg) if cfg is not None else trained_cfg
     if setup:

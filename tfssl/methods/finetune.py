@@ -9,7 +9,8 @@ from tfssl.errors import ConfigError
 from tfssl.losses.supervised import accuracy, cross_entropy
 from tfssl.methods.base import Method
 from tfssl.models.factory import build_simclr_model
-from tfssl.train.checkpoints import resolve_checkpoint, restore_into
+from tfssl.train.checkpoints import resolve_checkpoint
+from tfssl.train.warm_start import warm_start
 
 log = logging.getLogger("tfssl")
 
@@ -91,17 +92,19 @@ class FineTune(LabeledTraining):
             self.data.image_shape,
             self.num_replicas,
             fine_tune_after_block=cfg.fine_tune_after_block,
-            ft_proj_selector=cfg.ft_proj_selector,
-            num_proj_layers_kept=cfg.ft_proj_selector,
+            ft_proj_selector=cfg.proj_layers_kept,
+            num_proj_layers_kept=cfg.proj_layers_kept,
             zero_init_logits=cfg.zero_init_logits_layer,
         )
         if cfg.fine_tune_after_block >= 4:  # linear evaluation: nothing below the head learns
             self.model.projection_head.trainable = False
 
     def initialize(self):
-        resolved = resolve_checkpoint(self.cfg.checkpoint)
-        pretrained = tf.train.Checkpoint(
-            encoder=self.model.encoder, projection_head=self.model.projection_head
-        )
-        restore_into({"model": pretrained}, resolved.prefix, "pretrained checkpoint")
+        cfg = self.cfg
+        resolved = resolve_checkpoint(cfg.checkpoint)
+        restored = warm_start(self.model, resolved.prefix, resolved.official, cfg.variable_schema)
+        head = self.model.supervised_head
+        if restored.get("head_supervised") and cfg.zero_init_logits_layer:
+            for variable in head.trainable_variables:  # as the official code: zeroed after restore
+                variable.assign(tf.zeros_like(variable))
         log.info("fine-tuning from %s", resolved.prefix)

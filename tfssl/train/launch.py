@@ -2,18 +2,23 @@
 
 from tfssl.methods import method_class
 from tfssl.train.checkpoints import resolve_checkpoint, run_config
+from tfssl.train.warm_start import official_network
 
 
 def inherit_architecture(cfg):
-    """A fine-tune takes its network from --checkpoint; a distillation from --teacher (a tfssl
-    run)."""
+    """A fine-tune, or pretraining continued from --checkpoint, takes its network from that
+    checkpoint; a distillation from its teacher (--teacher, else --checkpoint). An official SimCLR
+    checkpoint gives it by its variables' shapes."""
     source = {
         "finetune": ("--checkpoint", cfg.checkpoint),
-        "distill": ("--teacher", cfg.teacher),
+        "pretrain": ("--checkpoint", cfg.checkpoint),
+        "distill": ("--teacher", cfg.teacher or cfg.checkpoint),
     }.get(cfg.job)
-    if source is None:
+    if source is None or not source[1]:
         return cfg
     resolved = resolve_checkpoint(source[1], source[0], allow_saved_model=cfg.job == "distill")
+    if resolved.official:
+        return cfg.replace(**official_network(resolved.prefix)[0])
     if resolved.saved_model_dir:
         return cfg
     trained_cfg, _ = run_config(resolved.run_dir, source[0])
@@ -28,7 +33,7 @@ def train(cfg, strategy=None):
     from tfssl.train.runtime import setup_runtime
     from tfssl.train.trainer import Trainer
 
-    strategy = strategy or make_strategy(cfg.strategy, cfg.tpu_name)
+    strategy = strategy or make_strategy(cfg.strategy, cfg.tpu_name, cfg.tpu_zone, cfg.gcp_project)
     cfg = inherit_architecture(cfg)
     setup_runtime(cfg)
     data = DataBundle(cfg, cfg.run_dir)

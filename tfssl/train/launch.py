@@ -1,5 +1,7 @@
 """Training one Config: its strategy, its inherited network, its data and the shared Trainer."""
 
+import os
+
 from tfssl.methods import method_class
 from tfssl.train.checkpoints import resolve_checkpoint, run_config
 from tfssl.train.warm_start import official_network
@@ -25,6 +27,20 @@ def inherit_architecture(cfg):
     return cfg.with_architecture_of(trained_cfg)
 
 
+def resumed_precision(cfg):
+    """The precision of the run that cfg resumes (its flags.json, when it has a checkpoint), or ""
+    for a new run."""
+    import tensorflow as tf
+
+    from tfssl.train.rundir import FLAGS_FILE, read_json
+
+    flags_file = os.path.join(cfg.run_dir, FLAGS_FILE)
+    if not (os.path.exists(flags_file) and tf.train.latest_checkpoint(cfg.run_dir)):
+        return ""
+    precision = read_json(flags_file).get("precision", "")
+    return "" if precision == "auto" else precision
+
+
 def train(cfg, strategy=None):
     """Trains cfg.job in cfg.run_dir (resuming if it holds a checkpoint) and returns its result
     dict."""
@@ -34,7 +50,6 @@ def train(cfg, strategy=None):
     from tfssl.train.trainer import Trainer
 
     strategy = strategy or make_strategy(cfg.strategy, cfg.tpu_name, cfg.tpu_zone, cfg.gcp_project)
-    cfg = inherit_architecture(cfg)
-    setup_runtime(cfg)
+    cfg = setup_runtime(inherit_architecture(cfg), run_precision=resumed_precision(cfg))
     data = DataBundle(cfg, cfg.run_dir)
     return Trainer(cfg, method_class(cfg), data, strategy).fit()

@@ -21,7 +21,8 @@ from tfssl.train import checkpoints, distribute, eval_figures, optim
 from tfssl.train.batch_norm import batch_norm_layers, recalibrate_batch_norm
 from tfssl.train.evaluate import confusion_text, evaluate_all, metrics_text, scalar_metrics
 from tfssl.train.progress import Progress, Summaries
-from tfssl.train.rundir import RunDirectory
+from tfssl.train.rundir import RunDirectory, run_key
+from tfssl.train.runtime import detect_device
 
 log = logging.getLogger("tfssl")
 
@@ -49,7 +50,7 @@ class Trainer:
             )
         self.is_chief = distribute.is_chief(strategy)
         self.run_dir = RunDirectory(cfg.run_dir, writer=self.is_chief)
-        self.run_dir.check_job(method_class.job)
+        self.run_dir.check_job(method_class.job, run_key(cfg))
         self.method = method_class(cfg, data, self.num_replicas)
         if self.method.uses_unlabeled and self.method.unlabeled_batch_size % self.num_replicas:
             raise ConfigError(
@@ -380,6 +381,10 @@ class Trainer:
             "train": train_metrics,
             "eval": eval_metrics,
             "eval_split": cfg.eval_split,
+            # The auto defaults as resolved for the device this run trained on.
+            "precision": cfg.precision,
+            "matmul_conv_grads": cfg.matmul_conv_grads,
+            "device": detect_device(cfg.strategy).name,
         }
         if before_recalibration is not None:
             result["eval_before_bn_recalibration"] = before_recalibration

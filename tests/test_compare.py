@@ -262,14 +262,19 @@ def comparison(gray_folder, tmp_path_factory):
 
 
 def _table(text, header_start):
-    """The rows of the markdown table whose header starts with header_start, as lists of cells."""
+    """The rows of the markdown table whose header starts with header_start, as dicts by header."""
     lines = text.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
+
+    def cells(line):
+        return [c.strip() for c in line.strip().strip("|").split("|")]
+
+    header = cells(lines[start])
     table = []
     for line in lines[start + 2 :]:
         if not line.startswith("| "):
             break
-        table.append([c.strip() for c in line.strip().strip("|").split("|")])
+        table.append(dict(zip(header, cells(line))))
     return table
 
 
@@ -311,24 +316,40 @@ def test_report_numbers_are_the_runs_results(comparison):
     for row, cells in zip(rows, runs):
         result = json.load(open(os.path.join(row["run_dir"], "result.json")))
         results.setdefault(row["method"], []).append(result)
-        assert cells[:5] == [row["method"], "50%", str(row["seed"]), str(row["seed"]), "32"]
-        assert cells[5] == f"{100 * result['eval']['top_1_accuracy']:.2f}"
-        assert cells[6] == f"{result['train_wall_time_s']:.0f} s"
-        assert cells[7] == f"{result['epochs']:.3g}" and cells[8] == str(result["global_step"])
+        assert [cells[k] for k in ("method", "labels", "seed", "label seed")] == [
+            row["method"],
+            "50%",
+            str(row["seed"]),
+            str(row["seed"]),
+        ]
+        assert cells["labeled examples"] == "32"
+        evaluation = result["eval"]
+        assert cells["test top-1 %"] == f"{100 * evaluation['top_1_accuracy']:.2f}"
+        assert cells["balanced acc. %"] == f"{100 * evaluation['balanced_accuracy']:.2f}"
+        assert cells["AUROC"] == f"{evaluation['auroc']:.3f}"
+        assert cells["train wall time"] == f"{result['train_wall_time_s']:.0f} s"
+        assert cells["epochs"] == f"{result['epochs']:.3g}"
+        assert cells["steps"] == str(result["global_step"])
     summary = _table(text, "| method | labels | labeled examples | seeds |")
-    assert [c[0] for c in summary] == ["supervised", "simclr", "simclr_linear", "simclr_distill"]
+    assert [c["method"] for c in summary] == [
+        "supervised",
+        "simclr",
+        "simclr_linear",
+        "simclr_distill",
+    ]
     t = math.tan(math.pi * 0.475)  # t_{0.975, 1}: two seeds
     for cells, cell in zip(summary, report["cells"]):
-        accuracies = [r["eval"]["top_1_accuracy"] for r in results[cells[0]]]
+        accuracies = [r["eval"]["top_1_accuracy"] for r in results[cells["method"]]]
         mean, std = np.mean(accuracies), np.std(accuracies, ddof=1)
         summary_json = cell["top_1_accuracy"]
         assert summary_json["mean"] == pytest.approx(mean, abs=1e-12)
         assert summary_json["std"] == pytest.approx(std, abs=1e-12)
         assert summary_json["ci_high"] == pytest.approx(mean + t * std / math.sqrt(2), abs=1e-9)
-        assert cells[3] == "2" and cells[4] == f"{100 * mean:.2f} ± {100 * std:.2f}"
+        assert cells["seeds"] == "2"
+        assert cells["test top-1 % (mean ± std)"] == f"{100 * mean:.2f} ± {100 * std:.2f}"
         low, high = 100 * (mean - t * std / math.sqrt(2)), 100 * (mean + t * std / math.sqrt(2))
-        assert cells[5] == f"[{low:.2f}, {high:.2f}]"
-        assert cells[-1] == str(STEPS[cells[0]])
+        assert cells["95% interval"] == f"[{low:.2f}, {high:.2f}]"
+        assert cells["steps"] == str(STEPS[cells["method"]])
     assert report["verdict"] in text and "With 50% of the labels (32 images)" in text
     assert re.search(r"`simclr_pretrain` is shared by every seed and label fraction: one run", text)
 

@@ -1,7 +1,7 @@
 """--mode=compare: every method at every label fraction, on the same label subsets, in one report.
 
-Runs live under model_dir/<method>/<fraction>/ (SimCLR's pretraining once under
-model_dir/simclr_pretrain/). A run whose result.json is complete is reused; an
+Runs live under model_dir/<method>/<fraction>/ (each pretraining once, under
+model_dir/<ssl_method>_pretrain/). A run whose result.json is complete is reused; an
 interrupted one resumes from its checkpoint, so rerunning the command continues
 where it stopped. Writes report.md, report.json and label_efficiency.png.
 """
@@ -16,6 +16,15 @@ from tfssl.train.rundir import RESULT_FILE, read_json, write_json
 log = logging.getLogger("tfssl")
 
 COMPARE_METHODS = ("supervised", "simclr", "simclr_distill", "mean_teacher", "ladder", "ssvae")
+COMPARE_METHODS += ("byol", "simsiam", "moco")  # each pretrained once, then fine-tuned as simclr
+# Methods that fine-tune a pretrained encoder, and the --ssl_method each pretrains (once) with.
+PRETRAINED_BY = {
+    "simclr": "simclr",
+    "simclr_distill": "simclr",
+    "byol": "byol",
+    "simsiam": "simsiam",
+    "moco": "moco",
+}
 
 # Steps per run by budget. small: MNIST, every method at 3 fractions, well under an hour on 2 CPU
 # cores.
@@ -106,8 +115,8 @@ class Comparison:
         unlabeled."""
         return {"label_fraction": fraction, "unlabeled_includes_labeled": fraction >= 1.0}
 
-    def pretrain_dir(self):
-        return os.path.join(self.root, "simclr_pretrain")
+    def pretrain_dir(self, ssl_method="simclr"):
+        return os.path.join(self.root, f"{ssl_method}_pretrain")
 
     def run_dir(self, method, fraction):
         return os.path.join(self.root, method, fraction_name(fraction))
@@ -117,8 +126,9 @@ class Comparison:
         labels = self.labels(fraction)
         if method == "supervised":
             return self.run_job("supervised", directory, **labels)
-        if method == "simclr":
-            return self.run_job("finetune", directory, checkpoint=self.pretrain_dir(), **labels)
+        if method in ("simclr", "byol", "simsiam", "moco"):
+            checkpoint = self.pretrain_dir(PRETRAINED_BY[method])
+            return self.run_job("finetune", directory, checkpoint=checkpoint, **labels)
         if method == "simclr_distill":
             self.run_method("simclr", fraction)  # the teacher: reused if already trained
             return self.run_job(
@@ -129,8 +139,10 @@ class Comparison:
         return self.run_job(method, directory, **labels)
 
     def run(self):
-        if any(m.startswith("simclr") for m in self.methods):
-            self.run_job("pretrain", self.pretrain_dir())
+        for ssl_method in dict.fromkeys(
+            PRETRAINED_BY[m] for m in self.methods if m in PRETRAINED_BY
+        ):
+            self.run_job("pretrain", self.pretrain_dir(ssl_method), ssl_method=ssl_method)
         rows = []
         for method in self.methods:
             for fraction in self.fractions:

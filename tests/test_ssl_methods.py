@@ -3,6 +3,7 @@ branches, MoCo's queue on 2 replicas, fine-tuning their encoders, and the k-NN m
 
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -273,3 +274,32 @@ def test_fine_tune_takes_the_online_encoder(gray_folder, tmp_path, ssl_method):
     )
     assert np.isfinite(result["train"]["loss"]) and result["global_step"] == 4
     linear_eval_keeps_the_pretrained_encoder(pretrain_dir, tmp_path, common)
+
+
+def test_compare_pretrains_each_objective_once_and_fine_tunes_from_it(monkeypatch, tmp_path):
+    from tfssl.compare import Comparison
+
+    calls = []
+
+    def fake_run_job(self, mode, model_dir, **flags):
+        calls.append((mode, os.path.relpath(model_dir, tmp_path), flags))
+        return {
+            "eval": {"top_1_accuracy": 0.5},
+            "train_wall_time_s": 1,
+            "epochs": 1,
+            "global_step": 1,
+        }
+
+    monkeypatch.setattr(Comparison, "run_job", fake_run_job)
+    cfg = tiny_config(
+        mode="compare",
+        model_dir=str(tmp_path),
+        methods="simclr,byol,simsiam,moco,simclr_distill",
+        label_fractions="0.1",
+    )
+    Comparison(cfg).run()
+    pretrains = [(d, f["ssl_method"]) for mode, d, f in calls if mode == "pretrain"]
+    assert pretrains == [(f"{m}_pretrain", m) for m in ("simclr", "byol", "simsiam", "moco")]
+    finetunes = {d: f["checkpoint"] for mode, d, f in calls if mode == "finetune"}
+    for method in ("simclr", "byol", "simsiam", "moco"):
+        assert finetunes[f"{method}/10pct"] == str(tmp_path / f"{method}_pretrain")

@@ -15,8 +15,10 @@ trick alive on one device; the keys are put back in order afterwards. Synchronis
 (--global_bn with --noshuffle_bn) is the paper's alternative.
 
 The query network is the checkpoint item `model`, as SimCLR's, so fine-tuning, distillation,
-eval and export take a MoCo run as they take a SimCLR run. The optimizer defaults are MoCo v2's:
-SGD with momentum, 0.03 per 256 images, weight decay 1e-4, cosine decay without warmup.
+eval and export take a MoCo run as they take a SimCLR run. The optimizer is MoCo v2's (SGD with
+momentum, weight decay 1e-4, cosine decay) at solo-learn's CIFAR rate, 0.3 per 256 images, with
+tfssl's short warmup: the paper's 0.03 is for 200 ImageNet epochs of 5000 steps each, and the
+defaults are for a few epochs of small images.
 """
 
 import logging
@@ -47,9 +49,8 @@ class MoCoPretrain(SiamesePretrain):
     progress_metrics = ("loss", "moco_loss", "contrast_acc", "supervised_acc")
     defaults = dict(
         optimizer="momentum",
-        learning_rate=0.03,
+        learning_rate=0.3,
         weight_decay=1e-4,
-        warmup_epochs=0.0,
         temperature=0.2,
         shuffle_bn=True,
         global_bn=False,

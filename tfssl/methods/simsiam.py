@@ -4,10 +4,12 @@ other view's projection, which is stop-gradiented. No negatives, no momentum enc
 Each view is its own forward pass (encoder -> projection head -> predictor, own batch-norm
 statistics), and the loss is the symmetrised negative cosine (tfssl/losses/siamese.py:
 simsiam_loss). The predictor is a bottleneck MLP (hidden width a quarter of the projection's, as
-the paper's 2048-512-2048). The optimizer defaults are the paper's: SGD with momentum, 0.05 per 256
-images, weight decay 1e-4, cosine decay without warmup; with --predictor_fixed_lr (on by default,
-as in the authors' recommended command) the predictor stays at the peak rate: its gradients are
-scaled by peak / lr(t), which for SGD with momentum is exactly a fixed rate for it.
+the paper's 2048-512-2048). The optimizer is the paper's (SGD with momentum, cosine decay) at
+solo-learn's CIFAR rate and weight decay, 0.5 per 256 images and 1e-5, with tfssl's short warmup
+(the paper's 0.05 and 1e-4 are for 100+ ImageNet epochs). With --predictor_fixed_lr (on by
+default, as in the authors' recommended command) the predictor stays at the peak rate: its
+gradients are scaled by peak / lr(t), which for SGD with momentum is exactly a fixed rate for it
+(0 at a step whose rate is 0, the first of a warmup).
 
 The online encoder and projection head are the checkpoint item `model`, as SimCLR's.
 """
@@ -23,9 +25,8 @@ class SimSiamPretrain(SiamesePretrain):
     progress_metrics = ("loss", "simsiam_loss", "supervised_acc")
     defaults = dict(
         optimizer="momentum",
-        learning_rate=0.05,
-        weight_decay=1e-4,
-        warmup_epochs=0.0,
+        learning_rate=0.5,
+        weight_decay=1e-5,
         predictor_fixed_lr=True,
     )
 

@@ -22,6 +22,8 @@ class Method:
       train_dataset(ctx, step) per-replica batches, resuming at `step`
       loss(batch)              in replica context under a GradientTape: (loss, {metric: value}),
                                the loss averaged over this replica's examples
+      adjust_gradients(...)    in replica context, before the optimizer step (e.g. SimSiam's
+                               fixed predictor rate)
       after_update()           in cross-replica context after each optimizer step (e.g. an EMA:
                                assigning a mirrored variable there updates every replica's copy)
     """

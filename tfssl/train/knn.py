@@ -124,6 +124,9 @@ def evaluate_saved_model(path, data, cfg):
     """knn_evaluate on an exported SavedModel's 'final_avg_pool' (its serve() resizes uint8
     images itself)."""
     model = tf.saved_model.load(path)
+    probe = model.serve(tf.zeros([1, *data.image_shape], tf.uint8))
+    if "final_avg_pool" not in probe:
+        raise ConfigError(f"--knn: the SavedModel {path} exports no final_avg_pool features")
 
     def features(images):
         return model.serve(images)["final_avg_pool"]

@@ -106,6 +106,7 @@ def tiny_config(**overrides):
         steps_per_loop=2,
         log_every_secs=1e9,
         cache_dataset=True,
+        knn_k=0,  # no k-NN monitor unless a test asks for it: its bank is the whole train split
     )
     values.update(overrides)
     return Config.for_job(values)

@@ -55,8 +55,8 @@ def test_methods_bring_their_teacher_and_probe():
         "simclr_distill",
         "supervised",
     ]
-    with pytest.raises(ConfigError, match="--methods has byol"):
-        expand_methods(["byol"])
+    with pytest.raises(ConfigError, match="--methods has swav"):
+        expand_methods(["swav"])
 
 
 # --- mean, std, interval ---

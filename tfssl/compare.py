@@ -89,6 +89,9 @@ COMPARE_METHODS = {
     "mean_teacher": Spec("mean_teacher", "mean_teacher", "Mean Teacher"),
     "ladder": Spec("ladder", "ladder", "Ladder"),
     "ssvae": Spec("ssvae", "ssvae", "SS-VAE M2"),
+    "byol": Spec("finetune", "labeled", "BYOL fine-tuned", "byol"),
+    "simsiam": Spec("finetune", "labeled", "SimSiam fine-tuned", "simsiam"),
+    "moco": Spec("finetune", "labeled", "MoCo v2 fine-tuned", "moco"),
 }
 
 # Flags a comparison passes on to every run it starts (from its own command line).

@@ -394,6 +394,63 @@ class Config:
         valid=(lambda v: v >= -1, "must be -1, 0 or positive"),
     )
 
+    # --- BYOL, SimSiam, MoCo v2 and the k-NN monitor ---
+    target_decay: float = _field(
+        0.996,
+        "BYOL: base decay tau_base of the target network's EMA, raised to 1 on a cosine "
+        "schedule over training.",
+        valid=PROBABILITY,
+    )
+    predictor_hidden_dim: int = _field(
+        0,
+        "BYOL/SimSiam: hidden width of the predictor MLP (0 = 4 x proj_out_dim for BYOL, "
+        "proj_out_dim / 4 for SimSiam's bottleneck).",
+        valid=NON_NEGATIVE,
+    )
+    predictor_fixed_lr: bool = _field(
+        False,
+        "SimSiam: keep the predictor at the peak learning rate while the rest decays "
+        "(SimSiam's --fix-pred-lr; on by default for simsiam; needs --optimizer=momentum).",
+    )
+    moco_momentum: float = _field(0.999, "MoCo: EMA decay of the key encoder.", valid=PROBABILITY)
+    queue_size: int = _field(
+        0,
+        "MoCo: keys in the queue of negatives (0 = the largest power of 2 up to a tenth of the "
+        "train images, at most 65536, at least one batch).",
+        valid=NON_NEGATIVE,
+    )
+    shuffle_bn: bool = _field(
+        False,
+        "MoCo: shuffled BN: keys are computed on the global batch in a random order, in "
+        "--bn_splits groups per replica with their own batch statistics, then put back in "
+        "order (on by default for moco; --global_bn is the alternative).",
+    )
+    bn_splits: int = _field(
+        0,
+        "MoCo with --shuffle_bn: batch-norm groups per replica, queries and keys alike "
+        "(0 = per-replica batch / 32, between 1 and 8).",
+        valid=NON_NEGATIVE,
+    )
+    knn: bool = _field(False, "Eval: also score the weighted k-NN classifier on frozen features.")
+    knn_k: int = _field(
+        200, "k-NN monitor: neighbours (0 = no k-NN monitor while pretraining).", valid=NON_NEGATIVE
+    )
+    knn_temperature: float = _field(
+        0.1, "k-NN monitor: neighbours vote with weight exp(cosine / T).", valid=POSITIVE
+    )
+    knn_every_epochs: float = _field(
+        1.0,
+        "k-NN monitor while pretraining: every this many epochs and at the end (0 = at the end "
+        "only).",
+        valid=NON_NEGATIVE,
+    )
+    knn_bank_size: int = _field(
+        0,
+        "k-NN monitor: train images in the feature bank, a fixed random subset (0 = the whole "
+        "train split; cap it on large datasets: each pass encodes the bank once).",
+        valid=NON_NEGATIVE,
+    )
+
     # --- compare ---
     label_fractions: str = _field("0.01,0.1,1.0", "Compare: label fractions.", valid=NUMBER_LIST)
     methods: str = _field(

@@ -32,6 +32,10 @@ EVAL_FIELDS = (
     "positive_class",
     "cache_dataset",
     "cache_dir",
+    "knn",
+    "knn_k",
+    "knn_temperature",
+    "knn_bank_size",
 )
 
 
@@ -105,10 +109,13 @@ def _training_over(directory, idle_limit_secs):
 def evaluate_checkpoints(cfg):
     """--mode=eval: evaluates a checkpoint (or, with --eval_wait, each new one) and writes result
     JSON."""
+    from tfssl.train import knn
     from tfssl.train.evaluate import evaluate_all, metrics_text
     from tfssl.train.rundir import write_json
 
     path = cfg.checkpoint or cfg.model_dir
+    if cfg.knn and os.path.exists(os.path.join(path, "saved_model.pb")):
+        return _knn_of_saved_model(cfg, path)
     prefixes = [None]
     if cfg.eval_wait:
         directory = path if os.path.isdir(path) else os.path.dirname(path)
@@ -126,6 +133,8 @@ def evaluate_checkpoints(cfg):
             else 0
         )
         metrics = evaluate_all(method, run_cfg)
+        if cfg.knn:
+            metrics.update(knn.evaluate_method(method, run_cfg))
         shown = metrics_text(metrics, ".4f")
         log.info("eval of %s on %s: %s", resolved.prefix, run_cfg.eval_split, shown)
         result = {
@@ -141,4 +150,18 @@ def evaluate_checkpoints(cfg):
             result,
         )
         print(f"{shown} checkpoint={resolved.prefix}")
+    return result
+
+
+def _knn_of_saved_model(cfg, path):
+    """--mode=eval --knn on an exported SavedModel: the k-NN classifier on its final_avg_pool, with
+    the dataset flags given (a SavedModel keeps no flags). Writes knn_<split>.json beside it."""
+    from tfssl.data.pipeline import DataBundle
+    from tfssl.train import knn
+    from tfssl.train.rundir import write_json
+
+    metrics = knn.evaluate_saved_model(path, DataBundle(cfg, path), cfg)
+    result = {"saved_model": path, "eval_split": cfg.eval_split, "eval": metrics}
+    write_json(os.path.join(path, f"knn_{cfg.eval_split.replace('/', '_')}.json"), result)
+    print(f"knn_top_1_accuracy={metrics['knn_top_1_accuracy']:.4f} saved_model={path}")
     return result

@@ -21,6 +21,9 @@ METHODS = {
 #: Self-supervised pretraining objectives (--mode=pretrain --ssl_method=...).
 SSL_METHODS = {
     "simclr": "tfssl.methods.simclr:SimCLRPretrain",
+    "byol": "tfssl.methods.byol:BYOLPretrain",
+    "simsiam": "tfssl.methods.simsiam:SimSiamPretrain",
+    "moco": "tfssl.methods.moco:MoCoPretrain",
 }
 
 

@@ -24,6 +24,8 @@ class Method:
       train_dataset(ctx, step) per-replica batches, resuming at `step`
       loss(batch)              in replica context under a GradientTape: (loss, {metric: value}),
                                the loss averaged over this replica's examples
+      adjust_gradients(...)    in replica context, before the optimizer step (e.g. SimSiam's
+                               fixed predictor rate)
       after_update()           in cross-replica context after each optimizer step (e.g. an EMA:
                                assigning a mirrored variable there updates every replica's copy)
     """
@@ -38,6 +40,8 @@ class Method:
     defaults = {}
     #: The --architecture values it builds ("auto": its usual network).
     architectures = ("auto", "resnet")
+    #: Whether the k-NN monitor (tfssl/train/knn.py) runs while it trains.
+    knn_monitor = False
 
     @classmethod
     def validate_config(cls, cfg):
@@ -127,6 +131,11 @@ class Method:
     def loss(self, batch):
         raise NotImplementedError
 
+    def adjust_gradients(self, grads_and_vars, learning_rate):
+        """This replica's (gradient, variable) pairs before the optimizer applies them at
+        `learning_rate` (e.g. SimSiam's fixed predictor rate); unchanged by default."""
+        return grads_and_vars
+
     @tf.autograph.experimental.do_not_convert
     def after_update(self):
         """After each optimizer step, in cross-replica context (inside the train tf.function)."""
@@ -170,6 +179,12 @@ class Method:
                 self.eval_logits, reduce_retracing=True, autograph=False
             )
         return self._compiled_eval_logits
+
+    def frozen_features(self, images):
+        """The encoder's features (final_avg_pool) in inference mode, for the k-NN classifier, or
+        None for a network without a ResNet encoder."""
+        encoder = getattr(self.model, "encoder", None)
+        return None if encoder is None else encoder(images, training=False)
 
     def eval_logits(self, images):
         """Class logits of the evaluated network (e.g. Mean Teacher's teacher)."""

@@ -16,9 +16,18 @@ class SimCLRPretrain(Method):
     uses_label_subset = False
     progress_metrics = ("loss", "contrast_loss", "contrast_acc", "supervised_acc")
 
+    #: The k-NN monitor runs while it trains (tfssl/train/knn.py).
+    knn_monitor = True
+
     def build(self):
+        self.model = self.build_online_model()
+
+    def build_online_model(self):
+        """The network that is trained, evaluated, exported and fine-tuned: the encoder, the
+        projection head and, with --lineareval_while_pretraining, a linear head on frozen
+        features."""
         cfg = self.cfg
-        self.model = build_simclr_model(
+        return build_simclr_model(
             cfg,
             self.data.info.num_classes if cfg.lineareval_while_pretraining else 0,
             self.data.image_shape,
@@ -65,16 +74,21 @@ class SimCLRPretrain(Method):
             projection_1, projection_2, self.cfg.temperature, self.cfg.hidden_norm
         )
         metrics = {"contrast_loss": contrast_loss, **contrast_metrics(logits, targets)}
-        loss = contrast_loss
-        if "logits" in outputs:  # linear eval while pretraining: its input is stop-gradiented
-            both_labels = tf.concat([labels, labels], 0)
-            supervised_loss = cross_entropy(both_labels, outputs["logits"], self.class_weights)
-            metrics.update(
-                supervised_loss=supervised_loss,
-                supervised_acc=accuracy(both_labels, outputs["logits"]),
-            )
-            loss += supervised_loss
-        return loss, metrics
+        supervised_loss, supervised_metrics = self.linear_eval_loss(
+            outputs, tf.concat([labels, labels], 0)
+        )
+        return contrast_loss + supervised_loss, {**metrics, **supervised_metrics}
+
+    def linear_eval_loss(self, outputs, labels):
+        """(loss, metrics) of the linear head trained while pretraining (0 and {} without one).
+        Its input is stop-gradiented: it learns on frozen features and leaves the encoder alone."""
+        if "logits" not in outputs:
+            return 0.0, {}
+        supervised_loss = cross_entropy(labels, outputs["logits"], self.class_weights)
+        return supervised_loss, {
+            "supervised_loss": supervised_loss,
+            "supervised_acc": accuracy(labels, outputs["logits"]),
+        }
 
     def summary_images(self, batch):
         view_1, view_2 = tf.split(batch[0][:8], 2, axis=-1)

@@ -123,6 +123,45 @@ class ProjectionHead(ConfigMixin, layers.Layer):
 
 
 @keras.saving.register_keras_serializable("tfssl")
+class PredictionHead(ConfigMixin, layers.Layer):
+    """The predictor of BYOL and SimSiam: linear (no bias) + BN + ReLU to hidden_dim, then linear
+    with bias to out_dim, no BN, as in both papers. SimSiam makes hidden_dim a bottleneck (a
+    quarter of out_dim); BYOL makes it wider than out_dim.
+
+    Kernels start as PyTorch's nn.Linear default, U(+-1/sqrt(fan_in)), as in the authors' code (the
+    bias at 0): the
+    losses are cosines of the prediction, whose gradient grows as 1 / |prediction|, so the
+    projection head's N(0, 0.01) start would give the first steps huge updates.
+    """
+
+    def __init__(self, hidden_dim, out_dim, bn_momentum=0.9, synchronized=False, **kwargs):
+        super().__init__(**kwargs)
+        self._config = dict(
+            hidden_dim=hidden_dim,
+            out_dim=out_dim,
+            bn_momentum=bn_momentum,
+            synchronized=synchronized,
+        )
+        init = dict(
+            kernel_initializer=keras.initializers.VarianceScaling(1 / 3, "fan_in", "uniform"),
+            dtype=self.dtype_policy,
+        )
+        self.hidden = layers.Dense(hidden_dim, use_bias=False, name="pred_layer0", **init)
+        self.bn = BatchNormRelu(
+            relu=True, momentum=bn_momentum, synchronized=synchronized, dtype=self.dtype_policy
+        )
+        self.output_layer = layers.Dense(out_dim, name="pred_layer1", **init)
+
+    def build(self, input_shape):
+        self.hidden.build(input_shape)
+        self.bn.build((*input_shape[:-1], self.hidden.units))
+        self.output_layer.build((*input_shape[:-1], self.hidden.units))
+
+    def call(self, inputs, training=None):
+        return self.output_layer(self.bn(self.hidden(inputs), training=training))
+
+
+@keras.saving.register_keras_serializable("tfssl")
 class SimCLRModel(ConfigMixin, keras.Model):
     """Encoder + projection head + optional supervised head (named head_supervised).
 

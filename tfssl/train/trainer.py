@@ -9,6 +9,7 @@ networks, its data and its per-replica loss (tfssl/methods/base.py).
 
 import logging
 import os
+import resource
 import shutil
 import tempfile
 import time
@@ -20,6 +21,7 @@ from tfssl.errors import ConfigError, NonFiniteLossError
 from tfssl.train import checkpoints, distribute, eval_figures, optim
 from tfssl.train.batch_norm import batch_norm_layers, recalibrate_batch_norm
 from tfssl.train.evaluate import confusion_text, evaluate_all, metrics_text, scalar_metrics
+from tfssl.train.knn import KnnMonitor
 from tfssl.train.progress import Progress, Summaries
 from tfssl.train.rundir import RunDirectory, run_key
 from tfssl.train.runtime import detect_device
@@ -60,6 +62,10 @@ class Trainer:
         self.total_steps = total_train_steps(cfg, self.method.examples_per_epoch)
         self.checkpoint_every = checkpoint_interval(cfg, self.method.examples_per_epoch)
         self.loss_scaling = cfg.precision == "mixed_float16"
+        # Evaluations during training, each with next_step(step), due(step, total) and a call
+        # returning {metric: value}; their values also go into the final eval.
+        steps_per_epoch = self.method.examples_per_epoch / cfg.train_batch_size
+        self.monitors = [m for m in (KnnMonitor.create(self.method, cfg, steps_per_epoch),) if m]
 
         with strategy.scope():
             self.method.build()
@@ -121,7 +127,11 @@ class Trainer:
 
     def _replica_step(self, batch):
         total_loss, weight_decay, metrics, grads = self._forward_backward(batch)
+        learning_rate = tf.identity(
+            self.optimizer.learning_rate
+        )  # this step's rate, read before the step counts
         pairs = [(g, v) for g, v in zip(grads, self.variables) if g is not None]
+        pairs = self.method.adjust_gradients(pairs, learning_rate)
         finite = tf.math.is_finite(total_loss)
         if not self.loss_scaling:  # LossScaleOptimizer already skips non-finite gradients itself
             finite = tf.logical_and(
@@ -135,9 +145,6 @@ class Trainer:
         # A non-finite step applies zero gradients: the weights stay finite; the host stops or skips
         # it.
         pairs = [(tf.where(finite, g, tf.zeros_like(g)), v) for g, v in pairs]
-        learning_rate = tf.identity(
-            self.optimizer.learning_rate
-        )  # this step's rate, read before the step counts
         self.optimizer.apply_gradients(pairs)
         metrics = {
             "loss": total_loss,
@@ -270,7 +277,13 @@ class Trainer:
             while step < self.total_steps:
                 loop_start = time.time()
                 next_checkpoint = (step // self.checkpoint_every + 1) * self.checkpoint_every
-                num_steps = min(cfg.steps_per_loop, self.total_steps - step, next_checkpoint - step)
+                next_stop = min(
+                    [
+                        next_checkpoint,
+                        *(m.next_step(step) or next_checkpoint for m in self.monitors),
+                    ]
+                )
+                num_steps = min(cfg.steps_per_loop, self.total_steps - step, next_stop - step)
                 if every > 0:
                     num_steps = min(num_steps, (step // every + 1) * every - step)
                 totals, steps_run = train_loop(iterator, tf.constant(num_steps))
@@ -297,11 +310,15 @@ class Trainer:
                         {k: v / window_steps for k, v in window.items()}, step, prefix="train/"
                     )
                     window, window_steps = {}, 0
-                progress.update(
-                    step,
-                    {k: v for k, v in averages.items() if k in self.method.progress_metrics},
-                    force=step >= self.total_steps,
-                )
+                monitored = {}
+                for monitor in self.monitors:
+                    if monitor.due(step, self.total_steps):
+                        monitored.update(monitor())
+                        summaries.scalars(monitor.latest, step, prefix="eval/")
+                shown = {k: v for k, v in averages.items() if k in self.method.progress_metrics}
+                for monitor in self.monitors:
+                    shown.update(monitor.latest)
+                progress.update(step, shown, force=step >= self.total_steps or bool(monitored))
                 if step >= self.total_steps and cfg.bn_recalibration_batches:
                     before_recalibration = evaluate_all(self.method, cfg)
                     log.info(
@@ -344,6 +361,8 @@ class Trainer:
         cfg = self.cfg
         step = int(self.step.numpy())
         eval_metrics = evaluate_all(self.method, cfg)
+        for monitor in self.monitors:
+            eval_metrics.update(monitor())
         summaries.scalars(scalar_metrics(eval_metrics), step, prefix="eval/")
         summaries.text(
             "eval/confusion_matrix",
@@ -378,6 +397,10 @@ class Trainer:
             if self.method.uses_label_subset
             else None,
             "train_wall_time_s": float(self.train_seconds.numpy()),
+            "train_images_per_s": step
+            * self.method.images_per_step
+            / max(float(self.train_seconds.numpy()), 1e-9),
+            "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
             "train": train_metrics,
             "eval": eval_metrics,
             "eval_split": cfg.eval_split,

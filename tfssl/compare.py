@@ -15,7 +15,16 @@ from tfssl.train.rundir import RESULT_FILE, read_json, write_json
 
 log = logging.getLogger("tfssl")
 
-COMPARE_METHODS = ("supervised", "simclr", "simclr_distill", "mean_teacher", "ladder", "ssvae")
+COMPARE_METHODS = (
+    "supervised",
+    "simclr",
+    "simclr_distill",
+    "mean_teacher",
+    "ladder",
+    "ssvae",
+    "fixmatch",
+    "self_train",  # curriculum self-training from the SimCLR fine-tune (steps per round)
+)
 
 # Steps per run by budget. small: MNIST, every method at 3 fractions, well under an hour on 2 CPU
 # cores.
@@ -28,6 +37,8 @@ BUDGETS = {
         "mean_teacher": 4,
         "ladder": 4,
         "ssvae": 4,
+        "fixmatch": 4,
+        "self_train": 4,
     },
     "small": {
         "pretrain": 470,
@@ -37,6 +48,8 @@ BUDGETS = {
         "mean_teacher": 600,
         "ladder": 1000,
         "ssvae": 1000,
+        "fixmatch": 600,
+        "self_train": 200,
     },
     "full": {
         "pretrain": 9400,
@@ -46,6 +59,8 @@ BUDGETS = {
         "mean_teacher": 10000,
         "ladder": 20000,
         "ssvae": 20000,
+        "fixmatch": 10000,
+        "self_train": 2000,
     },
 }
 
@@ -99,6 +114,10 @@ class Comparison:
                 log.info("reusing %s (finished)", model_dir)
                 return result
         log.info("compare: %s in %s", mode, model_dir)
+        if mode == "self_train":
+            from tfssl.self_train import self_train
+
+            return self_train(run_cfg)
         return train(run_cfg)
 
     def labels(self, fraction):
@@ -124,12 +143,17 @@ class Comparison:
             return self.run_job(
                 "distill", directory, teacher=self.run_dir("simclr", fraction), **labels
             )
+        if method == "self_train":
+            self.run_method("simclr", fraction)  # the teacher: reused if already trained
+            return self.run_job(
+                "self_train", directory, teacher=self.run_dir("simclr", fraction), **labels
+            )
         if method == "ssvae":
             return self.run_job("ssvae", directory, ssvae_model="m2", **labels)
         return self.run_job(method, directory, **labels)
 
     def run(self):
-        if any(m.startswith("simclr") for m in self.methods):
+        if any(m.startswith("simclr") or m == "self_train" for m in self.methods):
             self.run_job("pretrain", self.pretrain_dir())
         rows = []
         for method in self.methods:

@@ -70,9 +70,20 @@ class DataBundle:
         labeled = len(self.labeled_indices)
         return labeled if part == "labeled" else self.num_train_examples - labeled
 
-    def _train_records(self, part):
-        """(index in the train split, record) pairs of one part, in split order."""
+    def _train_records(self, part, targets=None):
+        """(index in the train split, record) pairs of one part, in split order; with `targets`,
+        those whose target is not negative, labeled with it."""
         records = self.source.records(self.cfg.train_split).enumerate()
+        if targets is not None:
+            table = tf.constant(targets, tf.int64)
+
+            def has_target(index, record):
+                return table[index] >= 0
+
+            def relabel(index, record):
+                return index, {**record, "label": tf.cast(table[index], record["label"].dtype)}
+
+            return records.filter(has_target).map(relabel)
         if part == "all":
             return records
         mask = np.zeros(self.num_train_examples, bool)
@@ -106,6 +117,7 @@ class DataBundle:
         start_step=0,
         stream=0,
         features=None,
+        targets=None,
     ):
         """Endless per-replica batches of (view_fn(image, seed), label) from the train split.
 
@@ -115,10 +127,13 @@ class DataBundle:
         `features` (an array with one row per train-split example, in split
         order, e.g. codes a frozen network computed once) a batch holds the
         examples' rows, gathered once per batch, instead of views of images;
-        view_fn is not used.
+        view_fn is not used. With `targets` (an integer array with one entry
+        per train-split example, e.g. true labels and pseudo-labels) the stream
+        holds the examples whose entry is not negative, labeled with it, and
+        `part` is not used.
         """
         seed = self.cfg.seed * 1000 + stream
-        records = self._train_records(part)
+        records = self._train_records(part, targets)
         if features is not None:
             features = tf.constant(features)
             if features.shape[0] != self.num_train_examples:
@@ -128,7 +143,7 @@ class DataBundle:
             records = records.map(lambda index, record: (index, {"label": record["label"]}))
         if self.cfg.cache_dataset:
             records = records.cache()
-        num_examples = self.num_examples(part)
+        num_examples = self.num_examples(part) if targets is None else int(np.sum(targets >= 0))
         records = records.shuffle(
             min(num_examples, MAX_SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True
         )

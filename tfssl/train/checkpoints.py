@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from tfssl.config import Config
 from tfssl.errors import CheckpointError
-from tfssl.train.rundir import FLAGS_FILE, read_json
+from tfssl.train.rundir import FINAL_RUN_FILE, FLAGS_FILE, read_json
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +26,8 @@ def resolve_checkpoint(path, flag="--checkpoint", allow_saved_model=False):
             f"{flag}={path} does not exist; give a model_dir or a checkpoint prefix "
             "such as runs/pretrain/ckpt-469"
         )
+    if os.path.isdir(path) and os.path.exists(os.path.join(path, FINAL_RUN_FILE)):
+        path = os.path.join(path, read_json(os.path.join(path, FINAL_RUN_FILE))["run_dir"])
     if os.path.isdir(path):
         if os.path.exists(os.path.join(path, "saved_model.pb")):
             if not allow_saved_model:

@@ -173,3 +173,39 @@ def test_noisy_student_view_adds_strong_augmentation(gray_folder, tmp_path):
     noisy = SelfTrainRound(cfg, data).view(image, seed).numpy()
     plain = SelfTrainRound(cfg.replace(noisy_student=False), data).view(image, seed).numpy()
     assert np.sum(np.all(noisy == 0.5, -1)) >= 16 and not np.any(np.all(plain == 0.5, -1))
+
+
+def test_compare_runs_fixmatch_and_self_train_from_the_simclr_fine_tune(
+    gray_folder, tmp_path, monkeypatch
+):
+    """--methods=fixmatch,self_train: SimCLR pretrains once, fine-tunes at each fraction, and
+    self-training starts from that fine-tune; the configs each run gets (no training here)."""
+    import tfssl.self_train
+    import tfssl.train.launch
+    from tfssl.compare import BUDGETS, Comparison
+
+    calls = []
+
+    def fake(run_cfg):
+        calls.append(run_cfg)
+        return {"eval": {"top_1_accuracy": 0.5}, "train_wall_time_s": 1.0, "epochs": 1.0,
+                "global_step": run_cfg.train_steps, "num_labeled_examples": 16}  # fmt: skip
+
+    monkeypatch.setattr(tfssl.train.launch, "train", fake)
+    monkeypatch.setattr(tfssl.self_train, "self_train", fake)
+    cfg = tiny_config(
+        mode="compare",
+        dataset=f"folder:{gray_folder}",
+        model_dir=str(tmp_path),
+        budget="small",
+        methods="fixmatch,self_train",
+        label_fractions="0.25",
+    )
+    rows = Comparison(cfg).run()
+    assert [c.job for c in calls] == ["pretrain", "fixmatch", "finetune", "self_train"]
+    pretrain, fixmatch, finetune, self_training = calls
+    assert fixmatch.train_steps == BUDGETS["small"]["fixmatch"] and fixmatch.optimizer == "momentum"
+    assert finetune.checkpoint == pretrain.model_dir
+    assert self_training.teacher == finetune.model_dir and self_training.train_batch_size == 256
+    assert self_training.train_steps == BUDGETS["small"]["self_train"]
+    assert [r["method"] for r in rows] == ["fixmatch", "self_train"]

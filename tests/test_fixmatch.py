@@ -13,6 +13,7 @@ from tfssl.export import export_saved_model
 from tfssl.losses import pseudo_label
 from tfssl.methods.fixmatch import FixMatch
 from tfssl.train import runtime
+from tfssl.train.distribute import make_strategy
 from tfssl.train.optim import FixMatchCosineDecay
 from tfssl.train.trainer import Trainer
 
@@ -203,11 +204,26 @@ def test_zero_unlabeled_weight_is_the_supervised_baseline(gray_folder, tmp_path)
 
 
 # --- real training ---
-def test_training_reports_diagnostics_and_exports_the_ema(gray_folder, tmp_path):
-    cfg = fm_config(gray_folder, tmp_path, train_steps=2, steps_per_loop=1, checkpoint_steps=1)
+def test_training_on_2_replicas_reports_diagnostics_and_exports_the_ema(gray_folder, tmp_path):
+    cfg = fm_config(
+        gray_folder,
+        tmp_path,
+        train_steps=2,
+        steps_per_loop=1,
+        checkpoint_steps=1,
+        distribution_alignment=True,
+    )
     runtime.setup_runtime(cfg)
-    trainer = Trainer(cfg, FixMatch, DataBundle(cfg, cfg.run_dir), tf.distribute.get_strategy())
+    strategy = make_strategy("mirrored")
+    assert strategy.num_replicas_in_sync == 2
+    trainer = Trainer(cfg, FixMatch, DataBundle(cfg, cfg.run_dir), strategy)
     first = trainer.fit()
+    mirrored = [v.value for v in trainer.method.model.variables] + [trainer.method.prediction_mean]
+    for variable in mirrored:
+        copies = [v.numpy() for v in strategy.experimental_local_results(variable)]
+        np.testing.assert_array_equal(copies[0], copies[1], err_msg=variable.name)
+    assert float(tf.reduce_sum(trainer.method.prediction_mean)) == pytest.approx(1.0, rel=1e-5)
+    assert not np.allclose(trainer.method.prediction_mean.numpy(), 0.25)  # it moved
     for name in ("supervised_loss", "unlabeled_loss", "mask_rate", "pseudo_label_acc", "ema_decay"):
         assert np.isfinite(first["train"][name]), name
     # the last loop's step: step 1 of K = 2

@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from tfssl.data import augment
 from tfssl.data.subsets import SUBSET_FILE
+from tfssl.errors import ConfigError
 from tfssl.methods.distill import load_teacher
 from tfssl.methods.self_train import write_pseudo_labels
 from tfssl.train.checkpoints import resolve_checkpoint, run_config
@@ -139,7 +140,12 @@ def self_train(cfg):
             labels_path = os.path.join(round_dir, "pseudo_labels.npz")
             labeling_path = os.path.join(round_dir, "labeling.json")
             if not os.path.exists(labeling_path):  # written last: the labels are complete
-                predict, _ = load_teacher(previous, data.image_shape)
+                predict, classes = load_teacher(previous, data.image_shape)
+                if classes != data.info.num_classes:
+                    raise ConfigError(
+                        f"--teacher={previous} predicts {classes} classes but {cfg.dataset} has "
+                        f"{data.info.num_classes}; self-train on the teacher's dataset"
+                    )
                 os.makedirs(round_dir, exist_ok=True)
                 labeling = label_pool(predict, data, percent, labels_path, cfg.eval_batch_size)
                 if number == 1:

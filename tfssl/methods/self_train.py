@@ -62,6 +62,8 @@ class SelfTrainRound(LabeledTraining):
             raise ConfigError(f"--pseudo_labels={cfg.pseudo_labels} does not exist")
         if cfg.strategy == "multi_worker":
             raise ConfigError(f"--mode={cfg.job} runs on one machine; use another --strategy")
+        if cfg.job == "self_train" and cfg.checkpoint:
+            raise ConfigError("--mode=self_train starts from --teacher, not --checkpoint")
 
     @functools.cached_property
     def targets(self):

@@ -58,6 +58,9 @@ BUDGETS = {
     ),
     "ladder": dict(tiny=Rule(1, 2, 6), small=Rule(5, 1000, 3000), full=Rule(60, 10000, 36000)),
     "ssvae": dict(tiny=Rule(1, 2, 6), small=Rule(10, 1000, 6000), full=Rule(50, 5000, 30000)),
+    # FixMatch: epochs of its unlabeled stream counted in labeled batches; self_train: per round.
+    "fixmatch": dict(tiny=Rule(1, 2, 6), small=Rule(1, 600, 3000), full=Rule(10, 10000, 100000)),
+    "self_train": dict(tiny=Rule(1, 2, 6), small=Rule(20, 200, 1000), full=Rule(50, 1000, 5000)),
 }
 
 
@@ -92,6 +95,8 @@ COMPARE_METHODS = {
     "byol": Spec("finetune", "labeled", "BYOL fine-tuned", "byol"),
     "simsiam": Spec("finetune", "labeled", "SimSiam fine-tuned", "simsiam"),
     "moco": Spec("finetune", "labeled", "MoCo v2 fine-tuned", "moco"),
+    "fixmatch": Spec("fixmatch", "fixmatch", "FixMatch"),
+    "self_train": Spec("self_train", "self_train", "curriculum self-training", teacher="simclr"),
 }
 
 # Flags a comparison passes on to every run it starts (from its own command line).
@@ -161,7 +166,10 @@ def examples_per_epoch(cfg):
     from tfssl.data.pipeline import DataBundle
     from tfssl.methods import method_class
 
-    return method_class(cfg)(cfg, DataBundle(cfg, cfg.run_dir)).examples_per_epoch
+    data = DataBundle(cfg, cfg.run_dir)
+    if cfg.job == "self_train":  # a round's steps: its labels (pseudo-labels come later)
+        return data.num_examples("labeled")
+    return method_class(cfg)(cfg, data).examples_per_epoch
 
 
 class Comparison:
@@ -214,6 +222,10 @@ class Comparison:
                 log.info("reusing %s (finished)", model_dir)
                 return result
         log.info("compare: %s in %s (%d steps, recipe %s)", job, model_dir, steps, path)
+        if job == "self_train":
+            from tfssl.self_train import self_train
+
+            return self_train(run_cfg)
         return train(run_cfg)
 
     def pretrain_dir(self, ssl="simclr"):

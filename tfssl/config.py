@@ -11,7 +11,7 @@ import re
 
 from tfssl import official_flags
 from tfssl.errors import ConfigError
-from tfssl.jobs import JOBS
+from tfssl.jobs import JOBS, TRAINS_WITH
 from tfssl.methods import METHODS, SSL_METHODS, lookup
 
 # --mode: every job in the dispatch table, and the official spellings train / train_then_eval.
@@ -165,8 +165,9 @@ class Config:
     momentum: float = _field(0.9, "Momentum for lars and momentum optimizers.")
     lr_schedule: str = _field(
         "cosine",
-        "Learning-rate schedule: linear warmup + cosine decay, or constant.",
-        ("cosine", "constant"),
+        "Learning-rate schedule: linear warmup + cosine decay, constant, or FixMatch's "
+        "lr0 cos(7 pi k / 16 K).",
+        ("cosine", "constant", "fixmatch_cosine"),
     )
     batch_norm_decay: float = _field(0.9, "Batch norm moving-average decay.", valid=BELOW_ONE)
     bn_recalibration_batches: int = _field(
@@ -226,7 +227,9 @@ class Config:
         valid=(lambda v: -1 <= v <= 4, "must be -1..4"),
     )
     zero_init_logits_layer: bool = _field(False, "Zero-initialise the supervised head.")
-    teacher: str = _field("", "Distill: teacher model_dir, checkpoint prefix or SavedModel.")
+    teacher: str = _field(
+        "", "Distill / self_train: teacher model_dir, checkpoint prefix or SavedModel."
+    )
     student_resnet_depth: int = _field(0, "Distill: student depth (0 = teacher's).")
     student_width_multiplier: float = _field(0.0, "Distill: student width (0 = teacher's).")
     distill_temperature: float = _field(1.0, "Distill: softmax temperature T.", valid=POSITIVE)
@@ -238,7 +241,9 @@ class Config:
     eval_timeout_secs: int = _field(3600, "Eval: stop waiting after this many idle seconds.")
 
     # --- Mean Teacher ---
-    ema_decay: float = _field(0.999, "Teacher EMA decay after ramp-up.", valid=PROBABILITY)
+    ema_decay: float = _field(
+        0.999, "EMA decay (Mean Teacher: after ramp-up; FixMatch).", valid=PROBABILITY
+    )
     ema_decay_rampup: float = _field(0.99, "Teacher EMA decay during ramp-up.", valid=PROBABILITY)
     consistency: str = _field("mse", "Consistency cost between softmaxes.", ("mse", "kl"))
     consistency_weight: float = _field(
@@ -262,7 +267,9 @@ class Config:
         0.5, "Mean Teacher ConvLarge: dropout rate after each max-pool.", valid=BELOW_ONE
     )
     random_translate: int = _field(
-        2, "Mean Teacher / Ladder: random translation in pixels (0 = none)."
+        2,
+        "Mean Teacher / Ladder / FixMatch: random translation in pixels (0 = none; "
+        "-1 = 12.5% of the image size, FixMatch's weak view).",
     )
     random_rotate: float = _field(
         0.0,
@@ -451,6 +458,47 @@ class Config:
         valid=NON_NEGATIVE,
     )
 
+    # --- FixMatch and self-training ---
+    unlabeled_ratio: int = _field(
+        7, "FixMatch: unlabeled images per labeled image in a step (mu).", valid=POSITIVE
+    )
+    confidence_threshold: float = _field(
+        0.95,
+        "FixMatch: keep a pseudo-label when its probability is at least this (tau).",
+        valid=PROBABILITY,
+    )
+    unlabeled_loss_weight: float = _field(
+        1.0,
+        "FixMatch: weight of the pseudo-label loss (lambda; 0 = the supervised baseline).",
+        valid=NON_NEGATIVE,
+    )
+    distribution_alignment: bool = _field(
+        False, "FixMatch: align pseudo-label distributions to the labeled one (ReMixMatch)."
+    )
+    randaugment_num_ops: int = _field(
+        2, "Strong augmentation: RandAugment operations per image.", valid=NON_NEGATIVE
+    )
+    cutout_fraction: float = _field(
+        0.5,
+        "Strong augmentation: Cutout square side over image side (0 = none).",
+        valid=PROBABILITY,
+    )
+    curriculum_step: float = _field(
+        20.0,
+        "Self-train: percent of the unlabeled pool added per round (20, 40, ..., 100).",
+        valid=(lambda v: 0 < v <= 100, "must be in (0, 100]"),
+    )
+    reinit: bool = _field(True, "Self-train: a fresh student each round (false: continue).")
+    pseudo_labels: str = _field(
+        "", "Self-train round: .npz of pseudo-labeled train images (indices, labels)."
+    )
+    noisy_student: bool = _field(
+        True, "Self-train: noise the student (strong augmentation, --student_dropout)."
+    )
+    student_dropout: float = _field(
+        0.5, "Self-train: dropout before the student's head with --noisy_student.", valid=BELOW_ONE
+    )
+
     # --- compare ---
     label_fractions: str = _field("0.01,0.1,1.0", "Compare: label fractions.", valid=NUMBER_LIST)
     methods: str = _field(
@@ -482,8 +530,8 @@ class Config:
         given = official_flags.official_values(given)
         probe = cls(**{k: v for k, v in given.items() if k in ("mode", "train_mode", "ssl_method")})
         defaults = official_flags.defaults_for(given) or {}
-        if not defaults and probe.job in METHODS and probe.ssl_method in SSL_METHODS:
-            defaults = lookup(probe.job, probe.ssl_method).defaults
+        if not defaults and probe.method_job in METHODS and probe.ssl_method in SSL_METHODS:
+            defaults = lookup(probe.method_job, probe.ssl_method).defaults
         return cls(**{**defaults, **given}).validate()
 
     def replace(self, **changes):
@@ -509,6 +557,11 @@ class Config:
     def proj_layers_kept(self):
         """Projection layers under the linear head: --ft_proj_selector, -1 meaning all of them."""
         return self.num_proj_layers if self.ft_proj_selector == -1 else self.ft_proj_selector
+
+    @property
+    def method_job(self):
+        """The training method whose defaults and checks apply (self_train: its rounds')."""
+        return TRAINS_WITH.get(self.job, self.job)
 
     @property
     def run_dir(self):
@@ -563,8 +616,8 @@ class Config:
             raise ConfigError(
                 f"--mode={self.job} needs --checkpoint=<run dir or checkpoint prefix>"
             )
-        if self.job in METHODS:
-            lookup(self.job, self.ssl_method).validate_config(self)
+        if self.method_job in METHODS:
+            lookup(self.method_job, self.ssl_method).validate_config(self)
         return self
 
 

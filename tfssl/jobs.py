@@ -9,11 +9,15 @@ from tfssl.methods import METHODS
 
 TRAIN = "tfssl.train.launch:train"
 
+#: Jobs that run another job's training method (its defaults and checks are theirs).
+TRAINS_WITH = {"self_train": "self_train_round"}
+
 JOBS = {
     **{job: TRAIN for job in METHODS},
     "eval": "tfssl.restore:evaluate_checkpoints",
     "export": "tfssl.export:export_run",
     "compare": "tfssl.compare:compare",
+    "self_train": "tfssl.self_train:self_train",
     "benchmark": "tfssl.benchmark:benchmark",
     "prepare_data": "tfssl.data.offline:prepare_data_job",
     "convert_checkpoint": "tfssl.convert:convert_checkpoint",

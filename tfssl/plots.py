@@ -151,3 +151,28 @@ def plot_confusion(truth, predicted, num_classes, path, class_names=(), title="c
     ax.set_ylabel("true")
     ax.set_title(title)
     return _save(fig, path)
+
+
+def self_train_rounds(rounds, teacher_accuracy, path):
+    """Self-training by round: each round's test accuracy and its pseudo-labels' accuracy, against
+    the percentage of the unlabeled pool it pseudo-labeled; the teacher as a dashed line."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    percents = [r["percent"] for r in rounds]
+    ax.plot(
+        percents, [100 * r["top_1_accuracy"] for r in rounds], marker="o", label="student (eval)"
+    )
+    labeled = [r for r in rounds if r.get("pseudo_label_accuracy") is not None]
+    ax.plot(
+        [r["percent"] for r in labeled],
+        [100 * r["pseudo_label_accuracy"] for r in labeled],
+        marker="s",
+        label="its pseudo-labels (train)",
+    )
+    if teacher_accuracy is not None:
+        ax.axhline(100 * teacher_accuracy, linestyle="--", color="gray", label="teacher (eval)")
+    ax.set_xlabel("unlabeled images pseudo-labeled (%)")
+    ax.set_ylabel("accuracy (%)")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    return _save(fig, path)

@@ -184,10 +184,10 @@ class DataBundle:
             .repeat()
         )
 
-    def _order(self, indices, seed, cached, balanced):
+    def _order(self, indices, seed, cached, balanced, all_labels):
         if not balanced:
             return self._endless(indices, seed, cached)
-        labels = self.train_labels[indices]
+        labels = all_labels[indices]
         classes = np.unique(labels)
         streams = [
             self._endless(indices[labels == c], seed * 7919 + 1 + int(c), cached) for c in classes
@@ -205,6 +205,7 @@ class DataBundle:
         start_step=0,
         stream=0,
         features=None,
+        targets=None,
     ):
         """Endless per-replica batches of (view_fn(image, seed), label) from the train split.
 
@@ -215,23 +216,31 @@ class DataBundle:
         order, e.g. codes a frozen network computed once) a batch holds the
         examples' rows, gathered once per batch, instead of views of images;
         view_fn is not used. The labeled part is drawn class-balanced with
-        --balanced_sampling.
+        --balanced_sampling. With `targets` (an integer array with one entry
+        per train-split example, e.g. true labels and pseudo-labels) the stream
+        holds the examples whose entry is not negative, labeled with it, and
+        `part` is not used.
         """
         seed = self.cfg.seed * 1000 + stream
-        indices = self.part_indices(part)
+        if targets is None:
+            indices, all_labels = self.part_indices(part), self.train_labels
+        else:
+            all_labels = np.asarray(targets, np.int64)
+            indices = np.flatnonzero(all_labels >= 0)
         if features is not None and len(features) != self.num_train_examples:
             raise ValueError(
                 f"features has {len(features)} rows for {self.num_train_examples} examples"
             )
         cached = features is not None or self.cfg.cache_dataset
         balanced = self.cfg.balanced_sampling and part == "labeled"
-        ds = self._order(indices, seed, cached, balanced).enumerate().skip(start_step * batch_size)
+        ds = self._order(indices, seed, cached, balanced, all_labels)
+        ds = ds.enumerate().skip(start_step * batch_size)
         num_pipelines, pipeline_id, per_replica_batch = 1, 0, batch_size
         if input_context is not None:
             num_pipelines = input_context.num_input_pipelines
             pipeline_id = input_context.input_pipeline_id
             per_replica_batch = input_context.get_per_replica_batch_size(batch_size)
-        labels = tf.constant(self.train_labels)
+        labels = tf.constant(all_labels)
 
         def make_example(number, image, label):
             element_seed = tf.stack([tf.constant(seed, tf.int64), number])
@@ -260,7 +269,11 @@ class DataBundle:
                     .unbatch()
                 )
             ds = ds.map(
-                lambda number, pair: (number, self.decode(pair[1]["encoded"]), pair[1]["label"]),
+                lambda number, pair: (
+                    number,
+                    self.decode(pair[1]["encoded"]),
+                    tf.gather(labels, pair[0]),
+                ),
                 num_parallel_calls=AUTOTUNE,
                 deterministic=True,
             )

@@ -16,6 +16,8 @@ METHODS = {
     "mean_teacher": "tfssl.methods.mean_teacher:MeanTeacher",
     "ladder": "tfssl.methods.ladder:Ladder",
     "ssvae": "tfssl.methods.ssvae:SSVAE",
+    "fixmatch": "tfssl.methods.fixmatch:FixMatch",
+    "self_train_round": "tfssl.methods.self_train:SelfTrainRound",
 }
 
 #: Self-supervised pretraining objectives (--mode=pretrain --ssl_method=...).

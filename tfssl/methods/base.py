@@ -109,13 +109,10 @@ class Method:
     def learning_rate_schedule(self, peak, warmup_steps, total_steps):
         """The learning rate: a float or a keras LearningRateSchedule (default from
         --lr_schedule)."""
-        from tfssl.train.optim import WarmupCosineDecay
+        from tfssl.train.optim import SCHEDULES
 
-        return (
-            WarmupCosineDecay(peak, warmup_steps, total_steps)
-            if self.cfg.lr_schedule == "cosine"
-            else peak
-        )
+        schedule = SCHEDULES.get(self.cfg.lr_schedule)
+        return schedule(peak, warmup_steps, total_steps) if schedule else peak
 
     def trainable_variables(self):
         return self.model.trainable_variables

@@ -159,8 +159,8 @@ class Ladder(Method):
         self.model = build_by_calling(model, self.data.image_shape)
 
     def learning_rate_schedule(self, peak, warmup_steps, total_steps):
-        """The paper's schedule (ConstantThenLinearDecay), unless --lr_schedule=cosine."""
-        if self.cfg.lr_schedule == "cosine":
+        """The paper's schedule (ConstantThenLinearDecay), unless --lr_schedule names another."""
+        if self.cfg.lr_schedule != "constant":
             return super().learning_rate_schedule(peak, warmup_steps, total_steps)
         return ConstantThenLinearDecay(peak, total_steps)
 

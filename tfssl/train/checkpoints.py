@@ -13,7 +13,7 @@ from tensorflow.core.protobuf import trackable_object_graph_pb2
 
 from tfssl.config import Config
 from tfssl.errors import CheckpointError
-from tfssl.train.rundir import FLAGS_FILE, read_json
+from tfssl.train.rundir import FINAL_RUN_FILE, FLAGS_FILE, read_json
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +32,8 @@ def resolve_checkpoint(path, flag="--checkpoint", allow_saved_model=False):
             f"{flag}={path} does not exist; give a model_dir or a checkpoint prefix "
             "such as runs/pretrain/ckpt-469"
         )
+    if os.path.isdir(path) and os.path.exists(os.path.join(path, FINAL_RUN_FILE)):
+        path = os.path.join(path, read_json(os.path.join(path, FINAL_RUN_FILE))["run_dir"])
     if os.path.isdir(path):
         if os.path.exists(os.path.join(path, "saved_model.pb")):
             variables = os.path.join(path, "variables", "variables")

@@ -133,6 +133,42 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
+@keras.saving.register_keras_serializable("tfssl")
+class FixMatchCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """FixMatch's decay (Sohn et al. 2020), after an optional linear warmup:
+
+    lr(t) = peak * t / warmup                                    t < warmup
+    lr(t) = peak * cos(7 pi min(t - warmup, D) / (16 D))          otherwise, D = total - warmup
+
+    It ends at peak * cos(7 pi / 16), about 0.2 peak, rather than at 0.
+    """
+
+    def __init__(self, peak_learning_rate, warmup_steps, total_steps):
+        self.peak_learning_rate = float(peak_learning_rate)
+        self.warmup_steps = int(warmup_steps)
+        self.total_steps = int(total_steps)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        warmup = float(self.warmup_steps)
+        decay_steps = float(max(self.total_steps - self.warmup_steps, 1))
+        progress = ops.minimum(ops.maximum(step - warmup, 0.0), decay_steps) / decay_steps
+        decayed = self.peak_learning_rate * ops.cos(7.0 * math.pi * progress / 16.0)
+        if not self.warmup_steps:
+            return decayed
+        return ops.where(step < warmup, self.peak_learning_rate * step / warmup, decayed)
+
+    def get_config(self):
+        return {
+            "peak_learning_rate": self.peak_learning_rate,
+            "warmup_steps": self.warmup_steps,
+            "total_steps": self.total_steps,
+        }
+
+
+SCHEDULES = {"cosine": WarmupCosineDecay, "fixmatch_cosine": FixMatchCosineDecay}
+
+
 def build_optimizer(name, learning_rate, momentum=0.9, weight_decay=0.0):
     """lars | momentum (Nesterov SGD) | adam. Weight decay is inside LARS; other optimizers get
     it as an L2 loss from the trainer (as in the official code)."""

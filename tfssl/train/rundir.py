@@ -11,6 +11,9 @@ from tfssl.errors import ConfigError
 
 FLAGS_FILE = "flags.json"
 RESULT_FILE = "result.json"
+# In a run directory made of sub-runs (self_train's rounds): {"run_dir": the sub-directory whose
+# model stands for it}, followed by --checkpoint, --teacher, eval and export.
+FINAL_RUN_FILE = "final_run.json"
 LOCK_FILE = ".lock"
 
 

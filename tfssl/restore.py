@@ -48,7 +48,6 @@ def load_trained(path, cfg=None, flag="--checkpoint", strategy=None, setup=True)
 
     setup=False leaves the seed and precision policy alone (loading a teacher inside another
     run)."""
-    from tfssl.data.pipeline import DataBundle
     from tfssl.train.runtime import setup_runtime
 
     resolved = resolve_checkpoint(path, flag)
@@ -57,7 +56,7 @@ def load_trained(path, cfg=None, flag="--checkpoint", strategy=None, setup=True)
     if setup:
         setup_runtime(run_cfg.replace(deterministic=False))
     strategy = strategy or tf.distribute.get_strategy()
-    data = DataBundle(run_cfg, resolved.run_dir)
+    data = method_class(run_cfg).make_data(run_cfg, resolved.run_dir)
     method = method_class(run_cfg)(run_cfg, data, strategy.num_replicas_in_sync)
     with strategy.scope():
         method.build()

@@ -16,6 +16,7 @@ METHODS = {
     "mean_teacher": "tfssl.methods.mean_teacher:MeanTeacher",
     "ladder": "tfssl.methods.ladder:Ladder",
     "ssvae": "tfssl.methods.ssvae:SSVAE",
+    "mil": "tfssl.methods.mil:MIL",
 }
 
 #: Self-supervised pretraining objectives (--mode=pretrain --ssl_method=...).

@@ -10,8 +10,9 @@ def inherit_architecture(cfg):
     source = {
         "finetune": ("--checkpoint", cfg.checkpoint),
         "distill": ("--teacher", cfg.teacher),
+        "mil": ("--checkpoint", cfg.checkpoint),
     }.get(cfg.job)
-    if source is None:
+    if source is None or not source[1]:
         return cfg
     resolved = resolve_checkpoint(source[1], source[0], allow_saved_model=cfg.job == "distill")
     if resolved.saved_model_dir:
@@ -23,7 +24,6 @@ def inherit_architecture(cfg):
 def train(cfg, strategy=None):
     """Trains cfg.job in cfg.run_dir (resuming if it holds a checkpoint) and returns its result
     dict."""
-    from tfssl.data.pipeline import DataBundle
     from tfssl.train.distribute import make_strategy
     from tfssl.train.runtime import setup_runtime
     from tfssl.train.trainer import Trainer
@@ -31,5 +31,5 @@ def train(cfg, strategy=None):
     strategy = strategy or make_strategy(cfg.strategy, cfg.tpu_name)
     cfg = inherit_architecture(cfg)
     setup_runtime(cfg)
-    data = DataBundle(cfg, cfg.run_dir)
+    data = method_class(cfg).make_data(cfg, cfg.run_dir)
     return Trainer(cfg, method_class(cfg), data, strategy).fit()

@@ -247,7 +247,7 @@ class Trainer:
             self.method.job,
         )
         averages, before_recalibration = {}, None
-        if start_step < self.total_steps:
+        if start_step < self.total_steps and not self.method.stopped_early():
             log.info(
                 "%s: %d steps of batch %d (%d per epoch) on %d replica(s), model_dir=%s",
                 self.method.job,
@@ -264,7 +264,7 @@ class Trainer:
             iterator = iter(dataset)
             train_loop = self.make_train_loop()
             step = start_step
-            while step < self.total_steps:
+            while step < self.total_steps and not self.method.stopped_early():
                 loop_start = time.time()
                 next_checkpoint = (step // self.checkpoint_every + 1) * self.checkpoint_every
                 num_steps = min(cfg.steps_per_loop, self.total_steps - step, next_checkpoint - step)
@@ -299,6 +299,7 @@ class Trainer:
                     )
                     self._recalibrate_batch_norm()
                 if step % self.checkpoint_every == 0 or step >= self.total_steps:
+                    self.method.at_checkpoint(step)
                     self._save(manager)
         return self._finish(summaries, averages, before_recalibration)
 

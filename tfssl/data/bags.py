@@ -218,6 +218,7 @@ class BagData:
                 f"images in {cfg.dataset} have different sizes: pass --image_size=N to resize them"
             )
         self.image_size = cfg.image_size or native
+        self._eval_datasets, self._splits = {}, {}
         train = self.source.bags(cfg.train_split)
         if "validation" in self.info.split_sizes:
             self._parts = {"fit": train, "validation": self.source.bags("validation")}
@@ -246,7 +247,9 @@ class BagData:
             return self._parts["validation"]
         if split == self.cfg.train_split:
             return self._parts["fit"]
-        return self.source.bags(split)
+        if split not in self._splits:
+            self._splits[split] = self.source.bags(split)
+        return self._splits[split]
 
     def _bag_dataset(self, bags, index_dataset):
         """index_dataset of bag numbers -> dict elements of one bag each (unpadded)."""
@@ -323,7 +326,11 @@ class BagData:
         return self._padded(ds, per_replica, True).prefetch(AUTOTUNE)
 
     def eval_batches(self, split, batch_size):
-        """Padded batches of a split's bags, in order, the last one partial."""
-        bags = self.bags(split)
-        ds = self._bag_dataset(bags, tf.data.Dataset.range(len(bags)))
-        return self._padded(ds, batch_size, False).prefetch(AUTOTUNE)
+        """Padded batches of a split's bags, in order, the last one partial (built once per split
+        and batch size: early stopping reads the validation bags every epoch)."""
+        key = (split, batch_size)
+        if key not in self._eval_datasets:
+            bags = self.bags(split)
+            ds = self._bag_dataset(bags, tf.data.Dataset.range(len(bags)))
+            self._eval_datasets[key] = self._padded(ds, batch_size, False).prefetch(AUTOTUNE)
+        return self._eval_datasets[key]

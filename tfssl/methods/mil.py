@@ -120,6 +120,12 @@ class MIL(Method):
         return "resnet" if self.cfg.architecture == "resnet" or self.cfg.checkpoint else "lenet"
 
     @property
+    def images_per_step(self):
+        """Instances one step reads on average (the progress line's img/s)."""
+        sizes = self.data.bags(self.cfg.train_split).sizes
+        return self.cfg.train_batch_size * float(np.mean(sizes))
+
+    @property
     def binary(self):
         return self.data.info.num_classes == 2
 
@@ -232,17 +238,17 @@ class MIL(Method):
         for batch in batches:
             out = forward({"instances": batch["instances"], "mask": batch["mask"]})
             probabilities = bag_probabilities(out["logits"]).numpy()
-            weights, masks = out["attention"].numpy(), batch["mask"].numpy()
-            for b, label in enumerate(batch["label"].numpy()):
-                n = int(masks[b].sum())
+            weights, sizes = out["attention"].numpy(), batch["mask"].numpy().sum(1)
+            instance_labels = batch["instance_labels"].numpy()
+            for b, (label, n) in enumerate(zip(batch["label"].numpy().tolist(), sizes)):
                 bag = {
-                    "label": int(label),
+                    "label": label,
                     "probabilities": probabilities[b].tolist(),
                     "attention": weights[b, :n].tolist(),
-                    "instance_labels": batch["instance_labels"][b, :n].numpy().tolist(),
+                    "instance_labels": instance_labels[b, :n].tolist(),
                 }
-                if keep_images and len(kept.setdefault(int(label), [])) < keep_images:
-                    kept[int(label)].append({**bag, "instances": batch["instances"][b, :n].numpy()})
+                if keep_images and len(kept.setdefault(label, [])) < keep_images:
+                    kept[label].append({**bag, "instances": batch["instances"][b, :n].numpy()})
                 bags.append(bag)
         if keep_images:
             self._kept_images = kept

@@ -230,6 +230,22 @@ def test_bag_likelihood_and_auc_against_numpy():
     assert roc_auc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
 
 
+def test_k_classes_softmax_and_macro_auc():
+    from sklearn.metrics import roc_auc_score
+
+    from tfssl.losses.mil import bag_probabilities, macro_auc
+
+    model = MILModel(num_classes=3, pooling="mean")
+    out = model(tf.random.uniform([4, SIZE, SIZE, 1], seed=0))
+    assert out["logits"].shape == (1, 3)
+    rng = np.random.default_rng(1)
+    logits, labels = rng.normal(size=(60, 3)).astype(np.float32), np.arange(60) % 3
+    probabilities = bag_probabilities(logits).numpy()
+    np.testing.assert_allclose(probabilities.sum(1), 1, atol=1e-6)
+    want = roc_auc_score(labels, probabilities, multi_class="ovr", average="macro")
+    assert macro_auc(labels, probabilities) == pytest.approx(want, abs=1e-9)
+
+
 def test_mil_trains_evaluates_resumes_and_exports(bag_root, tmp_path):
     run_dir = str(tmp_path / "run")
     cfg = mil_config(dataset=f"folder:{bag_root}", model_dir=run_dir, mil_patience=6)

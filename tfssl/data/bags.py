@@ -185,8 +185,10 @@ class FolderBagsSource:
 
     def bags(self, split):
         if split not in self._bags:
+            hint = " (--eval_split=validation: the held-out bags)" if len(self._bags) < 2 else ""
             raise DataError(
-                f"bag folder {self.root} has no split '{split}'; it has {', '.join(self._bags)}"
+                f"bag folder {self.root} has no split '{split}'; it has "
+                f"{', '.join(self._bags)}{hint}"
             )
         return self._bags[split]
 
@@ -227,6 +229,7 @@ class BagData:
             self._parts = {"fit": train.subset(fit), "validation": train.subset(held)}
         if not len(self._parts["fit"]):
             raise DataError(f"{cfg.dataset} has no training bags left after validation")
+        self.bags(cfg.eval_split)  # an unknown eval split fails now, not after training
         if cfg.mil_patience and not len(self._parts["validation"]):
             raise DataError(
                 "early stopping (--mil_patience) needs validation bags: raise --mil_val_fraction "

@@ -7,7 +7,9 @@ result.json holding every cell and the mean +- std per number of bags, for bench
 
 Every other --flag=value is a run.py flag given to each cell (--mode=mil is implied). Cell runs
 live in MODEL_DIR/bags<N>_seed<S>; a rerun skips cells that finished (and resumes the others).
-The std is the sample standard deviation over seeds (ddof=1).
+--workers=2 trains two cells at a time, in two processes (a cell's result does not depend on it:
+each run seeds itself; its wall time does). The std is the sample standard deviation over seeds
+(ddof=1).
 """
 
 import dataclasses
@@ -28,7 +30,12 @@ def parse(argv):
     from tfssl.config import Config
 
     types = {f.name: f.type for f in dataclasses.fields(Config)}
-    grid = {"model_dir": None, "bags": "50,100,150,200,300,400,500", "seeds": "0,1,2,3,4"}
+    grid = {
+        "model_dir": None,
+        "bags": "50,100,150,200,300,400,500",
+        "seeds": "0,1,2,3,4",
+        "workers": "1",
+    }
     flags = {}
     for word in argv:
         name, has_value, value = word[2:].partition("=")
@@ -64,36 +71,56 @@ def summarize(cells):
     return summary
 
 
-def main(argv):
-    grid, flags = parse(argv)
+def run_cell(flags, bags, seed, run_dir):
+    """Trains one cell (or reads its finished result) and returns its row."""
     import keras
 
     import tfssl
+
+    start = time.time()
+    if os.path.exists(os.path.join(run_dir, "result.json")):
+        with open(os.path.join(run_dir, "result.json")) as f:
+            result = json.load(f)
+    else:
+        result = tfssl.run(
+            "mil", **{**flags, "mil_train_bags": bags, "seed": seed, "model_dir": run_dir}
+        )
+    keras.backend.clear_session()
+    cell = {"bags": bags, "seed": seed, "run_dir": run_dir, "epochs": result["epochs"]}
+    cell.update({k: result["eval"].get(k) for k in SCORES})
+    cell["train_wall_time_s"] = result["train_wall_time_s"]
+    cell["wall_time_s"] = round(time.time() - start, 1)
+    return cell
+
+
+def main(argv):
+    grid, flags = parse(argv)
     from tfssl.train.rundir import write_json
 
     os.makedirs(grid["model_dir"], exist_ok=True)
-    cells, start = [], time.time()
-    for bags in [int(b) for b in grid["bags"].split(",")]:
-        for seed in [int(s) for s in grid["seeds"].split(",")]:
-            run_dir = os.path.join(grid["model_dir"], f"bags{bags}_seed{seed}")
-            cell_start = time.time()
-            if os.path.exists(os.path.join(run_dir, "result.json")):
-                with open(os.path.join(run_dir, "result.json")) as f:
-                    result = json.load(f)
-            else:
-                result = tfssl.run(
-                    "mil", **{**flags, "mil_train_bags": bags, "seed": seed, "model_dir": run_dir}
-                )
-            keras.backend.clear_session()
-            cell = {"bags": bags, "seed": seed, "run_dir": run_dir, "epochs": result["epochs"]}
-            cell.update({k: result["eval"].get(k) for k in SCORES})
-            cell["train_wall_time_s"] = result["train_wall_time_s"]
-            cell["wall_time_s"] = round(time.time() - cell_start, 1)
-            cells.append(cell)
-            print(json.dumps(cell), flush=True)
+    start = time.time()
+    jobs = [
+        (flags, bags, seed, os.path.join(grid["model_dir"], f"bags{bags}_seed{seed}"))
+        for bags in [int(b) for b in grid["bags"].split(",")]
+        for seed in [int(s) for s in grid["seeds"].split(",")]
+    ]
+    workers = int(grid["workers"])
+    if workers > 1:  # separate processes (spawned: TensorFlow does not survive a fork)
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context, max_tasks_per_child=8) as pool:
+            futures = [pool.submit(run_cell, *job) for job in jobs]
+            cells = [future.result() for future in futures]
+    else:
+        cells = [run_cell(*job) for job in jobs]
+    for cell in cells:
+        print(json.dumps(cell), flush=True)
     result = {
         "job": "mil_grid",
         "flags": flags,
+        "workers": workers,
         "cells": cells,
         "summary": summarize(cells),
         "grid_wall_time_s": round(time.time() - start, 1),

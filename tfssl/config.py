@@ -499,6 +499,45 @@ class Config:
         0.5, "Self-train: dropout before the student's head with --noisy_student.", valid=BELOW_ONE
     )
 
+    # --- multiple-instance learning ---
+    mil_pooling: str = _field(
+        "attention",
+        "MIL: how instance embeddings become a bag embedding: max, mean, or (gated) attention "
+        "(Ilse et al. 2018).",
+        ("max", "mean", "attention", "gated_attention"),
+    )
+    mil_attention_dim: int = _field(
+        128, "MIL: hidden size D of the attention network (paper: 128).", valid=POSITIVE
+    )
+    mil_freeze_encoder: bool = _field(
+        False, "MIL: keep the --checkpoint encoder frozen (else it is fine-tuned)."
+    )
+    mil_target: int = _field(9, "MNIST-bags: a bag is positive when it holds this digit.")
+    mil_bag_mean: float = _field(10.0, "MNIST-bags: mean bag size.", valid=POSITIVE)
+    mil_bag_std: float = _field(2.0, "MNIST-bags: standard deviation of the bag size.")
+    mil_train_bags: int = _field(
+        200, "MNIST-bags: training bags (the validation bags among them).", valid=POSITIVE
+    )
+    mil_test_bags: int = _field(1000, "MNIST-bags: test bags (fixed seed).", valid=POSITIVE)
+    mil_positive_fraction: float = _field(
+        0.5,
+        "MNIST-bags: share of positive bags (0.5: balanced, as the authors' loader; 0: bags "
+        "drawn at random, positive when they happen to hold the target).",
+        valid=BELOW_ONE,
+    )
+    mil_val_fraction: float = _field(
+        0.2,
+        "MIL: share of the training bags held out (per class) for early stopping, unless the "
+        "data has a validation split.",
+        valid=BELOW_ONE,
+    )
+    mil_patience: int = _field(
+        25,
+        "MIL: stop after this many checkpoint intervals (epochs) without a better validation "
+        "error (ties: loss), and keep the best weights; 0 = train all epochs, keep the last.",
+        valid=NON_NEGATIVE,
+    )
+
     # --- compare ---
     label_fractions: str = _field("0.01,0.1,1.0", "Compare: label fractions.", valid=NUMBER_LIST)
     methods: str = _field(

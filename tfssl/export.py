@@ -29,7 +29,7 @@ log = logging.getLogger("tfssl")
 
 def _float_outputs(outputs):
     outputs = {k: tf.cast(v, tf.float32) for k, v in outputs.items()}
-    if "logits" in outputs:  # an unsupervised model (SS-VAE M1) exports its features only
+    if "logits" in outputs and "probabilities" not in outputs:  # SS-VAE M1: features only
         outputs["probabilities"] = tf.nn.softmax(outputs["logits"])
     return outputs
 

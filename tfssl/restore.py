@@ -63,7 +63,6 @@ def load_trained(path, cfg=None, flag="--checkpoint", strategy=None, setup=True)
 
     Without cfg the run computes as it trained (its flags.json, precision included). setup=False
     leaves the seed and precision policy alone (loading a teacher inside another run)."""
-    from tfssl.data.pipeline import DataBundle
     from tfssl.train.runtime import resolve_device_defaults, setup_runtime
 
     resolved = resolve_checkpoint(path, flag)
@@ -81,7 +80,7 @@ def load_trained(path, cfg=None, flag="--checkpoint", strategy=None, setup=True)
     else:
         run_cfg = resolve_device_defaults(run_cfg)
     strategy = strategy or tf.distribute.get_strategy()
-    data = DataBundle(run_cfg, resolved.run_dir)
+    data = method_class(run_cfg).make_data(run_cfg, resolved.run_dir)
     method = method_class(run_cfg)(run_cfg, data, strategy.num_replicas_in_sync)
     with strategy.scope():
         method.build()

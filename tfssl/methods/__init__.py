@@ -18,6 +18,7 @@ METHODS = {
     "ssvae": "tfssl.methods.ssvae:SSVAE",
     "fixmatch": "tfssl.methods.fixmatch:FixMatch",
     "self_train_round": "tfssl.methods.self_train:SelfTrainRound",
+    "mil": "tfssl.methods.mil:MIL",
 }
 
 #: Self-supervised pretraining objectives (--mode=pretrain --ssl_method=...).

@@ -44,6 +44,13 @@ class Method:
     knn_monitor = False
 
     @classmethod
+    def make_data(cls, cfg, run_dir):
+        """The method's data (its self.data): images with one label each, by default."""
+        from tfssl.data.pipeline import DataBundle
+
+        return DataBundle(cfg, run_dir)
+
+    @classmethod
     def validate_config(cls, cfg):
         """Raises ConfigError naming the first flag this method cannot train with and the fix.
         Subclasses add their own checks to these."""
@@ -136,6 +143,16 @@ class Method:
     @tf.autograph.experimental.do_not_convert
     def after_update(self):
         """After each optimizer step, in cross-replica context (inside the train tf.function)."""
+
+    def at_checkpoint(self, step):
+        """On the host, every --checkpoint_epochs (or _steps) and at the last step, before the
+        checkpoint is written (e.g. early stopping: score a validation split, and put the best
+        weights back into the model when training ends)."""
+
+    def stopped_early(self):
+        """True once training should end before its last step (read before every train loop, so
+        a resumed run that had stopped stays stopped)."""
+        return False
 
     def batch_norm_networks(self):
         """Networks whose batch-norm statistics --bn_recalibration_batches re-estimates after

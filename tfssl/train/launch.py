@@ -15,6 +15,7 @@ def inherit_architecture(cfg):
         "finetune": ("--checkpoint", cfg.checkpoint),
         "pretrain": ("--checkpoint", cfg.checkpoint),
         "distill": ("--teacher", cfg.teacher or cfg.checkpoint),
+        "mil": ("--checkpoint", cfg.checkpoint),
     }.get(cfg.job)
     if source is None or not source[1]:
         return cfg
@@ -44,12 +45,11 @@ def resumed_precision(cfg):
 def train(cfg, strategy=None):
     """Trains cfg.job in cfg.run_dir (resuming if it holds a checkpoint) and returns its result
     dict."""
-    from tfssl.data.pipeline import DataBundle
     from tfssl.train.distribute import make_strategy
     from tfssl.train.runtime import setup_runtime
     from tfssl.train.trainer import Trainer
 
     strategy = strategy or make_strategy(cfg.strategy, cfg.tpu_name, cfg.tpu_zone, cfg.gcp_project)
     cfg = setup_runtime(inherit_architecture(cfg), run_precision=resumed_precision(cfg))
-    data = DataBundle(cfg, cfg.run_dir)
+    data = method_class(cfg).make_data(cfg, cfg.run_dir)
     return Trainer(cfg, method_class(cfg), data, strategy).fit()

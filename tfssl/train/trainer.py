@@ -255,7 +255,7 @@ class Trainer:
             self.method.job,
         )
         averages, before_recalibration = {}, None
-        if start_step < self.total_steps:
+        if start_step < self.total_steps and not self.method.stopped_early():
             log.info(
                 "%s: %d steps of batch %d (%d per epoch) on %d replica(s), model_dir=%s",
                 self.method.job,
@@ -274,7 +274,7 @@ class Trainer:
             step = start_step
             every = cfg.train_summary_steps  # -1: each loop; 0: none; n: every n steps
             window, window_steps = {}, 0  # metric sums since the last training summary
-            while step < self.total_steps:
+            while step < self.total_steps and not self.method.stopped_early():
                 loop_start = time.time()
                 next_checkpoint = (step // self.checkpoint_every + 1) * self.checkpoint_every
                 next_stop = min(
@@ -327,6 +327,7 @@ class Trainer:
                     )
                     self._recalibrate_batch_norm()
                 if step % self.checkpoint_every == 0 or step >= self.total_steps:
+                    self.method.at_checkpoint(step)
                     self._save(manager)
         return self._finish(summaries, averages, before_recalibration)
 

@@ -92,6 +92,14 @@ def mnist_data_dir():
     return data_dir
 
 
+@pytest.fixture(autouse=True)
+def float32_policy_after_each_test():
+    """A run in the test process (e.g. a CLI test at --precision=auto) sets Keras' global
+    precision policy; put float32 back so the next test does not inherit it."""
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
 def tiny_config(**overrides):
     """A config for tests: tiny ResNet, tiny batches, few steps, quiet; float32 on any CPU (the
     tests compare with float32 references; --precision=auto is tested in test_runtime.py)."""

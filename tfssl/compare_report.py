@@ -1,8 +1,10 @@
 """The report of --mode=compare: report.md, report.json and label_efficiency.png.
 
 Rows are runs (one per method, label fraction and seed), taken from each run's result.json as
-it is. Cells aggregate the seeds of one method and fraction: mean, sample std and a 95% Student-t
-interval (tfssl/stats.py). report.json holds every number report.md prints.
+it is (a grid's chosen run, with the grid's choice and time). Cells aggregate the seeds of one
+method and fraction: mean, sample std and a 95% Student-t interval (tfssl/stats.py). The
+orderings the report checks are in tfssl/compare_checks.py. report.json holds every number
+report.md prints.
 """
 
 import os
@@ -10,12 +12,15 @@ import os
 from tfssl import stats
 from tfssl.train.rundir import write_json
 
+# Validation evaluations per run (one before the first step, then one per checkpoint).
+VAL_EVALUATIONS = 10
 # Eval metrics shown when runs report them (binary and imbalanced data), beside top-1 accuracy.
 OPTIONAL_METRICS = ("balanced_accuracy", "auroc")
 METRIC_HEADERS = {
     "top_1_accuracy": "test top-1 %",
     "balanced_accuracy": "balanced acc. %",
     "auroc": "AUROC",
+    "loss": "loss",
 }
 
 
@@ -31,18 +36,28 @@ def share(fraction):
     return "all" if fraction >= 1 else f"{100 * fraction:g}%"
 
 
-def report_row(method, fraction, result, run_dir, seed=0, label_seed=None):
-    """One run of the report, from its result dict (result.json) as it is."""
+def report_row(method, fraction, result, run_dir, seed=0, label_seed=None, grid=None):
+    """One run of the report, from its result dict (result.json) as it is. Labeled examples count
+    every label the run was given: those it fits on and those held out for validation. With a
+    grid, the time is the whole grid's and `selected` its choice."""
     evaluation = result["eval"]
+    fit, val = result.get("num_labeled_examples"), result.get("num_val_examples")
+    best = (result.get("selection") or {}).get("best") or {}
     return {
         "method": method,
         "label_fraction": fraction,
         "seed": seed,
         "label_seed": label_seed,
-        "num_labeled_examples": result.get("num_labeled_examples"),
+        "num_labeled_examples": None if fit is None else fit + (val or 0),
+        "num_val_examples": val,
         "top_1_accuracy": evaluation["top_1_accuracy"],
         **{name: evaluation.get(name) for name in OPTIONAL_METRICS},
-        "train_wall_time_s": result["train_wall_time_s"],
+        "val_metric": (result.get("selection") or {}).get("metric"),
+        "val_value": best.get((result.get("selection") or {}).get("metric")),
+        "chosen_step": best.get("step"),
+        "selected": grid["chosen"] if grid else None,
+        "grid": grid,
+        "train_wall_time_s": grid["train_wall_time_s"] if grid else result["train_wall_time_s"],
         "epochs": result["epochs"],
         "global_step": result["global_step"],
         "run_dir": run_dir,
@@ -69,6 +84,9 @@ def cells_of(rows):
             "seeds": len(runs),
             "num_labeled_examples": _values(runs, "num_labeled_examples"),
             "global_step": _values(runs, "global_step"),
+            "num_val_examples": _values(runs, "num_val_examples"),
+            "chosen_step": [run["chosen_step"] for run in runs],
+            "val_metric": runs[0]["val_metric"],
             "epochs": stats.mean([run["epochs"] for run in runs]),
             "train_wall_time_s": stats.mean([run["train_wall_time_s"] for run in runs]),
         }
@@ -76,20 +94,26 @@ def cells_of(rows):
             values = [run.get(metric) for run in runs]
             present = all(v is not None for v in values)
             cell[metric] = stats.summarize(values) if present else None
+        values = [run["val_value"] for run in runs]
+        cell["val"] = stats.summarize(values) if all(v is not None for v in values) else None
         cells.append(cell)
     return cells
 
 
 # --- text ---
 def _scale(metric):
-    return 1.0 if metric == "auroc" else 100.0
+    return 1.0 if metric in ("auroc", "loss") else 100.0
+
+
+def _digits(metric):
+    return 3 if metric in ("auroc", "loss") else 2
 
 
 def mean_std(summary, metric="top_1_accuracy"):
     """'98.83 ± 0.12' (no ± with one seed; '-' when absent)."""
     if summary is None:
         return "-"
-    scale, digits = _scale(metric), 3 if metric == "auroc" else 2
+    scale, digits = _scale(metric), _digits(metric)
     text = f"{scale * summary['mean']:.{digits}f}"
     return text if summary["std"] is None else text + f" ± {scale * summary['std']:.{digits}f}"
 
@@ -97,8 +121,19 @@ def mean_std(summary, metric="top_1_accuracy"):
 def interval(summary, metric="top_1_accuracy"):
     if summary is None or summary["ci_low"] is None:
         return "-"
-    scale, digits = _scale(metric), 3 if metric == "auroc" else 2
+    scale, digits = _scale(metric), _digits(metric)
     return f"[{scale * summary['ci_low']:.{digits}f}, {scale * summary['ci_high']:.{digits}f}]"
+
+
+def _number(value, metric):
+    if value is None:
+        return "-"
+    return f"{_scale(metric) * value:.{_digits(metric)}f}"
+
+
+def _flags(flags):
+    short = {"learning_rate": "lr", "crop_min_area": "crop"}
+    return ", ".join(f"{short.get(k, k)} {v:g}" for k, v in flags.items()) if flags else "-"
 
 
 def _short(path):
@@ -200,10 +235,16 @@ def _table(header, lines):
     )
 
 
+def _val_header(cells_or_rows):
+    metric = next((c["val_metric"] for c in cells_or_rows if c.get("val_metric")), None)
+    return f"val {METRIC_HEADERS.get(metric, metric).replace('test ', '')} (chosen)"
+
+
 def cells_table(cells, metrics):
     header = ["method", "labels", "labeled examples", "seeds", "test top-1 % (mean ± std)"]
     header += ["95% interval"] + [METRIC_HEADERS[m] for m in metrics[1:]]
     header += ["train wall time per run", "epochs", "steps"]
+    header += ["of which val", _val_header(cells), "chosen steps"]
     lines = [
         [
             c["method"],
@@ -215,6 +256,11 @@ def cells_table(cells, metrics):
         ]
         + [mean_std(c[m], m) for m in metrics[1:]]
         + [f"{c['train_wall_time_s']:.0f} s", _epochs(c["epochs"]), _joined(c["global_step"])]
+        + [
+            _joined(c["num_val_examples"]),
+            mean_std(c["val"], c["val_metric"]),
+            _joined(c["chosen_step"]),
+        ]
         for c in cells
     ]
     return _table(header, lines)
@@ -224,6 +270,7 @@ def runs_table(rows, metrics, root):
     header = ["method", "labels", "seed", "label seed", "labeled examples"]
     header += [METRIC_HEADERS[m] for m in metrics]
     header += ["train wall time", "epochs", "steps", "run"]
+    header += ["of which val", _val_header(rows), "chosen step", "selected"]
     lines = [
         [
             r["method"],
@@ -232,19 +279,69 @@ def runs_table(rows, metrics, root):
             _joined([r["label_seed"]]),
             _joined([r["num_labeled_examples"]]),
         ]
-        + [
-            ("-" if r.get(m) is None else f"{_scale(m) * r[m]:.{3 if m == 'auroc' else 2}f}")
-            for m in metrics
-        ]
+        + [_number(r.get(m), m) for m in metrics]
         + [
             f"{r['train_wall_time_s']:.0f} s",
             _epochs(r["epochs"]),
             r["global_step"],
             os.path.relpath(r["run_dir"], root),
+            _joined([r["num_val_examples"]]),
+            _number(r["val_value"], r["val_metric"]),
+            _joined([r["chosen_step"]]),
+            _flags(r["selected"]),
         ]
         for r in rows
     ]
     return _table(header, lines)
+
+
+def validation_note(rows, val):
+    """What the validation split was and what it chose."""
+    sizes = {}
+    for r in rows:
+        if r["num_val_examples"]:
+            sizes.setdefault(r["label_fraction"], set()).add(
+                (r["num_val_examples"], r["num_labeled_examples"])
+            )
+    if not sizes:
+        return []
+    shown = "; ".join(
+        f"{share(f)} of the labels: "
+        + ", ".join(f"{v} of {n}" for v, n in sorted(pairs))
+        + " images"
+        for f, pairs in sorted(sizes.items())
+    )
+    metric = METRIC_HEADERS.get(val["metric"], val["metric"]).replace(" %", "")
+    paragraphs = [
+        f"Validation, never test: every run on labels held out {100 * val['fraction']:g}% of its "
+        "labeled subset (stratified, at least one image per class, the same images for every "
+        f"method of a seed) and fitted on the rest ({shown}). It scored that split before its "
+        f"first step and at about {VAL_EVALUATIONS - 1} checkpoints, kept the best by validation "
+        f"{metric} (ties: the lower val loss), and scored test once, on that checkpoint. "
+        "SimCLR fine-tuning starts from its linear probe, so the probe is one of its candidates."
+    ]
+    grids = [r for r in rows if r.get("grid")]
+    if grids:
+        lines = []
+        for r in grids:
+            chosen = r["grid"]["chosen"]
+            tried = ", ".join(
+                ("**" if c["flags"] == chosen else "")
+                + f"{_flags(c['flags'])}: {_number(c['val'].get(val['metric']), val['metric'])}"
+                + ("**" if c["flags"] == chosen else "")
+                for c in r["grid"]["candidates"]
+            )
+            lines.append(
+                f"| {r['method']} | {labels_name(r['label_fraction'])} | {r['seed']} | {tried} | "
+                f"{r['grid']['train_wall_time_s']:.0f} s |"
+            )
+        paragraphs.append(
+            "Grids, chosen on validation (val "
+            f"{metric} of each run's chosen checkpoint; the choice in bold; the time counts every "
+            "run of the grid):\n\n| grid of | labels | seed | tried | grid train time |\n"
+            "|---|---|---|---|---|\n" + "\n".join(lines)
+        )
+    return paragraphs
 
 
 def notes(rows, budget=None, shared=(), command_wall_time_s=None):
@@ -294,13 +391,25 @@ def notes(rows, budget=None, shared=(), command_wall_time_s=None):
 
 
 def write_report(
-    rows, root, title, labels=None, pairs=(), budget=None, shared=(), command_wall_time_s=None
+    rows,
+    root,
+    title,
+    labels=None,
+    pairs=(),
+    budget=None,
+    shared=(),
+    command_wall_time_s=None,
+    val=None,
+    starts=(),
+    teachers=(),
 ):
     """report.md, report.json and label_efficiency.png from the run rows; returns report.md's
-    path."""
+    path. starts and teachers: the (method, other) pairs tfssl/compare_checks.py checks."""
     from tfssl import plots
+    from tfssl.compare_checks import checks, checks_table
 
     cells = cells_of(rows)
+    found = checks(cells, labels, starts, teachers)
     metrics = ["top_1_accuracy"] + [
         m for m in OPTIONAL_METRICS if any(r.get(m) is not None for r in rows)
     ]
@@ -312,7 +421,10 @@ def write_report(
         f"# {title}",
         cells_table(cells, metrics),
         text,
+        "Orderings (mean test top-1 over the seeds; margin = left - (right - tolerance)):\n\n"
+        + checks_table(found),
         f"![label efficiency](label_efficiency.png)\n\nError bars: {bars}.",
+        *(validation_note(rows, val) if val else []),
         *paragraphs,
         "Every run:\n\n" + runs_table(rows, metrics, root),
     ]
@@ -323,6 +435,8 @@ def write_report(
             "title": title,
             "verdict": text,
             "cells": cells,
+            "checks": found,
+            "validation": val,
             "rows": rows,
             "budget": budget,
             "shared": list(shared),

@@ -9,7 +9,7 @@ from tfssl.errors import ConfigError
 from tfssl.losses.supervised import accuracy, cross_entropy
 from tfssl.methods.base import Method
 from tfssl.models.factory import build_simclr_model
-from tfssl.train.checkpoints import resolve_checkpoint, restore_into
+from tfssl.train.checkpoints import resolve_checkpoint, restore_into, run_config
 
 log = logging.getLogger("tfssl")
 
@@ -99,7 +99,16 @@ class FineTune(LabeledTraining):
             self.model.projection_head.trainable = False
 
     def initialize(self):
+        """From a pretraining: its encoder and projection head (a fresh linear head). From a
+        fine-tuned run (e.g. a linear probe of that pretraining, --fine_tune_after_block=4): its
+        whole network, head included, so fine-tuning starts where the probe ended (LP-FT, Kumar
+        et al. 2022: a trained head keeps the first updates from distorting the features)."""
         resolved = resolve_checkpoint(self.cfg.checkpoint)
+        _, job = run_config(resolved.run_dir)
+        if job == self.job:
+            restore_into({"model": self.model}, resolved.prefix, "fine-tuned checkpoint")
+            log.info("fine-tuning from %s (encoder, projection layers and head)", resolved.prefix)
+            return
         pretrained = tf.train.Checkpoint(
             encoder=self.model.encoder, projection_head=self.model.projection_head
         )

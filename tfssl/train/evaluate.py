@@ -93,6 +93,14 @@ def threshold_metrics(method, cfg, positive):
     }
 
 
+def validation_scores(method, cfg):
+    """The metrics of `evaluate` on cfg.val_split (for best-checkpoint selection)."""
+    names = method.data.info.class_names
+    positive = positive_class(cfg, names) if method.data.info.num_classes == 2 else 1
+    labels, logits = predict(method, method.data, cfg.val_split, cfg.eval_batch_size)
+    return scores(labels, logits, positive)
+
+
 def evaluate_all(method, cfg):
     """Accuracy and the classification metrics (for methods with a classifier) plus the method's
     own eval figures, on cfg.eval_split; the binary threshold chosen on cfg.val_split."""

@@ -19,9 +19,16 @@ import tensorflow as tf
 from tfssl.errors import ConfigError, NonFiniteLossError
 from tfssl.train import checkpoints, distribute, eval_figures, optim
 from tfssl.train.batch_norm import batch_norm_layers, recalibrate_batch_norm
-from tfssl.train.evaluate import confusion_text, evaluate_all, metrics_text, scalar_metrics
+from tfssl.train.evaluate import (
+    confusion_text,
+    evaluate_all,
+    metrics_text,
+    scalar_metrics,
+    validation_scores,
+)
 from tfssl.train.progress import Progress, Summaries
 from tfssl.train.rundir import RunDirectory
+from tfssl.train.selection import BestCheckpoint
 
 log = logging.getLogger("tfssl")
 
@@ -59,6 +66,7 @@ class Trainer:
         self.total_steps = total_train_steps(cfg, self.method.examples_per_epoch)
         self.checkpoint_every = checkpoint_interval(cfg, self.method.examples_per_epoch)
         self.loss_scaling = cfg.precision == "mixed_float16"
+        self.selection = None  # BestCheckpoint with --best_checkpoint_metric, made by fit()
 
         with strategy.scope():
             self.method.build()
@@ -200,6 +208,8 @@ class Trainer:
 
     def _restore_or_initialize(self):
         latest = tf.train.latest_checkpoint(self.run_dir.path)
+        if self.selection is not None and not latest:
+            self.selection.history = []  # a fresh start: earlier evaluations are of other weights
         if latest:
             checkpoints.restore(
                 self.checkpoint,
@@ -216,6 +226,50 @@ class Trainer:
     def _save(self, manager):
         manager.save(checkpoint_number=self.step)
 
+    # --- best-checkpoint selection (tfssl/train/selection.py) ---
+    def _best_checkpoint(self, directory):
+        cfg = self.cfg
+        if cfg.best_checkpoint_metric == "none":
+            return None
+        if not self.method.has_classifier():
+            raise ConfigError(
+                f"--best_checkpoint_metric: --mode={self.method.job} has no classifier to "
+                "evaluate on --val_split; leave it at none"
+            )
+        scratch = "" if self.is_chief else os.path.join(directory, "best")
+        return BestCheckpoint(
+            self.run_dir.path,
+            cfg.best_checkpoint_metric,
+            cfg.val_split,
+            self.method.checkpoint_items(),
+            self.is_chief,
+            scratch,
+        )
+
+    def _validate(self, summaries, step):
+        """Evaluates --val_split at `step` and keeps the checkpoint if it is the best so far."""
+        if self.selection is None or self.selection.evaluated(step):
+            return
+        metrics = validation_scores(self.method, self.cfg)
+        summaries.scalars(scalar_metrics(metrics), step, prefix="val/")
+        self.selection.add(step, metrics)
+
+    def _restore_best(self, manager, step):
+        """Loads the chosen networks and saves them as the run's last checkpoint; returns the
+        selection summary for result.json."""
+        best = self.selection.restore_best()
+        if best["step"] != step and self.cfg.bn_recalibration_batches:
+            self._recalibrate_batch_norm()  # the final weights were re-estimated; these were not
+        self._save(manager)
+        log.info(
+            "chose the checkpoint of step %d by val %s=%.4g (%s)",
+            best["step"],
+            self.selection.metric,
+            best[self.selection.metric],
+            self.selection.split,
+        )
+        return self.selection.summary()
+
     # --- the run ---
     def fit(self):
         """Trains to total_steps (resuming from model_dir), evaluates, writes result.json. Returns
@@ -225,6 +279,7 @@ class Trainer:
         try:
             self.run_dir.write_flags(cfg.to_dict(), self.method.job)
             manager = self._checkpoint_manager()
+            self.selection = self._best_checkpoint(manager.directory)
             self._restore_or_initialize()
             with self.strategy.scope():
                 self.method.setup_training()
@@ -258,6 +313,7 @@ class Trainer:
                 self.run_dir.path,
             )
             self._write_view_summary(summaries, start_step)
+            self._validate(summaries, start_step)  # the starting point is a candidate too
             dataset = self.strategy.distribute_datasets_from_function(
                 lambda ctx: self.method.train_dataset(ctx, start_step)
             )
@@ -292,15 +348,22 @@ class Trainer:
                     force=step >= self.total_steps,
                 )
                 if step >= self.total_steps and cfg.bn_recalibration_batches:
-                    before_recalibration = evaluate_all(self.method, cfg)
-                    log.info(
-                        "eval before re-estimating batch norm: %s",
-                        metrics_text(before_recalibration),
-                    )
+                    # With --best_checkpoint_metric the eval split is scored once, at the end.
+                    if self.selection is None:
+                        before_recalibration = evaluate_all(self.method, cfg)
+                        log.info(
+                            "eval before re-estimating batch norm: %s",
+                            metrics_text(before_recalibration),
+                        )
                     self._recalibrate_batch_norm()
                 if step % self.checkpoint_every == 0 or step >= self.total_steps:
                     self._save(manager)
-        return self._finish(summaries, averages, before_recalibration)
+                    self._validate(summaries, step)
+        selection = None
+        if self.selection is not None:
+            self._validate(summaries, int(self.step.numpy()))  # e.g. resumed after the last save
+            selection = self._restore_best(manager, int(self.step.numpy()))
+        return self._finish(summaries, averages, before_recalibration, selection)
 
     def _recalibrate_batch_norm(self):
         """Before the final checkpoint: BN statistics from clean train images
@@ -329,7 +392,7 @@ class Trainer:
         if images is not None:
             summaries.images("train/augmented_views", images, step)
 
-    def _finish(self, summaries, train_metrics, before_recalibration=None):
+    def _finish(self, summaries, train_metrics, before_recalibration=None, selection=None):
         cfg = self.cfg
         step = int(self.step.numpy())
         eval_metrics = evaluate_all(self.method, cfg)
@@ -370,7 +433,10 @@ class Trainer:
             "train": train_metrics,
             "eval": eval_metrics,
             "eval_split": cfg.eval_split,
+            "num_val_examples": data.num_examples("val") if cfg.labeled_val_fraction else None,
         }
+        if selection is not None:
+            result["selection"] = selection
         if before_recalibration is not None:
             result["eval_before_bn_recalibration"] = before_recalibration
         self.run_dir.write_result(result, step)

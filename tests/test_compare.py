@@ -16,8 +16,8 @@ from PIL import Image
 
 from tests.conftest import REPO, tiny_config
 from tfssl import jobs, recipes, stats
-from tfssl.compare import BUDGETS, COMPARE_METHODS, CONTROLLED, Rule, budget_steps, expand_methods
-from tfssl.compare_report import verdict
+from tfssl.compare import BUDGETS, COMPARE_METHODS, Rule, budget_steps, expand_methods
+from tfssl.compare_verdict import verdict
 from tfssl.config import Config
 from tfssl.errors import ConfigError
 
@@ -144,12 +144,14 @@ def test_bad_recipe_text_is_a_one_line_error(text, message):
 def test_recipe_must_fit_its_job_and_leave_run_flags_to_compare(tmp_path):
     path = tmp_path / "r.cfg"
     path.write_text("--mode=supervised\n--learning_rate=0.1\n")
-    assert recipes.read_recipe(str(path), "supervised", CONTROLLED) == {"learning_rate": 0.1}
+    assert recipes.read_recipe(str(path), "supervised", recipes.CONTROLLED) == {
+        "learning_rate": 0.1
+    }
     with pytest.raises(ConfigError, match="--mode=supervised, but this recipe is read for"):
-        recipes.read_recipe(str(path), "finetune", CONTROLLED)
+        recipes.read_recipe(str(path), "finetune", recipes.CONTROLLED)
     path.write_text("--mode=supervised\n--model_dir=runs/x\n")
     with pytest.raises(ConfigError, match="--model_dir is set by --mode=compare"):
-        recipes.read_recipe(str(path), "supervised", CONTROLLED)
+        recipes.read_recipe(str(path), "supervised", recipes.CONTROLLED)
 
 
 def test_dataset_recipes_come_first():
@@ -185,7 +187,7 @@ def test_shipped_recipes_parse_as_absl_does_and_validate(path):
     assert recipes.parse_flags(text, path) == by_absl
     job = by_absl["mode"]
     assert job in {spec.job for spec in COMPARE_METHODS.values()} | {"pretrain"}
-    flags = recipes.read_recipe(path, job, CONTROLLED)
+    flags = recipes.read_recipe(path, job, recipes.CONTROLLED)
     Config.for_job({"mode": job, **flags, **RUN_FLAGS.get(job, {})})
 
 

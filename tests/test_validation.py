@@ -124,6 +124,7 @@ SCRIPT = {
 def test_best_checkpoint_is_restored_and_the_only_one_tested(gray_folder, tmp_path, monkeypatch):
     from tfssl import restore
     from tfssl.train import evaluate, trainer
+    from tfssl.train import selection as selection_module
     from tfssl.train.launch import train
 
     def scripted(method, cfg):
@@ -131,7 +132,7 @@ def test_best_checkpoint_is_restored_and_the_only_one_tested(gray_folder, tmp_pa
         step = int(method.step.numpy())
         return {**real, "balanced_accuracy": SCRIPT[step][0], "loss": SCRIPT[step][1]}
 
-    monkeypatch.setattr(trainer, "validation_scores", scripted)
+    monkeypatch.setattr(selection_module, "validation_scores", scripted)
     tested = []
     real_evaluate_all = trainer.evaluate_all
     monkeypatch.setattr(

@@ -46,24 +46,24 @@ Writes report.md, report.json (every number report.md prints), label_efficiency.
 
 import collections
 import dataclasses
-import itertools
 import logging
 import math
 import os
 import time
 
+from tfssl import compare_grid as grids
 from tfssl import recipes
-from tfssl.compare_report import (  # noqa: F401
+from tfssl.compare_report import (
     VAL_EVALUATIONS,
     fraction_name,
     report_row,
+    write_figures,
     write_report,
 )
 from tfssl.config import Config, dataset_slug
 from tfssl.data.subsets import LABELED_VAL
 from tfssl.errors import ConfigError
 from tfssl.train.rundir import RESULT_FILE, read_json, write_json
-from tfssl.train.selection import best_of
 
 log = logging.getLogger("tfssl")
 
@@ -130,56 +130,6 @@ COMPARE_METHODS = {
     "ssvae": Spec("ssvae", "ssvae", "SS-VAE M2"),
 }
 
-# Flags a comparison passes on to every run it starts (from its own command line).
-SHARED_FIELDS = (
-    "dataset",
-    "data_dir",
-    "train_split",
-    "eval_split",
-    "image_size",
-    "eval_batch_size",
-    "eval_steps",
-    "strategy",
-    "tpu_name",
-    "precision",
-    "jit_compile",
-    "steps_per_loop",
-    "matmul_conv_grads",
-    "deterministic",
-    "cache_dataset",
-    "cache_dir",
-    "log_every_secs",
-    "skip_corrupt_images",
-    "split_seed",
-    "intensity_window",
-    "positive_class",
-    "class_weight",
-)
-# Flags a recipe may not set: the comparison sets them for every run.
-CONTROLLED = SHARED_FIELDS + (
-    "model_dir",
-    "label_fraction",
-    "num_labels",
-    "label_seed",
-    "label_subset_file",
-    "seed",
-    "checkpoint",
-    "teacher",
-    "m1_checkpoint",
-    "label_fractions",
-    "methods",
-    "budget",
-    "seeds",
-    "recipe_dir",
-    "val_split",
-    "labeled_val_fraction",
-    "best_checkpoint_metric",
-    "checkpoint_steps",
-    "checkpoint_epochs",
-    "finetune_learning_rates",
-    "finetune_crop_min_areas",
-)
-
 
 def expand_methods(names):
     """The methods to run, in order: each one's teacher before it, its `also` methods after it."""
@@ -213,12 +163,6 @@ def examples_per_epoch(cfg):
     return method_class(cfg)(cfg, DataBundle(cfg, cfg.run_dir)).examples_per_epoch
 
 
-def candidate_name(flags):
-    """A grid run's directory name, e.g. lr0.02_crop0.8."""
-    short = {"learning_rate": "lr", "crop_min_area": "crop"}
-    return "_".join(f"{short.get(k, k)}{v:g}" for k, v in flags.items()) or "recipe"
-
-
 class Comparison:
     def __init__(self, cfg):
         self.cfg = cfg
@@ -226,7 +170,7 @@ class Comparison:
         self.fractions = cfg.float_list("label_fractions")
         self.root = cfg.model_dir or os.path.join("runs", f"compare-{dataset_slug(cfg.dataset)}")
         self.recipe_dir = cfg.recipe_dir or recipes.default_recipe_dir()
-        self.shared = {name: getattr(cfg, name) for name in SHARED_FIELDS}
+        self.shared = {name: getattr(cfg, name) for name in recipes.SHARED_FIELDS}
         self.val_fraction = cfg.labeled_val_fraction or DEFAULT_VAL_FRACTION
         self.metric = (
             DEFAULT_METRIC if cfg.best_checkpoint_metric == "none" else cfg.best_checkpoint_metric
@@ -244,7 +188,7 @@ class Comparison:
         from tfssl.train.launch import train
 
         path = recipes.recipe_path(self.recipe_dir, self.cfg.dataset, recipe)
-        recipe_flags = recipes.read_recipe(path, job, CONTROLLED)
+        recipe_flags = recipes.read_recipe(path, job, recipes.CONTROLLED)
         given = {
             **recipe_flags,
             **self.shared,
@@ -309,15 +253,6 @@ class Comparison:
     def run_dir(self, method, fraction, index=0):
         return os.path.join(self.root, method, fraction_name(fraction), f"seed{index}")
 
-    def grid(self, spec):
-        """The grid's runs: a list of {run flag: value} (one empty dict without a grid)."""
-        axes = [
-            [(flag, value) for value in self.cfg.float_list(values)]
-            for flag, values in spec.grid
-            if self.cfg.float_list(values)
-        ]
-        return [dict(combination) for combination in itertools.product(*axes)]
-
     def run_method(self, method, fraction, index=0):
         key = (method, fraction, index)
         if key in self.results:
@@ -334,7 +269,7 @@ class Comparison:
             self.run_method(spec.teacher, fraction, index)
             flags["teacher"] = self.dirs[spec.teacher, fraction, index]
         directory = self.run_dir(method, fraction, index)
-        candidates = self.grid(spec)
+        candidates = grids.combinations(self.cfg, spec.grid)
         if len(candidates) == 1:  # no choice to make: the recipe's values or the grid's only ones
             flags.update(candidates[0])
             result = self.run_job(method, spec.job, spec.budget, directory, **flags)
@@ -342,30 +277,14 @@ class Comparison:
             return result
         tried = []
         for candidate in candidates:
-            run = os.path.join(directory, candidate_name(candidate))
+            run = os.path.join(directory, grids.candidate_name(candidate))
             result = self.run_job(method, spec.job, spec.budget, run, **flags, **candidate)
             tried.append({"flags": candidate, "run_dir": run, "result": result})
-        best = best_of([t["result"]["selection"]["best"] for t in tried], self.metric)
-        winner = next(t for t in tried if t["result"]["selection"]["best"] is best)
-        self.grids[key] = {
-            "metric": self.metric,
-            "chosen": winner["flags"],
-            "chosen_run_dir": winner["run_dir"],
-            "train_wall_time_s": sum(t["result"]["train_wall_time_s"] for t in tried),
-            "candidates": [
-                {
-                    "flags": t["flags"],
-                    "run_dir": t["run_dir"],
-                    "val": t["result"]["selection"]["best"],
-                    "train_wall_time_s": t["result"]["train_wall_time_s"],
-                }
-                for t in tried
-            ],
-        }
+        self.grids[key] = grids.choose(tried, self.metric)
         write_json(os.path.join(directory, "grid.json"), self.grids[key])
-        log.info(
-            "compare: %s %s seed %d: validation chose %s", method, fraction, index, winner["flags"]
-        )
+        chosen = self.grids[key]["chosen"]
+        log.info("compare: %s %s seed %d: validation chose %s", method, fraction, index, chosen)
+        winner = next(t for t in tried if t["flags"] == chosen)
         self.results[key], self.dirs[key] = winner["result"], winner["run_dir"]
         return winner["result"]
 
@@ -415,23 +334,6 @@ class Comparison:
         return shared
 
 
-def write_figures(comparison, rows):
-    """The comparison's figures, beside report.md."""
-    from tfssl import figures
-
-    root, pretrain_dir = comparison.root, comparison.pretrain_dir()
-    if os.path.exists(os.path.join(pretrain_dir, RESULT_FILE)):
-        figures.augmented_views(pretrain_dir, os.path.join(root, "augmented_views.png"))
-        figures.training_curves(pretrain_dir, os.path.join(root, "pretrain_curves.png"))
-        figures.embedding_before_after(pretrain_dir, os.path.join(root, "embedding_pca.png"))
-    best = max(rows, key=lambda r: r["top_1_accuracy"])
-    figures.confusion(
-        best["run_dir"],
-        os.path.join(root, "confusion_matrix.png"),
-        f"{best['method']}, {fraction_name(best['label_fraction'])} labels",
-    )
-
-
 def compare(cfg):
     start = time.time()
     comparison = Comparison(cfg)
@@ -463,7 +365,7 @@ def compare(cfg):
         shared=comparison.pretraining_summary(),
         command_wall_time_s=time.time() - start,
     )
-    write_figures(comparison, rows)
+    write_figures(comparison.root, comparison.pretrain_dir(), rows)
     log.info("wrote %s", path)
     print(open(path).read())
     return rows

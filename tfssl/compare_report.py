@@ -3,13 +3,25 @@
 Rows are runs (one per method, label fraction and seed), taken from each run's result.json as
 it is (a grid's chosen run, with the grid's choice and time). Cells aggregate the seeds of one
 method and fraction: mean, sample std and a 95% Student-t interval (tfssl/stats.py). The
-orderings the report checks are in tfssl/compare_checks.py. report.json holds every number
-report.md prints.
+verdict and the orderings it checks are in tfssl/compare_verdict.py. report.json holds every
+number report.md prints.
 """
 
 import os
 
 from tfssl import stats
+from tfssl.compare_grid import SHORT
+from tfssl.compare_verdict import (
+    checks,
+    checks_table,
+    digits_of,
+    interval,
+    joined,
+    mean_std,
+    scale_of,
+    share,
+    verdict,
+)
 from tfssl.train.rundir import write_json
 
 # Validation evaluations per run (one before the first step, then one per checkpoint).
@@ -30,10 +42,6 @@ def fraction_name(fraction):
 
 def labels_name(fraction):
     return f"{100 * fraction:g}%"
-
-
-def share(fraction):
-    return "all" if fraction >= 1 else f"{100 * fraction:g}%"
 
 
 def report_row(method, fraction, result, run_dir, seed=0, label_seed=None, grid=None):
@@ -100,40 +108,14 @@ def cells_of(rows):
     return cells
 
 
-# --- text ---
-def _scale(metric):
-    return 1.0 if metric in ("auroc", "loss") else 100.0
-
-
-def _digits(metric):
-    return 3 if metric in ("auroc", "loss") else 2
-
-
-def mean_std(summary, metric="top_1_accuracy"):
-    """'98.83 ± 0.12' (no ± with one seed; '-' when absent)."""
-    if summary is None:
-        return "-"
-    scale, digits = _scale(metric), _digits(metric)
-    text = f"{scale * summary['mean']:.{digits}f}"
-    return text if summary["std"] is None else text + f" ± {scale * summary['std']:.{digits}f}"
-
-
-def interval(summary, metric="top_1_accuracy"):
-    if summary is None or summary["ci_low"] is None:
-        return "-"
-    scale, digits = _scale(metric), _digits(metric)
-    return f"[{scale * summary['ci_low']:.{digits}f}, {scale * summary['ci_high']:.{digits}f}]"
-
-
 def _number(value, metric):
     if value is None:
         return "-"
-    return f"{_scale(metric) * value:.{_digits(metric)}f}"
+    return f"{scale_of(metric) * value:.{digits_of(metric)}f}"
 
 
 def _flags(flags):
-    short = {"learning_rate": "lr", "crop_min_area": "crop"}
-    return ", ".join(f"{short.get(k, k)} {v:g}" for k, v in flags.items()) if flags else "-"
+    return ", ".join(f"{SHORT.get(k, k)} {v:g}" for k, v in flags.items()) if flags else "-"
 
 
 def _short(path):
@@ -142,90 +124,8 @@ def _short(path):
     return path if relative.startswith("..") else relative
 
 
-def _joined(values):
-    return "/".join("-" if v is None else str(v) for v in values)
-
-
-def _seeds(count):
-    return f"{count} seed{'s' if count > 1 else ''}"
-
-
 def _epochs(value):
     return f"{value:.3g}"
-
-
-def _percent(cell):
-    return mean_std(cell["top_1_accuracy"]) + "%"
-
-
-def _points(difference):
-    return f"{abs(100 * difference):.2f} points {'above' if difference >= 0 else 'below'}"
-
-
-def verdict(cells, labels=None, pairs=()):
-    """Two or three sentences in numbers: the best method at the fewest labels against supervised
-    training, each method against its teacher or probe (pairs), and any loss from the second-largest
-    to the largest fraction beyond the seeds' spread."""
-    labels = labels or {}
-
-    def name(method):
-        return labels.get(method, method)
-
-    def mean(cell):
-        return cell["top_1_accuracy"]["mean"]
-
-    by = {(c["method"], c["label_fraction"]): c for c in cells}
-    fractions = sorted({c["label_fraction"] for c in cells})
-    low, high = fractions[0], fractions[-1]
-    sentences = []
-    others = [c for c in cells if c["label_fraction"] == low and c["method"] != "supervised"]
-    if others:
-        best = max(others, key=mean)
-        sentence = (
-            f"With {share(low)} of the labels ({_joined(best['num_labeled_examples'])} images), "
-            f"{name(best['method'])} reaches {_percent(best)} ({_seeds(best['seeds'])})"
-        )
-        clauses = []
-        if ("supervised", high) in by and high != low:
-            top = by["supervised", high]
-            clauses.append(
-                f"{_points(mean(best) - mean(top))} supervised with {share(high)} of the labels "
-                f"({_percent(top)})"
-            )
-        if ("supervised", low) in by:
-            same = by["supervised", low]
-            clauses.append(
-                f"{_points(mean(best) - mean(same))} supervised with the same labels "
-                f"({_percent(same)})"
-            )
-        sentences.append(sentence + (", " + " and ".join(clauses) if clauses else "") + ".")
-    compared = [
-        f"{name(a)} is {_points(mean(by[a, low]) - mean(by[b, low]))} {name(b)} "
-        f"({_percent(by[a, low])} against {_percent(by[b, low])})"
-        for a, b in pairs
-        if (a, low) in by and (b, low) in by
-    ]
-    if compared:
-        sentences.append(f"At {share(low)} of the labels, " + "; ".join(compared) + ".")
-    if len(fractions) > 1:
-        before = fractions[-2]
-        losses = []
-        for cell in cells:
-            if cell["label_fraction"] == high and (cell["method"], before) in by:
-                previous = by[cell["method"], before]
-                spread = max((c["top_1_accuracy"]["std"] or 0.0) for c in (cell, previous))
-                if mean(previous) - mean(cell) > spread:
-                    losses.append(
-                        f"{name(cell['method'])} loses {100 * (mean(previous) - mean(cell)):.2f} "
-                        f"points ({_percent(previous)} to {_percent(cell)})"
-                    )
-        to = f"from {share(before)} to {share(high)} of the labels"
-        sentences.append(
-            f"Going {to}, " + "; ".join(losses) + ", more than the spread over seeds."
-            if losses
-            else f"No method loses more than the spread over seeds going {to}."
-        )
-    return " ".join(sentences)
 
 
 def _table(header, lines):
@@ -249,17 +149,17 @@ def cells_table(cells, metrics):
         [
             c["method"],
             labels_name(c["label_fraction"]),
-            _joined(c["num_labeled_examples"]),
+            joined(c["num_labeled_examples"]),
             c["seeds"],
             mean_std(c["top_1_accuracy"]),
             interval(c["top_1_accuracy"]),
         ]
         + [mean_std(c[m], m) for m in metrics[1:]]
-        + [f"{c['train_wall_time_s']:.0f} s", _epochs(c["epochs"]), _joined(c["global_step"])]
+        + [f"{c['train_wall_time_s']:.0f} s", _epochs(c["epochs"]), joined(c["global_step"])]
         + [
-            _joined(c["num_val_examples"]),
+            joined(c["num_val_examples"]),
             mean_std(c["val"], c["val_metric"]),
-            _joined(c["chosen_step"]),
+            joined(c["chosen_step"]),
         ]
         for c in cells
     ]
@@ -276,8 +176,8 @@ def runs_table(rows, metrics, root):
             r["method"],
             labels_name(r["label_fraction"]),
             r["seed"],
-            _joined([r["label_seed"]]),
-            _joined([r["num_labeled_examples"]]),
+            joined([r["label_seed"]]),
+            joined([r["num_labeled_examples"]]),
         ]
         + [_number(r.get(m), m) for m in metrics]
         + [
@@ -285,9 +185,9 @@ def runs_table(rows, metrics, root):
             _epochs(r["epochs"]),
             r["global_step"],
             os.path.relpath(r["run_dir"], root),
-            _joined([r["num_val_examples"]]),
+            joined([r["num_val_examples"]]),
             _number(r["val_value"], r["val_metric"]),
-            _joined([r["chosen_step"]]),
+            joined([r["chosen_step"]]),
             _flags(r["selected"]),
         ]
         for r in rows
@@ -404,9 +304,8 @@ def write_report(
     teachers=(),
 ):
     """report.md, report.json and label_efficiency.png from the run rows; returns report.md's
-    path. starts and teachers: the (method, other) pairs tfssl/compare_checks.py checks."""
+    path. starts and teachers: the (method, other) pairs tfssl/compare_verdict.py checks."""
     from tfssl import plots
-    from tfssl.compare_checks import checks, checks_table
 
     cells = cells_of(rows)
     found = checks(cells, labels, starts, teachers)
@@ -449,3 +348,19 @@ def write_report(
         f.write("\n\n".join(lines) + "\n")
     plots.label_efficiency(cells, os.path.join(root, "label_efficiency.png"), labels)
     return path
+
+
+def write_figures(root, pretrain_dir, rows):
+    """The comparison's figures, beside report.md."""
+    from tfssl import figures
+
+    if os.path.exists(os.path.join(pretrain_dir, "result.json")):
+        figures.augmented_views(pretrain_dir, os.path.join(root, "augmented_views.png"))
+        figures.training_curves(pretrain_dir, os.path.join(root, "pretrain_curves.png"))
+        figures.embedding_before_after(pretrain_dir, os.path.join(root, "embedding_pca.png"))
+    best = max(rows, key=lambda r: r["top_1_accuracy"])
+    figures.confusion(
+        best["run_dir"],
+        os.path.join(root, "confusion_matrix.png"),
+        f"{best['method']}, {fraction_name(best['label_fraction'])} labels",
+    )

@@ -15,6 +15,8 @@ import os
 
 import tensorflow as tf
 
+from tfssl.errors import ConfigError
+from tfssl.train.evaluate import scalar_metrics, validation_scores
 from tfssl.train.rundir import read_json, write_json
 
 log = logging.getLogger("tfssl")
@@ -96,10 +98,26 @@ class BestCheckpoint:
         )
         return improved
 
+    def validate(self, method, summaries, step):
+        """Evaluates the validation split at `step` (once) and keeps the networks if they are the
+        best so far."""
+        if self.evaluated(step):
+            return
+        metrics = validation_scores(method, method.cfg)
+        summaries.scalars(scalar_metrics(metrics), step, prefix="val/")
+        self.add(step, metrics)
+
     def restore_best(self):
         """Loads the best networks into the method; returns the best evaluation."""
         best = self.best
         self.checkpoint.read(self.prefix(best["step"])).assert_existing_objects_matched()
+        log.info(
+            "chose the checkpoint of step %d by val %s=%.4g (%s)",
+            best["step"],
+            self.metric,
+            float("nan") if best[self.metric] is None else best[self.metric],
+            self.split,
+        )
         return best
 
     def summary(self):
@@ -111,3 +129,23 @@ class BestCheckpoint:
             "best": best,
             "history": sorted(self.history, key=lambda e: e["step"]),
         }
+
+
+def for_run(cfg, method, run_dir, is_chief, checkpoint_dir):
+    """The run's BestCheckpoint, or None without --best_checkpoint_metric."""
+    if cfg.best_checkpoint_metric == "none":
+        return None
+    if not method.has_classifier():
+        raise ConfigError(
+            f"--best_checkpoint_metric: --mode={method.job} has no classifier to evaluate on "
+            "--val_split; leave it at none"
+        )
+    scratch = "" if is_chief else os.path.join(checkpoint_dir, BEST_DIR)
+    return BestCheckpoint(
+        run_dir,
+        cfg.best_checkpoint_metric,
+        cfg.val_split,
+        method.checkpoint_items(),
+        is_chief,
+        scratch,
+    )

@@ -17,18 +17,11 @@ import keras
 import tensorflow as tf
 
 from tfssl.errors import ConfigError, NonFiniteLossError
-from tfssl.train import checkpoints, distribute, eval_figures, optim
+from tfssl.train import checkpoints, distribute, eval_figures, optim, selection
 from tfssl.train.batch_norm import batch_norm_layers, recalibrate_batch_norm
-from tfssl.train.evaluate import (
-    confusion_text,
-    evaluate_all,
-    metrics_text,
-    scalar_metrics,
-    validation_scores,
-)
+from tfssl.train.evaluate import confusion_text, evaluate_all, metrics_text, scalar_metrics
 from tfssl.train.progress import Progress, Summaries
 from tfssl.train.rundir import RunDirectory
-from tfssl.train.selection import BestCheckpoint
 
 log = logging.getLogger("tfssl")
 
@@ -227,47 +220,16 @@ class Trainer:
         manager.save(checkpoint_number=self.step)
 
     # --- best-checkpoint selection (tfssl/train/selection.py) ---
-    def _best_checkpoint(self, directory):
-        cfg = self.cfg
-        if cfg.best_checkpoint_metric == "none":
-            return None
-        if not self.method.has_classifier():
-            raise ConfigError(
-                f"--best_checkpoint_metric: --mode={self.method.job} has no classifier to "
-                "evaluate on --val_split; leave it at none"
-            )
-        scratch = "" if self.is_chief else os.path.join(directory, "best")
-        return BestCheckpoint(
-            self.run_dir.path,
-            cfg.best_checkpoint_metric,
-            cfg.val_split,
-            self.method.checkpoint_items(),
-            self.is_chief,
-            scratch,
-        )
-
     def _validate(self, summaries, step):
-        """Evaluates --val_split at `step` and keeps the checkpoint if it is the best so far."""
-        if self.selection is None or self.selection.evaluated(step):
-            return
-        metrics = validation_scores(self.method, self.cfg)
-        summaries.scalars(scalar_metrics(metrics), step, prefix="val/")
-        self.selection.add(step, metrics)
+        if self.selection is not None:
+            self.selection.validate(self.method, summaries, step)
 
     def _restore_best(self, manager, step):
-        """Loads the chosen networks and saves them as the run's last checkpoint; returns the
-        selection summary for result.json."""
+        """Loads the chosen networks, saved as the run's last checkpoint; returns the selection."""
         best = self.selection.restore_best()
         if best["step"] != step and self.cfg.bn_recalibration_batches:
             self._recalibrate_batch_norm()  # the final weights were re-estimated; these were not
         self._save(manager)
-        log.info(
-            "chose the checkpoint of step %d by val %s=%.4g (%s)",
-            best["step"],
-            self.selection.metric,
-            best[self.selection.metric],
-            self.selection.split,
-        )
         return self.selection.summary()
 
     # --- the run ---
@@ -279,7 +241,9 @@ class Trainer:
         try:
             self.run_dir.write_flags(cfg.to_dict(), self.method.job)
             manager = self._checkpoint_manager()
-            self.selection = self._best_checkpoint(manager.directory)
+            self.selection = selection.for_run(
+                cfg, self.method, self.run_dir.path, self.is_chief, manager.directory
+            )
             self._restore_or_initialize()
             with self.strategy.scope():
                 self.method.setup_training()
@@ -359,11 +323,11 @@ class Trainer:
                 if step % self.checkpoint_every == 0 or step >= self.total_steps:
                     self._save(manager)
                     self._validate(summaries, step)
-        selection = None
+        chosen = None
         if self.selection is not None:
             self._validate(summaries, int(self.step.numpy()))  # e.g. resumed after the last save
-            selection = self._restore_best(manager, int(self.step.numpy()))
-        return self._finish(summaries, averages, before_recalibration, selection)
+            chosen = self._restore_best(manager, int(self.step.numpy()))
+        return self._finish(summaries, averages, before_recalibration, chosen)
 
     def _recalibrate_batch_norm(self):
         """Before the final checkpoint: BN statistics from clean train images
@@ -392,7 +356,7 @@ class Trainer:
         if images is not None:
             summaries.images("train/augmented_views", images, step)
 
-    def _finish(self, summaries, train_metrics, before_recalibration=None, selection=None):
+    def _finish(self, summaries, train_metrics, before_recalibration=None, chosen=None):
         cfg = self.cfg
         step = int(self.step.numpy())
         eval_metrics = evaluate_all(self.method, cfg)
@@ -435,8 +399,8 @@ class Trainer:
             "eval_split": cfg.eval_split,
             "num_val_examples": data.num_examples("val") if cfg.labeled_val_fraction else None,
         }
-        if selection is not None:
-            result["selection"] = selection
+        if chosen is not None:
+            result["selection"] = chosen
         if before_recalibration is not None:
             result["eval_before_bn_recalibration"] = before_recalibration
         self.run_dir.write_result(result, step)

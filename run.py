@@ -9,6 +9,10 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Before TensorFlow loads: TensorFlow turns oneDNN on by itself only on CPUs with AVX-512, and on
+# AVX2-only hosts the default pretrain step then ran 2.7x slower (BENCHMARKS.md). Set it to 0 to opt
+# out.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 
 from tfssl.quiet import without_stderr  # noqa: E402
@@ -58,9 +62,10 @@ def main(argv):
         f.name: FLAGS[f.name].value for f in dataclasses.fields(Config) if FLAGS[f.name].present
     }
     try:
-        from tfssl import jobs
+        from tfssl import jobs, official_flags
 
-        jobs.run(Config.for_job(given))
+        cfg = Config.for_job(given)
+        jobs.run(cfg, notes=official_flags.notes(cfg, given))
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

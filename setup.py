@@ -35,6 +35,7 @@ setup(
             "ruff==0.17.6",
             "pydicom>=3",
             "tifffile",
+            "build",  # the Colab test builds the wheel as README.md says
         ],
     },
 )

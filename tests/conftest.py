@@ -4,11 +4,12 @@ MirroredStrategy tests can split a batch over 2 replicas on one CPU."""
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as run.py does, before TensorFlow loads
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-import tfssl  # noqa: E402, F401  (sets TensorFlow's CPU options before it loads)
+import tfssl  # noqa: E402, F401
 
 # isort: split
 import keras  # noqa: E402
@@ -92,8 +93,10 @@ def mnist_data_dir():
 
 
 def tiny_config(**overrides):
-    """A config for tests: tiny ResNet, tiny batches, few steps, quiet."""
+    """A config for tests: tiny ResNet, tiny batches, few steps, quiet; float32 on any CPU (the
+    tests compare with float32 references; --precision=auto is tested in test_runtime.py)."""
     values = dict(
+        precision="float32",
         resnet_depth=18,
         width_multiplier=0.0625,
         proj_out_dim=16,

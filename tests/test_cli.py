@@ -149,6 +149,7 @@ def test_official_mode_spellings():
             "zero_init_logits_layer": True,
         }
     )
-    assert cfg.job == "finetune" and cfg.optimizer == "momentum"  # the fine-tune defaults apply
+    # the official spelling means the official defaults (tests/test_official_flags.py)
+    assert cfg.job == "finetune" and cfg.optimizer == "lars" and cfg.ft_proj_selector == 0
     assert Config.for_job({"mode": "train"}).job == "pretrain"
     assert Config.for_job({"mode": "train", "train_mode": "pretrain"}).optimizer == "lars"

@@ -268,23 +268,20 @@ def comparison(gray_folder, tmp_path_factory):
 
 
 def _table(text, header_start):
-    """The rows of the markdown table whose header starts with header_start, as lists of cells."""
+    """The rows of the markdown table whose header starts with header_start, as dicts by header."""
     lines = text.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
+
+    def cells(line):
+        return [c.strip() for c in line.strip().strip("|").split("|")]
+
+    header = cells(lines[start])
     table = []
     for line in lines[start + 2 :]:
         if not line.startswith("| "):
             break
-        table.append([c.strip() for c in line.strip().strip("|").split("|")])
+        table.append(dict(zip(header, cells(line))))
     return table
-
-
-def _records(text, header_start):
-    """The rows of that table as {header: cell}."""
-    lines = text.splitlines()
-    header = next(line for line in lines if line.startswith(header_start))
-    names = [c.strip() for c in header.strip().strip("|").split("|")]
-    return [dict(zip(names, cells)) for cells in _table(text, header_start)]
 
 
 def test_runs_follow_the_budget_rule_and_the_seeds(comparison):
@@ -368,7 +365,7 @@ def test_report_numbers_are_the_runs_results(comparison):
     text = open(root / "report.md").read()
     report = json.load(open(root / "report.json"))
     assert report["rows"] == json.loads(json.dumps(rows))
-    runs = _records(text, "| method | labels | seed |")
+    runs = _table(text, "| method | labels | seed |")
     assert len(runs) == len(rows)
     results = {}
     for row, cells in zip(rows, runs):
@@ -396,23 +393,28 @@ def test_report_numbers_are_the_runs_results(comparison):
         chosen = row["selected"]
         assert cells["selected"] == (f"lr {chosen['learning_rate']:g}, crop 0.8" if chosen else "-")
     summary = _table(text, "| method | labels | labeled examples | seeds |")
-    assert [c[0] for c in summary] == METHODS
+    assert [c["method"] for c in summary] == METHODS
     t = math.tan(math.pi * 0.475)  # t_{0.975, 1}: two seeds
     for cells, cell in zip(summary, report["cells"]):
-        accuracies = [r["eval"]["top_1_accuracy"] for r in results[cells[0]]]
+        accuracies = [r["eval"]["top_1_accuracy"] for r in results[cells["method"]]]
         mean, std = np.mean(accuracies), np.std(accuracies, ddof=1)
         summary_json = cell["top_1_accuracy"]
         assert summary_json["mean"] == pytest.approx(mean, abs=1e-12)
         assert summary_json["std"] == pytest.approx(std, abs=1e-12)
         assert summary_json["ci_high"] == pytest.approx(mean + t * std / math.sqrt(2), abs=1e-9)
-        assert cells[3] == "2" and cells[4] == f"{100 * mean:.2f} ± {100 * std:.2f}"
+        assert cells["seeds"] == "2"
+        assert cells["test top-1 % (mean ± std)"] == f"{100 * mean:.2f} ± {100 * std:.2f}"
         low, high = 100 * (mean - t * std / math.sqrt(2)), 100 * (mean + t * std / math.sqrt(2))
-        assert cells[5] == f"[{low:.2f}, {high:.2f}]"
-        assert cells[-4] == str(STEPS[cells[0]]) and cells[-3] == "8"
-        vals = [_best(r)["balanced_accuracy"] for r in results[cells[0]]]
-        assert cells[-2] == f"{100 * np.mean(vals):.2f} ± {100 * np.std(vals, ddof=1):.2f}"
-        assert cells[-1] == "/".join(str(_best(r)["step"]) for r in results[cells[0]])
-    checks = {c["ordering"]: c for c in _records(text, "| ordering |")}
+        assert cells["95% interval"] == f"[{low:.2f}, {high:.2f}]"
+        assert cells["steps"] == str(STEPS[cells["method"]]) and cells["of which val"] == "8"
+        vals = [_best(r)["balanced_accuracy"] for r in results[cells["method"]]]
+        assert cells["val balanced acc. % (chosen)"] == (
+            f"{100 * np.mean(vals):.2f} ± {100 * np.std(vals, ddof=1):.2f}"
+        )
+        assert cells["chosen steps"] == "/".join(
+            str(_best(r)["step"]) for r in results[cells["method"]]
+        )
+    checks = {c["ordering"]: c for c in _table(text, "| ordering |")}
 
     def top1(method):
         return [r["eval"]["top_1_accuracy"] for r in results[method]]

@@ -22,6 +22,7 @@ TINY = [
     "--train_batch_size=16",
     "--eval_steps=1",
     "--log_every_secs=0",
+    "--precision=float32",  # compared bit for bit; auto would pick bfloat16 on some CPUs
 ]
 
 

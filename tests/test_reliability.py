@@ -170,6 +170,16 @@ BAD_RUNS = [
     (["--dataset={gray}", "--mode=eval", "--checkpoint=/no/run"], "does not exist"),
     (["--dataset={gray}", "--mode=export", "--checkpoint=/no/run"], "does not exist"),
     (["--dataset=synthetic:8x8x5"], "1 or 3 channels"),
+    # The trained pretrain run's model_dir, with another dataset, image size or network.
+    (
+        ["--dataset=folder:{ten_classes}", "--eval_split=train"],
+        "holds a run with --dataset=folder:",
+    ),
+    (
+        ["--dataset={gray}", "--image_size=24"],
+        "holds a run with --image_size=0, not --image_size=24",
+    ),
+    (["--dataset={gray}", "--resnet_depth=34"], "--resnet_depth=18, not --resnet_depth=34"),
 ]
 
 

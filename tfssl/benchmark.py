@@ -35,8 +35,8 @@ def time_train_step(cfg, timed_calls=5, profile_dir=None):
 
     from tfssl.train.runtime import setup_runtime
 
-    setup_runtime(cfg)
-    strategy = make_strategy(cfg.strategy, cfg.tpu_name)
+    cfg = setup_runtime(cfg)
+    strategy = make_strategy(cfg.strategy, cfg.tpu_name, cfg.tpu_zone, cfg.gcp_project)
     with tempfile.TemporaryDirectory() as run_dir:
         cfg = cfg.replace(model_dir=run_dir)
         trainer = Trainer(cfg, SimCLRPretrain, DataBundle(cfg, run_dir), strategy)
@@ -85,7 +85,10 @@ def time_input_pipeline(cfg, batches=30):
 
 
 def benchmark(cfg):
+    from tfssl.train.runtime import resolve_device_defaults
+
     rss_imported = peak_rss_gib()
+    cfg = resolve_device_defaults(cfg)  # the precision printed is the one timed
     step_seconds, all_times, rss_built, image_size = time_train_step(cfg)
     step = {
         "figure": "pretrain_step",

@@ -7,7 +7,9 @@ ImageNet defaults are in configs/imagenet_simclr_pretrain.cfg.
 
 import dataclasses
 import os
+import re
 
+from tfssl import official_flags
 from tfssl.data.subsets import LABELED_VAL
 from tfssl.errors import ConfigError
 from tfssl.jobs import JOBS
@@ -51,6 +53,14 @@ BELOW_ONE = (lambda v: 0 <= v < 1, "must be in [0, 1)")
 NUMBER_LIST = (_is_number_list, "must be comma-separated numbers")
 
 
+def _is_regex(text):
+    try:
+        re.compile(text)
+    except re.error:
+        return False
+    return True
+
+
 def _field(default, help, choices=None, valid=None):
     metadata = {"help": help}
     if choices:
@@ -83,15 +93,25 @@ class Config:
     )
     tpu_name: str = _field("", "TPU name or grpc address for --strategy=tpu.")
     precision: str = _field(
-        "float32", "Compute precision.", ("float32", "mixed_bfloat16", "mixed_float16")
+        "auto",
+        "Compute precision. auto, resolved when a run starts (and kept when it resumes): "
+        "mixed_float16 on GPUs of compute capability >= 7.0 (tensor cores), mixed_bfloat16 on "
+        "TPUs and on CPUs with AMX or AVX512-BF16 (native bfloat16), float32 otherwise (bfloat16 "
+        "is emulated, several times slower, on other CPUs).",
+        ("auto", "float32", "mixed_bfloat16", "mixed_float16"),
     )
     jit_compile: bool = _field(False, "XLA-compile the train step (helps on GPU, not on CPU).")
     steps_per_loop: int = _field(50, "Train steps per tf.function call.", valid=POSITIVE)
-    matmul_conv_grads: bool = _field(
-        True,
-        "Weight gradients of convolutions with outputs of 7x7 or less as matrix "
-        "products (several times faster than oneDNN's on CPU). Strided 1x1 ones "
-        "take them always: oneDNN's AVX2 kernel is wrong or crashes there.",
+    matmul_conv_grads: str = _field(
+        "auto",
+        "auto, true or false: weight gradients of convolutions with outputs of 7x7 or less as "
+        "matrix products (several times faster than oneDNN's on CPU). auto = on only on a CPU "
+        "(GPUs and TPUs have fast kernels of their own). Strided 1x1 ones take them always: "
+        "oneDNN's AVX2 kernel is wrong or crashes there.",
+        valid=(
+            lambda v: str(v).strip().lower() in ("auto", "true", "false", "1", "0", "yes", "no"),
+            "must be auto, true or false",
+        ),
     )
     seed: int = _field(0, "Seed for weights, data order and augmentation.")
     deterministic: bool = _field(False, "Enable TF op determinism (bit-identical reruns, slower).")
@@ -186,7 +206,9 @@ class Config:
     proj_head_mode: str = _field("nonlinear", "Projection head.", ("none", "linear", "nonlinear"))
     proj_out_dim: int = _field(128, "Projection output size.", valid=POSITIVE)
     num_proj_layers: int = _field(3, "Layers in the nonlinear projection head.", valid=POSITIVE)
-    ft_proj_selector: int = _field(0, "Projection layers kept for fine-tuning (0 = none).")
+    ft_proj_selector: int = _field(
+        0, "Projection layers kept for fine-tuning (0 = none, -1 = all)."
+    )
     color_jitter_strength: float = _field(0.5, "Colour jitter strength s.")
     crop_min_area: float = _field(
         0.3, "Smallest crop area fraction in random resized crops (official: 0.08).", valid=FRACTION
@@ -352,6 +374,27 @@ class Config:
         False, "Draw the labeled stream class-balanced (each class equally often)."
     )
 
+    # --- official flags (google-research/simclr tf2/run.py; tfssl/official_flags.py) ---
+    use_tpu: bool = _field(False, "Run on a TPU: --strategy=tpu (official default: True).")
+    master: str = _field("", "TPU master address; names the TPU when --tpu_name is empty.")
+    tpu_zone: str = _field("", "GCE zone of the Cloud TPU (--strategy=tpu).")
+    gcp_project: str = _field("", "Cloud project of the TPU (--strategy=tpu).")
+    eval_name: str = _field("", "Official eval name; no effect here (logged).")
+    keep_hub_module_max: int = _field(1, "Official SavedModels kept; no effect here (logged).")
+    variable_schema: str = _field(
+        "(?!global_step|(?:.*/|^)Momentum|head_supervised)",
+        "Regex (re.match) over the --checkpoint variables to restore (fine-tune, continued "
+        "pretraining), named base_model/..., head_contrastive/..., head_supervised/...; the "
+        "default restores all but the linear head.",
+        valid=(_is_regex, "is not a regular expression"),
+    )
+    train_summary_steps: int = _field(
+        -1,
+        "Steps between training summaries; 0 = none, -1 = after every --steps_per_loop steps "
+        "(official default: 100).",
+        valid=(lambda v: v >= -1, "must be -1, 0 or positive"),
+    )
+
     # --- validation: choices on held-out labels ---
     labeled_val_fraction: float = _field(
         0.0,
@@ -406,10 +449,12 @@ class Config:
     @classmethod
     def for_job(cls, given):
         """A validated config from the flags the user gave; unset ones take their method's
-        defaults (Method.defaults)."""
+        defaults (Method.defaults), or the official ones for a command in the official spelling
+        (tfssl/official_flags.py)."""
+        given = official_flags.official_values(given)
         probe = cls(**{k: v for k, v in given.items() if k in ("mode", "train_mode", "ssl_method")})
-        defaults = {}
-        if probe.job in METHODS and probe.ssl_method in SSL_METHODS:
+        defaults = official_flags.defaults_for(given) or {}
+        if not defaults and probe.job in METHODS and probe.ssl_method in SSL_METHODS:
             defaults = lookup(probe.job, probe.ssl_method).defaults
         return cls(**{**defaults, **given}).validate()
 
@@ -431,6 +476,11 @@ class Config:
         if self.mode in ("train", "train_then_eval"):
             return self.train_mode or "pretrain"
         return self.mode
+
+    @property
+    def proj_layers_kept(self):
+        """Projection layers under the linear head: --ft_proj_selector, -1 meaning all of them."""
+        return self.num_proj_layers if self.ft_proj_selector == -1 else self.ft_proj_selector
 
     @property
     def run_dir(self):
@@ -463,9 +513,10 @@ class Config:
                 raise ConfigError(f"--{f.name}={value} {requirement}")
         if self.image_size and self.image_size < 8:
             raise ConfigError(f"--image_size={self.image_size} is too small; use at least 8 pixels")
-        if self.ft_proj_selector < 0 or self.ft_proj_selector > self.num_proj_layers:
+        if self.ft_proj_selector < -1 or self.ft_proj_selector > self.num_proj_layers:
             raise ConfigError(
-                f"--ft_proj_selector={self.ft_proj_selector} must be 0..num_proj_layers"
+                f"--ft_proj_selector={self.ft_proj_selector} must be 0..num_proj_layers "
+                "(or -1, the last)"
             )
         window = self.window
         if window and (len(window) != 2 or window[0] >= window[1]):

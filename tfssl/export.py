@@ -7,6 +7,11 @@ Endpoints of the SavedModel (no tfssl import needed to use them):
   call_inference(images)   float32 in [0, 1] at the trained size -> the same outputs, batch norm
                            frozen
   call_training(images)    the same with batch norm in training mode, for fine-tuning the export
+  model(images, trainable=False|True)
+                           the official SimCLR TF2 convention: float32 in [0, 1] of any size ->
+                           the official output names (block_group1..4, initial_max_pool,
+                           final_avg_pool, proj_head_input, proj_head_output, logits_sup), so
+                           code written for the official exports runs unchanged
 and the variable lists `trainable_variables` and `non_trainable_variables`.
 """
 
@@ -27,6 +32,35 @@ def _float_outputs(outputs):
     if "logits" in outputs:  # an unsupervised model (SS-VAE M1) exports its features only
         outputs["probabilities"] = tf.nn.softmax(outputs["logits"])
     return outputs
+
+
+#: tfssl's output names that the official exports call otherwise.
+OFFICIAL_NAMES = {"logits": "logits_sup"}
+
+
+def official_outputs(outputs):
+    """The outputs under the official names (no probabilities: the official exports have none)."""
+    return {OFFICIAL_NAMES.get(k, k): tf.cast(v, tf.float32) for k, v in outputs.items()}
+
+
+def _official_call(method, size, channels):
+    """The official exports' __call__(images, trainable): `trainable` is a Python bool, one
+    concrete function each. Images of any size, or of the trained size for networks that take
+    only that (MLPs)."""
+    for shape in ([None, None, None, channels], [None, size, size, channels]):
+        call = tf.function(
+            lambda images, trainable: official_outputs(
+                method.export_outputs(images, training=trainable)
+            ),
+            autograph=False,
+        )
+        try:
+            for trainable in (False, True):
+                call.get_concrete_function(tf.TensorSpec(shape, tf.float32), trainable=trainable)
+        except (ValueError, TypeError):
+            continue
+        return call
+    raise ValueError(f"{type(method).__name__} cannot be called on [N, {size}, {size}] images")
 
 
 def export_saved_model(method, export_dir):
@@ -56,6 +90,7 @@ def export_saved_model(method, export_dir):
         lambda x: _float_outputs(method.export_outputs(x, training=True)),
         input_signature=float_images,
     )
+    archive.add_endpoint("__call__", _official_call(method, size, channels))
     variables = method.export_variables()
     archive.add_variable_collection("trainable_variables", [v for v in variables if v.trainable])
     archive.add_variable_collection(

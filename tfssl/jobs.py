@@ -16,14 +16,20 @@ JOBS = {
     "compare": "tfssl.compare:compare",
     "benchmark": "tfssl.benchmark:benchmark",
     "prepare_data": "tfssl.data.offline:prepare_data_job",
+    "convert_checkpoint": "tfssl.convert:convert_checkpoint",
 }
 
 
-def run(cfg):
-    """Runs cfg.job and returns what it returns (e.g. a training run's result dict)."""
+def run(cfg, notes=()):
+    """Runs cfg.job and returns what it returns (e.g. a training run's result dict). notes: lines
+    to log first (e.g. official flags that change nothing)."""
+    import logging
+
     from tfssl.train.runtime import setup_logging, start_tensorflow
 
     setup_logging()
+    for note in notes:
+        logging.getLogger("tfssl").info(note)
     module_name, function_name = JOBS[cfg.job].split(":")
     job = getattr(importlib.import_module(module_name), function_name)
     if JOBS[cfg.job] == TRAIN:

@@ -8,6 +8,7 @@ import time
 import tensorflow as tf
 
 from tfssl.config import Config
+from tfssl.errors import CheckpointError
 from tfssl.methods import method_class
 from tfssl.train.checkpoints import resolve_checkpoint, restore_into, run_config
 from tfssl.train.rundir import RESULT_FILE
@@ -21,7 +22,6 @@ EVAL_FIELDS = (
     "eval_batch_size",
     "eval_steps",
     "strategy",
-    "precision",
     "export_dir",
     "eval_wait",
     "eval_timeout_secs",
@@ -35,31 +35,47 @@ EVAL_FIELDS = (
 )
 
 
+# How this process computes, whatever the run trained with: the caller's value, auto by default,
+# resolves for the device that evaluates or exports (a GPU-trained run exported on a CPU computes in
+# float32 there).
+DEVICE_FIELDS = ("precision", "matmul_conv_grads")
+
+
 def eval_config(cfg, trained_cfg):
     """The trained run's config, with the evaluation fields the caller set (differing from the
-    defaults)."""
+    defaults) and the caller's device fields."""
     defaults = Config()
     changes = {
         name: getattr(cfg, name)
         for name in EVAL_FIELDS
         if getattr(cfg, name) != getattr(defaults, name)
     }
+    changes.update({name: getattr(cfg, name) for name in DEVICE_FIELDS})
     return trained_cfg.replace(**changes)
 
 
 def load_trained(path, cfg=None, flag="--checkpoint", strategy=None, setup=True):
     """(method, data, resolved, trained_config) for a trained run, with its weights restored.
 
-    setup=False leaves the seed and precision policy alone (loading a teacher inside another
-    run)."""
+    Without cfg the run computes as it trained (its flags.json, precision included). setup=False
+    leaves the seed and precision policy alone (loading a teacher inside another run)."""
     from tfssl.data.pipeline import DataBundle
-    from tfssl.train.runtime import setup_runtime
+    from tfssl.train.runtime import resolve_device_defaults, setup_runtime
 
     resolved = resolve_checkpoint(path, flag)
+    if resolved.official:
+        raise CheckpointError(
+            f"{flag}={path} is an official SimCLR TF2 checkpoint; convert it first: --mode="
+            f"convert_checkpoint --checkpoint={path} --model_dir=<new dir>, then use that dir"
+        )
     trained_cfg, _ = run_config(resolved.run_dir, flag)
     run_cfg = eval_config(cfg, trained_cfg) if cfg is not None else trained_cfg
     if setup:
-        setup_runtime(run_cfg.replace(deterministic=False))
+        run_cfg = setup_runtime(run_cfg.replace(deterministic=False)).replace(
+            deterministic=run_cfg.deterministic
+        )
+    else:
+        run_cfg = resolve_device_defaults(run_cfg)
     strategy = strategy or tf.distribute.get_strategy()
     data = DataBundle(run_cfg, resolved.run_dir)
     method = method_class(run_cfg)(run_cfg, data, strategy.num_replicas_in_sync)

@@ -16,6 +16,7 @@ from tfssl.methods.base import Method
 from tfssl.methods.finetune import LABELED_TRAINING_DEFAULTS
 from tfssl.models.factory import build_simclr_model
 from tfssl.train.checkpoints import resolve_checkpoint
+from tfssl.train.warm_start import official_model
 
 
 class Distill(Method):
@@ -26,8 +27,16 @@ class Distill(Method):
     @classmethod
     def validate_config(cls, cfg):
         super().validate_config(cfg)
-        if not cfg.teacher:
-            raise ConfigError("--mode=distill needs --teacher=<fine-tuned model_dir or SavedModel>")
+        if not (cfg.teacher or cfg.checkpoint):
+            raise ConfigError(
+                "--mode=distill needs --teacher=<fine-tuned model_dir or SavedModel> "
+                "(or --checkpoint=, e.g. an official fine-tuned checkpoint)"
+            )
+        if cfg.teacher and cfg.checkpoint and cfg.teacher != cfg.checkpoint:
+            raise ConfigError(
+                "--mode=distill: --checkpoint names the teacher when --teacher is not given; "
+                "give one of them"
+            )
 
     def build(self):
         cfg = self.cfg
@@ -43,10 +52,11 @@ class Distill(Method):
         self.teacher = None
 
     def setup_training(self):
-        self.teacher, teacher_classes = load_teacher(self.cfg.teacher, self.data.image_shape)
+        path = self.cfg.teacher or self.cfg.checkpoint
+        self.teacher, teacher_classes = load_teacher(path, self.data.image_shape, self.cfg)
         if teacher_classes != self.data.info.num_classes:
             raise ConfigError(
-                f"--teacher={self.cfg.teacher} predicts {teacher_classes} classes but "
+                f"--teacher={path} predicts {teacher_classes} classes but "
                 f"{self.cfg.dataset} has {self.data.info.num_classes}; "
                 "distil on the teacher's dataset"
             )
@@ -93,10 +103,19 @@ class Distill(Method):
         return (batch if not self.cfg.distill_label_weight else batch[0])[0][:8]
 
 
-def load_teacher(path, image_shape):
-    """(images -> teacher logits, number of classes), from a tfssl run or an exported SavedModel."""
+def load_teacher(path, image_shape, cfg=None):
+    """(images -> teacher logits, number of classes), from a tfssl run, an exported SavedModel or an
+    official SimCLR TF2 checkpoint with a linear head (a fine-tuned one; cfg: the run's config)."""
     resolved = resolve_checkpoint(path, "--teacher", allow_saved_model=True)
-    if resolved.saved_model_dir:
+    if resolved.official:
+        model, _, extra = official_model(cfg, resolved, image_shape, "--teacher")
+        if not extra["num_classes"]:
+            raise ConfigError(
+                f"--teacher={path} is an official checkpoint without a linear head "
+                "(head_supervised); fine-tune it first (--mode=finetune --checkpoint=...)"
+            )
+        teacher = lambda images: model(images, training=False)["logits"]  # noqa: E731
+    elif resolved.saved_model_dir:
         loaded = tf.saved_model.load(resolved.saved_model_dir)
         teacher = lambda images: loaded.call_inference(images)["logits"]  # noqa: E731
     else:

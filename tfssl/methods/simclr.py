@@ -7,6 +7,8 @@ from tfssl.losses.contrastive import contrast_metrics, nt_xent
 from tfssl.losses.supervised import accuracy, cross_entropy
 from tfssl.methods.base import Method
 from tfssl.models.factory import build_simclr_model
+from tfssl.train.checkpoints import resolve_checkpoint
+from tfssl.train.warm_start import warm_start
 
 
 class SimCLRPretrain(Method):
@@ -22,7 +24,15 @@ class SimCLRPretrain(Method):
             self.data.image_shape,
             self.num_replicas,
             stop_gradient_to_head=True,
+            ft_proj_selector=cfg.proj_layers_kept,  # the linear head's input, as officially
         )
+
+    def initialize(self):
+        """With --checkpoint (a tfssl or an official run), pretraining continues from its weights;
+        the optimizer and step start afresh, as the official code does."""
+        if self.cfg.checkpoint:
+            resolved = resolve_checkpoint(self.cfg.checkpoint)
+            warm_start(self.model, resolved.prefix, resolved.official, self.cfg.variable_schema)
 
     def train_dataset(self, input_context, start_step):
         cfg, size = self.cfg, self.data.image_size

@@ -8,7 +8,7 @@ import tensorflow as tf
 from tfssl.errors import ConfigError
 
 
-def make_strategy(name="auto", tpu_name=""):
+def make_strategy(name="auto", tpu_name="", tpu_zone="", gcp_project=""):
     """auto = mirrored over GPUs when there are several, one device for one GPU, the default
     strategy on CPU.
 
@@ -35,7 +35,9 @@ def make_strategy(name="auto", tpu_name=""):
         )
     if name == "tpu":
         try:
-            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_name or None)
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+                tpu=tpu_name or None, zone=tpu_zone or None, project=gcp_project or None
+            )
             tf.config.experimental_connect_to_cluster(resolver)
             tf.tpu.experimental.initialize_tpu_system(resolver)
         except (ValueError, tf.errors.NotFoundError) as e:

@@ -188,3 +188,15 @@ def metrics_text(metrics, number_format=".4g"):
             for k in ("sensitivity", "specificity", "balanced_accuracy", "accuracy")
         )
     return text
+
+
+def publish_eval(method, cfg, metrics, summaries, step):
+    """The final eval's metrics as TensorBoard scalars (eval/...), its confusion matrix as text,
+    and a log line."""
+    summaries.scalars(scalar_metrics(metrics), step, prefix="eval/")
+    summaries.text(
+        "eval/confusion_matrix", confusion_text(metrics, method.data.info.class_names), step
+    )
+    log.info(
+        "%s eval on %s at step %d: %s", method.job, cfg.eval_split, step, metrics_text(metrics)
+    )

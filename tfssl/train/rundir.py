@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from tfssl.config import ARCHITECTURE_FIELDS
 from tfssl.errors import ConfigError
 
 FLAGS_FILE = "flags.json"
@@ -36,6 +37,29 @@ def read_json(path):
         return json.load(f)
 
 
+# What a run's checkpoints and label subset depend on, besides its job: the data and the network.
+# A model_dir whose flags.json holds other values is refused rather than resumed.
+RUN_KEY_FIELDS = (
+    "dataset",
+    "image_size",
+    *ARCHITECTURE_FIELDS,
+    "student_resnet_depth",
+    "student_width_multiplier",
+)
+
+
+def run_key(cfg):
+    """{field: value} of RUN_KEY_FIELDS for cfg, as given (--image_size=0, the dataset's own size,
+    differs from the same size given explicitly)."""
+    return {name: getattr(cfg, name) for name in RUN_KEY_FIELDS}
+
+
+def _same(recorded, value):
+    if isinstance(value, (int, float)) and isinstance(recorded, (int, float)):
+        return float(recorded) == float(value)
+    return str(recorded) == str(value)
+
+
 class RunDirectory:
     """Holds model_dir for one process: creates it, locks it, and records what runs in it."""
 
@@ -47,15 +71,25 @@ class RunDirectory:
     def file(self, name):
         return os.path.join(self.path, name)
 
-    def check_job(self, job):
-        """Refuses a directory that holds another job's run."""
+    def check_job(self, job, key=None):
+        """Refuses a directory that holds another job's run, or a run whose flags.json gives
+        another value to a field of `key` ({flag: value}: what its checkpoints and label subset
+        depend on, see run_key), which it would otherwise resume or silently reuse."""
         previous = self.file(FLAGS_FILE)
-        if os.path.exists(previous):
-            previous_job = read_json(previous).get("job")
-            if previous_job and previous_job != job:
+        if not os.path.exists(previous):
+            return
+        recorded = read_json(previous)
+        previous_job = recorded.get("job")
+        if previous_job and previous_job != job:
+            raise ConfigError(
+                f"--model_dir={self.path} holds a {previous_job} run, not {job}; use a new "
+                "--model_dir (or --checkpoint to start from it)"
+            )
+        for name, value in (key or {}).items():
+            if name in recorded and not _same(recorded[name], value):
                 raise ConfigError(
-                    f"--model_dir={self.path} holds a {previous_job} run, not {job}; use a new "
-                    "--model_dir (or --checkpoint to start from it)"
+                    f"--model_dir={self.path} holds a run with --{name}={recorded[name]}, not "
+                    f"--{name}={value}; use a new --model_dir (or --{name}={recorded[name]})"
                 )
 
     def open(self, job):

@@ -19,9 +19,10 @@ import tensorflow as tf
 from tfssl.errors import ConfigError, NonFiniteLossError
 from tfssl.train import checkpoints, distribute, eval_figures, optim, selection
 from tfssl.train.batch_norm import batch_norm_layers, recalibrate_batch_norm
-from tfssl.train.evaluate import confusion_text, evaluate_all, metrics_text, scalar_metrics
+from tfssl.train.evaluate import evaluate_all, metrics_text, publish_eval
 from tfssl.train.progress import Progress, Summaries
-from tfssl.train.rundir import RunDirectory
+from tfssl.train.rundir import RunDirectory, run_key
+from tfssl.train.runtime import detect_device
 
 log = logging.getLogger("tfssl")
 
@@ -49,7 +50,7 @@ class Trainer:
             )
         self.is_chief = distribute.is_chief(strategy)
         self.run_dir = RunDirectory(cfg.run_dir, writer=self.is_chief)
-        self.run_dir.check_job(method_class.job)
+        self.run_dir.check_job(method_class.job, run_key(cfg))
         self.method = method_class(cfg, data, self.num_replicas)
         if self.method.uses_unlabeled and self.method.unlabeled_batch_size % self.num_replicas:
             raise ConfigError(
@@ -284,14 +285,20 @@ class Trainer:
             iterator = iter(dataset)
             train_loop = self.make_train_loop()
             step = start_step
+            every = cfg.train_summary_steps  # -1: each loop; 0: none; n: every n steps
+            window, window_steps = {}, 0  # metric sums since the last training summary
             while step < self.total_steps:
                 loop_start = time.time()
                 next_checkpoint = (step // self.checkpoint_every + 1) * self.checkpoint_every
                 num_steps = min(cfg.steps_per_loop, self.total_steps - step, next_checkpoint - step)
+                if every > 0:
+                    num_steps = min(num_steps, (step // every + 1) * every - step)
                 totals, steps_run = train_loop(iterator, tf.constant(num_steps))
                 steps_run = int(steps_run)
                 step = int(self.step.numpy())
                 averages = {k: float(v) / steps_run for k, v in totals.items()}
+                window = {k: window.get(k, 0.0) + float(v) for k, v in totals.items()}
+                window_steps += steps_run
                 self.train_seconds.assign_add(time.time() - loop_start)
                 if averages["nonfinite_steps"] > 0:
                     if not cfg.skip_nonfinite_steps:
@@ -305,7 +312,11 @@ class Trainer:
                         round(averages["nonfinite_steps"] * steps_run),
                         step,
                     )
-                summaries.scalars(averages, step, prefix="train/")
+                if every < 0 or (every > 0 and step % every == 0):
+                    summaries.scalars(
+                        {k: v / window_steps for k, v in window.items()}, step, prefix="train/"
+                    )
+                    window, window_steps = {}, 0
                 progress.update(
                     step,
                     {k: v for k, v in averages.items() if k in self.method.progress_metrics},
@@ -360,30 +371,9 @@ class Trainer:
         cfg = self.cfg
         step = int(self.step.numpy())
         eval_metrics = evaluate_all(self.method, cfg)
-        summaries.scalars(scalar_metrics(eval_metrics), step, prefix="eval/")
-        summaries.text(
-            "eval/confusion_matrix",
-            confusion_text(eval_metrics, self.method.data.info.class_names),
-            step,
-        )
-        log.info(
-            "%s eval on %s at step %d: %s",
-            self.method.job,
-            cfg.eval_split,
-            step,
-            metrics_text(eval_metrics),
-        )
+        publish_eval(self.method, cfg, eval_metrics, summaries, step)
         if self.is_chief:
-            self.method.write_figures()
-            predictions = getattr(self.method, "eval_predictions", None)
-            if predictions is not None:
-                eval_figures.write(
-                    self.run_dir.path,
-                    predictions,
-                    self.method.data.info.class_names,
-                    eval_metrics,
-                    cfg.eval_split,
-                )
+            eval_figures.write_run_figures(self.method, self.run_dir.path, eval_metrics, cfg)
         data = self.method.data
         result = {
             "job": self.method.job,
@@ -398,6 +388,10 @@ class Trainer:
             "eval": eval_metrics,
             "eval_split": cfg.eval_split,
             "num_val_examples": data.num_examples("val") if cfg.labeled_val_fraction else None,
+            # The auto defaults as resolved for the device this run trained on.
+            "precision": cfg.precision,
+            "matmul_conv_grads": cfg.matmul_conv_grads,
+            "device": detect_device(cfg.strategy).name,
         }
         if chosen is not None:
             result["selection"] = chosen

@@ -239,22 +239,78 @@ def commands(section, *tables):
     return "\n".join([head, "", "```", *listed, "```"])
 
 
+def _report_folder(key):
+    return f"benchmarks/reports/{R[key]['name']}"
+
+
 def reports(section, table="reports"):
-    """The report.md table and plots of each --mode=compare run, in benchmarks/reports/NAME/."""
+    """Each --mode=compare run's report.md (copied with its figures to benchmarks/reports/NAME/),
+    from its first table to its list of runs (left in the folder), under a heading with the
+    whole command's wall time, the machine and the load while it ran."""
     out = []
     for k in rows(section, table):
-        folder = f"benchmarks/reports/{R[k]['name']}"
+        folder = _report_folder(k)
         with open(os.path.join(os.path.dirname(HERE), folder, "report.md")) as f:
-            found = [line for line in f.read().splitlines() if line.startswith("|")]
+            text = f.read()
+        end = text.find("Every run:")  # reports before phase 2 have no list of runs
+        body = text[text.index("\n|") + 1 : end if end >= 0 else len(text)].strip()
+        body = body.replace("](label_efficiency.png)", f"]({folder}/label_efficiency.png)")
+        r = R[k]
         out += [
-            f"### {R[k]['label']}: {CELLS['wall'](k)} for the whole command on {cores(k)} cores, "
-            f"{machine(k)}, {CELLS['date'](k)}\n\n```\n{R[k]['command']}\n```\n",
-            *found,
-            f"\n![label efficiency]({folder}/label_efficiency.png)",
-            f"![confusion matrix of the best run]({folder}/confusion_matrix.png)",
+            f"### {r['label']}: {CELLS['wall'](k)} for the whole command on {cores(k)} cores, "
+            f"{machine(k)}, {CELLS['date'](k)}\n\n```\n{r['command']}\n```\n",
+            f"Load average {r['load_average_before']} before and {r['load_average_after']} after "
+            f"({cores(k)} cores); the full report (every run, with its val numbers and choices): "
+            f"`{folder}/report.md`.\n",
+            body,
+            f"\n![confusion matrix of the best run]({folder}/confusion_matrix.png)",
             f"![pretraining curves]({folder}/pretrain_curves.png)\n",
         ]
     return "\n".join(out)
+
+
+def compare_report(key):
+    """report.json of a --mode=compare record (benchmarks/reports/NAME/report.json)."""
+    rec(key)
+    with open(os.path.join(os.path.dirname(HERE), _report_folder(key), "report.json")) as f:
+        return json.load(f)
+
+
+def compare_cell(key, method, fraction):
+    cell = next(
+        c
+        for c in compare_report(key)["cells"]
+        if c["method"] == method and c["label_fraction"] == fraction
+    )
+    return cell["top_1_accuracy"]
+
+
+def pct(summary):
+    """'99.41 ± 0.05%' of a cell's summary."""
+    text = f"{100 * summary['mean']:.2f}"
+    return (text if summary["std"] is None else text + f" ± {100 * summary['std']:.2f}") + "%"
+
+
+def target(key, method, fraction, threshold):
+    """A cell against an absolute target: '99.41 ± 0.05% (target 99.3%: met, +0.11)'."""
+    summary = compare_cell(key, method, fraction)
+    gap = 100 * (summary["mean"] - threshold)
+    verdict = "met" if gap >= 0 else "**missed**"
+    return f"{pct(summary)} (target {100 * threshold:g}%: {verdict}, {gap:+.2f} points)"
+
+
+def beats(key, method, fraction, others, points=0.0, std_of=()):
+    """A cell against the best of other cells plus `points`, less the larger std of the cells in
+    std_of: '97.10 ± 0.20% against 95.30 ± 0.40% + 1.5 (met, +0.30)'."""
+    left = compare_cell(key, method, fraction)
+    rights = [(m, compare_cell(key, m, fraction)) for m in others]
+    name, right = max(rights, key=lambda mr: mr[1]["mean"])
+    spread = max([(compare_cell(key, m, fraction)["std"] or 0.0) for m in std_of] or [0.0])
+    gap = 100 * (left["mean"] - (right["mean"] + points / 100 - spread))
+    verdict = "met" if gap >= 0 else "**missed**"
+    terms = f" + {points:g}" if points else ""
+    terms += f" - {100 * spread:.2f} (std)" if std_of else ""
+    return f"{pct(left)} against {name} {pct(right)}{terms} ({verdict}, {gap:+.2f} points)"
 
 
 def machines():

@@ -16,8 +16,8 @@ from PIL import Image
 
 from tests.conftest import REPO, tiny_config
 from tfssl import jobs, recipes, stats
-from tfssl.compare import BUDGETS, COMPARE_METHODS, CONTROLLED, Rule, budget_steps, expand_methods
-from tfssl.compare_report import verdict
+from tfssl.compare import BUDGETS, COMPARE_METHODS, Rule, budget_steps, expand_methods
+from tfssl.compare_verdict import verdict
 from tfssl.config import Config
 from tfssl.errors import ConfigError
 
@@ -50,8 +50,8 @@ def test_every_method_has_a_budget_and_every_budget_a_rule_in_order():
 
 def test_methods_bring_their_teacher_and_probe():
     assert expand_methods(["simclr_distill", "supervised"]) == [
-        "simclr",
         "simclr_linear",
+        "simclr",
         "simclr_distill",
         "supervised",
     ]
@@ -144,12 +144,14 @@ def test_bad_recipe_text_is_a_one_line_error(text, message):
 def test_recipe_must_fit_its_job_and_leave_run_flags_to_compare(tmp_path):
     path = tmp_path / "r.cfg"
     path.write_text("--mode=supervised\n--learning_rate=0.1\n")
-    assert recipes.read_recipe(str(path), "supervised", CONTROLLED) == {"learning_rate": 0.1}
+    assert recipes.read_recipe(str(path), "supervised", recipes.CONTROLLED) == {
+        "learning_rate": 0.1
+    }
     with pytest.raises(ConfigError, match="--mode=supervised, but this recipe is read for"):
-        recipes.read_recipe(str(path), "finetune", CONTROLLED)
+        recipes.read_recipe(str(path), "finetune", recipes.CONTROLLED)
     path.write_text("--mode=supervised\n--model_dir=runs/x\n")
     with pytest.raises(ConfigError, match="--model_dir is set by --mode=compare"):
-        recipes.read_recipe(str(path), "supervised", CONTROLLED)
+        recipes.read_recipe(str(path), "supervised", recipes.CONTROLLED)
 
 
 def test_dataset_recipes_come_first():
@@ -185,7 +187,7 @@ def test_shipped_recipes_parse_as_absl_does_and_validate(path):
     assert recipes.parse_flags(text, path) == by_absl
     job = by_absl["mode"]
     assert job in {spec.job for spec in COMPARE_METHODS.values()} | {"pretrain"}
-    flags = recipes.read_recipe(path, job, CONTROLLED)
+    flags = recipes.read_recipe(path, job, recipes.CONTROLLED)
     Config.for_job({"mode": job, **flags, **RUN_FLAGS.get(job, {})})
 
 
@@ -233,12 +235,14 @@ TINY_RECIPES = {
     "simclr_distill": "--mode=distill\n--train_batch_size=8",
     "supervised": "--mode=supervised\n--width_multiplier=0.0625\n--train_batch_size=32",
 }
-# gray_folder: 64 train images; at fraction 0.5, 32 labels. Steps under tiny's (1 epoch, 2, 6):
-# supervised 32/32 = 1 -> the floor 2; fine-tune and probe 32/16 = 2; distillation 64/8 = 8 ->
-# the ceiling 6; pretraining 64/16 = 4.
+# gray_folder: 64 train images, 4 classes; at fraction 0.5, 32 labels (8 a class), of which the
+# default 20% are held out: floor(0.2 * 8 + 1/2) = 2 a class, 8 images; 24 left to fit. Steps under
+# tiny's (1 epoch, 2, 6): supervised 24/32 -> the floor 2; fine-tune and probe 24/16 -> 2;
+# distillation 64/8 = 8 -> the ceiling 6; pretraining 64/16 = 4.
 STEPS = {"supervised": 2, "simclr": 2, "simclr_linear": 2, "simclr_distill": 6}
 BATCH = {"supervised": 32, "simclr": 16, "simclr_linear": 16, "simclr_distill": 8}
-EXAMPLES = {"supervised": 32, "simclr": 32, "simclr_linear": 32, "simclr_distill": 64}
+EXAMPLES = {"supervised": 24, "simclr": 24, "simclr_linear": 24, "simclr_distill": 64}
+METHODS = ["supervised", "simclr_linear", "simclr", "simclr_distill"]
 
 
 @pytest.fixture(scope="module")
@@ -257,6 +261,8 @@ def comparison(gray_folder, tmp_path_factory):
         seeds=2,
         eval_steps=1,
         recipe_dir=str(recipe_dir),
+        finetune_learning_rates="0.02,0.1",
+        finetune_crop_min_areas="0.8",
     )
     return cfg, root, jobs.run(cfg)
 
@@ -280,8 +286,7 @@ def _table(text, header_start):
 
 def test_runs_follow_the_budget_rule_and_the_seeds(comparison):
     _, root, rows = comparison
-    methods = ["supervised", "simclr", "simclr_linear", "simclr_distill"]
-    assert [(r["method"], r["seed"]) for r in rows] == [(m, k) for k in (0, 1) for m in methods]
+    assert [(r["method"], r["seed"]) for r in rows] == [(m, k) for k in (0, 1) for m in METHODS]
     for row in rows:
         flags = json.load(open(os.path.join(row["run_dir"], "flags.json")))
         assert flags["train_steps"] == STEPS[row["method"]] == row["global_step"]
@@ -289,6 +294,8 @@ def test_runs_follow_the_budget_rule_and_the_seeds(comparison):
             STEPS[row["method"]] * BATCH[row["method"]] / EXAMPLES[row["method"]]
         )
         assert flags["seed"] == row["seed"] and flags["label_seed"] == row["seed"]
+        assert flags["val_split"] == "labeled_val" and flags["labeled_val_fraction"] == 0.2
+        assert flags["best_checkpoint_metric"] == "balanced_accuracy"
     pretrain = json.load(open(root / "simclr_pretrain" / "result.json"))
     assert pretrain["global_step"] == 4
 
@@ -296,13 +303,61 @@ def test_runs_follow_the_budget_rule_and_the_seeds(comparison):
 def test_same_labels_for_every_method_of_a_seed(comparison):
     _, root, _ = comparison
 
-    def subset(method, seed):
-        path = root / method / "50pct" / f"seed{seed}" / "label_subset.json"
-        return json.load(open(path))["indices"]
+    def subset(method, seed, key="indices"):
+        directory = root / method / "50pct" / f"seed{seed}"
+        if method == "simclr":
+            directory = directory / "lr0.1_crop0.8"
+        return json.load(open(directory / "label_subset.json"))[key]
 
     for seed in (0, 1):
-        assert subset("supervised", seed) == subset("simclr", seed) == subset("simclr_linear", seed)
+        for key in ("indices", "val_indices"):
+            assert subset("supervised", seed, key) == subset("simclr", seed, key)
+            assert subset("supervised", seed, key) == subset("simclr_distill", seed, key)
+            assert subset("supervised", seed, key) == subset("simclr_linear", seed, key)
+        assert len(subset("supervised", seed, "val_indices")) == 8
     assert subset("supervised", 0) != subset("supervised", 1)
+
+
+def _best(result):
+    """The chosen checkpoint's validation numbers, found independently of the code: the highest
+    balanced accuracy, then the lowest loss, then the earliest step."""
+    history = result["selection"]["history"]
+    return max(history, key=lambda e: (e["balanced_accuracy"], -e["loss"], -e["step"]))
+
+
+def test_the_grid_keeps_the_run_with_the_best_validation(comparison):
+    _, root, rows = comparison
+    for row in (r for r in rows if r["method"] == "simclr"):
+        directory = root / "simclr" / "50pct" / f"seed{row['seed']}"
+        results = {
+            lr: json.load(open(directory / f"lr{lr}_crop0.8" / "result.json"))
+            for lr in ("0.02", "0.1")
+        }
+        key = {lr: (_best(r)["balanced_accuracy"], -_best(r)["loss"]) for lr, r in results.items()}
+        winner = max(("0.02", "0.1"), key=lambda lr: key[lr])  # the first wins a tie
+        grid = json.load(open(directory / "grid.json"))
+        assert grid["chosen"] == {"learning_rate": float(winner), "crop_min_area": 0.8}
+        assert row["run_dir"] == str(directory / f"lr{winner}_crop0.8")
+        assert row["selected"] == grid["chosen"]
+        assert row["train_wall_time_s"] == pytest.approx(
+            sum(r["train_wall_time_s"] for r in results.values())
+        )
+        assert row["top_1_accuracy"] == results[winner]["eval"]["top_1_accuracy"]
+        for result in results.values():
+            assert result["selection"]["best_step"] == _best(result)["step"]
+            # Fine-tuning starts from the probe: its step-0 validation is the probe's chosen one.
+            probe = json.load(
+                open(root / "simclr_linear" / "50pct" / f"seed{row['seed']}" / "result.json")
+            )
+            start = result["selection"]["history"][0]
+            assert start["step"] == 0
+            assert start["top_1_accuracy"] == probe["selection"]["best"]["top_1_accuracy"]
+            assert start["loss"] == pytest.approx(probe["selection"]["best"]["loss"], rel=1e-5)
+    distill = [r for r in rows if r["method"] == "simclr_distill"]
+    for row in distill:
+        flags = json.load(open(os.path.join(row["run_dir"], "flags.json")))
+        chosen = next(r for r in rows if r["method"] == "simclr" and r["seed"] == row["seed"])
+        assert flags["teacher"] == chosen["run_dir"]
 
 
 def test_report_numbers_are_the_runs_results(comparison):
@@ -322,21 +377,23 @@ def test_report_numbers_are_the_runs_results(comparison):
             str(row["seed"]),
             str(row["seed"]),
         ]
-        assert cells["labeled examples"] == "32"
+        assert cells["labeled examples"] == "32" and cells["of which val"] == "8"
+        assert result["num_labeled_examples"] == 24 and result["num_val_examples"] == 8
         evaluation = result["eval"]
         assert cells["test top-1 %"] == f"{100 * evaluation['top_1_accuracy']:.2f}"
         assert cells["balanced acc. %"] == f"{100 * evaluation['balanced_accuracy']:.2f}"
         assert cells["AUROC"] == f"{evaluation['auroc']:.3f}"
-        assert cells["train wall time"] == f"{result['train_wall_time_s']:.0f} s"
+        if row["method"] != "simclr":  # the grid's time: test_the_grid_keeps_...
+            assert cells["train wall time"] == f"{result['train_wall_time_s']:.0f} s"
         assert cells["epochs"] == f"{result['epochs']:.3g}"
         assert cells["steps"] == str(result["global_step"])
+        best = _best(result)
+        assert cells["val balanced acc. % (chosen)"] == f"{100 * best['balanced_accuracy']:.2f}"
+        assert cells["chosen step"] == str(best["step"])
+        chosen = row["selected"]
+        assert cells["selected"] == (f"lr {chosen['learning_rate']:g}, crop 0.8" if chosen else "-")
     summary = _table(text, "| method | labels | labeled examples | seeds |")
-    assert [c["method"] for c in summary] == [
-        "supervised",
-        "simclr",
-        "simclr_linear",
-        "simclr_distill",
-    ]
+    assert [c["method"] for c in summary] == METHODS
     t = math.tan(math.pi * 0.475)  # t_{0.975, 1}: two seeds
     for cells, cell in zip(summary, report["cells"]):
         accuracies = [r["eval"]["top_1_accuracy"] for r in results[cells["method"]]]
@@ -349,7 +406,31 @@ def test_report_numbers_are_the_runs_results(comparison):
         assert cells["test top-1 % (mean ± std)"] == f"{100 * mean:.2f} ± {100 * std:.2f}"
         low, high = 100 * (mean - t * std / math.sqrt(2)), 100 * (mean + t * std / math.sqrt(2))
         assert cells["95% interval"] == f"[{low:.2f}, {high:.2f}]"
-        assert cells["steps"] == str(STEPS[cells["method"]])
+        assert cells["steps"] == str(STEPS[cells["method"]]) and cells["of which val"] == "8"
+        vals = [_best(r)["balanced_accuracy"] for r in results[cells["method"]]]
+        assert cells["val balanced acc. % (chosen)"] == (
+            f"{100 * np.mean(vals):.2f} ± {100 * np.std(vals, ddof=1):.2f}"
+        )
+        assert cells["chosen steps"] == "/".join(
+            str(_best(r)["step"]) for r in results[cells["method"]]
+        )
+    checks = {c["ordering"]: c for c in _table(text, "| ordering |")}
+
+    def top1(method):
+        return [r["eval"]["top_1_accuracy"] for r in results[method]]
+
+    ft, probe, student = top1("simclr"), top1("simclr_linear"), top1("simclr_distill")
+    tolerance = max(np.std(ft, ddof=1), np.std(probe, ddof=1))
+    margin = 100 * (np.mean(ft) - (np.mean(probe) - tolerance))
+    start = checks["SimCLR fine-tuned >= SimCLR linear probe - std"]
+    assert start["margin (points)"] == f"{margin:+.2f}"
+    assert start["holds"] == ("yes" if margin >= 0 else "**no**")
+    margin = 100 * (np.mean(student) - np.mean(ft)) + 0.1
+    assert checks["SimCLR distilled >= SimCLR fine-tuned - 0.1"]["margin (points)"] == (
+        f"{margin:+.2f}"
+    )
+    margin = 100 * (np.mean(probe) - np.mean(top1("supervised")))
+    assert checks["SimCLR linear probe >= supervised"]["margin (points)"] == f"{margin:+.2f}"
     assert report["verdict"] in text and "With 50% of the labels (32 images)" in text
     assert re.search(r"`simclr_pretrain` is shared by every seed and label fraction: one run", text)
 
@@ -379,5 +460,6 @@ def test_rerun_reuses_finished_runs(comparison, caplog):
         again = jobs.run(cfg)
     finally:
         logger.removeHandler(caplog.handler)
-    assert caplog.text.count("reusing") == 1 + len(rows)  # the pretraining and every run
+    # The pretraining and every run: 2 seeds of supervised, probe, distillation and 2 fine-tunes.
+    assert caplog.text.count("reusing") == 1 + 2 * 5
     assert [r["top_1_accuracy"] for r in again] == [r["top_1_accuracy"] for r in rows]

@@ -3,10 +3,24 @@ report.
 
 What runs. Each method runs its recipe, the flagfile configs/compare/<method>.cfg (or
 <dataset>_<method>.cfg when the dataset has its own; see tfssl/recipes.py), with the comparison's
-data, seed and machine flags on top. `simclr` fine-tunes the shared SimCLR pretraining
-(simclr_pretrain.cfg) and brings its linear probe, `simclr_linear` (the same encoder frozen, a
-linear head on the same labels); `simclr_distill` distils the `simclr` run of the same labels and
-seed. COMPARE_METHODS is the table: a new method is one line there and one recipe file.
+data, seed and machine flags on top. `simclr_linear` is the linear probe of the shared SimCLR
+pretraining (simclr_pretrain.cfg): the encoder frozen, a linear head on the labels. `simclr`
+fine-tunes the whole network starting from that probe (LP-FT: encoder, projection layer and the
+trained head), so its starting point, the probe, is one of the checkpoints validation chooses
+from; `simclr_distill` distils the chosen `simclr` run of the same labels and seed.
+COMPARE_METHODS is the table: a new method is one line there and one recipe file.
+
+Validation, never test. Every run that uses labels holds out --labeled_val_fraction (0 means 0.2)
+of its labeled subset, stratified, at least one image per class, chosen by its label seed (the
+same images for every method of a seed; tfssl/data/subsets.py), and fits on the rest. It
+evaluates that split before its first step and at about VAL_EVALUATIONS checkpoints, keeps the
+best by --best_checkpoint_metric (none means balanced_accuracy; ties go to the lower val loss),
+and scores the test split once, on that checkpoint (tfssl/train/selection.py). A method with a
+grid (Spec.grid; `simclr`: --finetune_learning_rates x --finetune_crop_min_areas) trains one run
+per combination on the same labels and keeps the one whose chosen checkpoint scores best on
+validation, as SimCLRv2 chose its fine-tuning hyperparameters on held-out labels. The report
+states the validation size, each run's chosen step and each grid's choice; its time counts every
+run of the grid.
 
 How long. Each run's steps follow from epochs over its own training data:
 
@@ -23,7 +37,8 @@ Seeds. --seeds=N repeats every run N times; seed k (0-based) uses --seed + k and
 so it varies the label subset and the initialisation. The pretraining is shared by every seed and
 fraction (one run at --seed); the report says so.
 
-Where. Runs live under model_dir/<method>/<fraction>/seed<k>/, the pretraining under
+Where. Runs live under model_dir/<method>/<fraction>/seed<k>/ (a grid's runs one level deeper,
+e.g. seed0/lr0.02_crop0.8/, beside its grid.json), the pretraining under
 model_dir/simclr_pretrain/. A run whose result.json has the budget's steps is reused; an
 interrupted one resumes from its checkpoint, so rerunning the command continues where it stopped.
 Writes report.md, report.json (every number report.md prints), label_efficiency.png and figures.
@@ -36,11 +51,19 @@ import math
 import os
 import time
 
+from tfssl import compare_grid as grids
 from tfssl import recipes
-from tfssl.compare_report import fraction_name, report_row, write_report  # noqa: F401
+from tfssl.compare_report import (
+    VAL_EVALUATIONS,
+    fraction_name,
+    report_row,
+    write_figures,
+    write_report,
+)
 from tfssl.config import Config, dataset_slug
+from tfssl.data.subsets import LABELED_VAL
 from tfssl.errors import ConfigError
-from tfssl.train.rundir import RESULT_FILE, read_json
+from tfssl.train.rundir import RESULT_FILE, read_json, write_json
 
 log = logging.getLogger("tfssl")
 
@@ -64,6 +87,10 @@ BUDGETS = {
 }
 
 
+DEFAULT_VAL_FRACTION = 0.2
+DEFAULT_METRIC = "balanced_accuracy"
+
+
 def budget_steps(rule, examples_per_epoch, batch_size):
     """The budget rule (see the module docstring)."""
     steps = math.ceil(rule.epochs * examples_per_epoch / batch_size)
@@ -74,19 +101,31 @@ def budget_steps(rule, examples_per_epoch, batch_size):
 class Spec:
     """One compared method: its --mode, its BUDGETS role, its name in the report, the SSL method
     whose shared pretraining it starts from, the method whose run (same labels and seed) is its
-    teacher, and the methods that always run beside it. Its recipe is <method name>.cfg."""
+    teacher, the method whose run it starts from (its --checkpoint), the methods that always run
+    beside it, and its grid: (run flag, comparison flag listing its values) pairs, one run per
+    combination, validation choosing. Its recipe is <method name>.cfg."""
 
     job: str
     budget: str
     label: str
     pretrain: str = ""
     teacher: str = ""
+    init: str = ""
     also: tuple = ()
+    grid: tuple = ()
+
+
+GRID = (  # fine-tuning's grid
+    ("learning_rate", "finetune_learning_rates"),
+    ("crop_min_area", "finetune_crop_min_areas"),
+)
 
 
 COMPARE_METHODS = {
     "supervised": Spec("supervised", "labeled", "supervised"),
-    "simclr": Spec("finetune", "labeled", "SimCLR fine-tuned", "simclr", also=("simclr_linear",)),
+    "simclr": Spec(
+        "finetune", "labeled", "SimCLR fine-tuned", "simclr", init="simclr_linear", grid=GRID
+    ),
     "simclr_linear": Spec("finetune", "labeled", "SimCLR linear probe", "simclr"),
     "simclr_distill": Spec("distill", "distill", "SimCLR distilled", teacher="simclr"),
     "mean_teacher": Spec("mean_teacher", "mean_teacher", "Mean Teacher"),
@@ -98,44 +137,6 @@ COMPARE_METHODS = {
     "fixmatch": Spec("fixmatch", "fixmatch", "FixMatch"),
     "self_train": Spec("self_train", "self_train", "curriculum self-training", teacher="simclr"),
 }
-
-# Flags a comparison passes on to every run it starts (from its own command line).
-SHARED_FIELDS = (
-    "dataset",
-    "data_dir",
-    "train_split",
-    "eval_split",
-    "image_size",
-    "eval_batch_size",
-    "eval_steps",
-    "strategy",
-    "tpu_name",
-    "precision",
-    "jit_compile",
-    "steps_per_loop",
-    "matmul_conv_grads",
-    "deterministic",
-    "cache_dataset",
-    "log_every_secs",
-    "skip_corrupt_images",
-)
-# Flags a recipe may not set: the comparison sets them for every run.
-CONTROLLED = SHARED_FIELDS + (
-    "model_dir",
-    "label_fraction",
-    "num_labels",
-    "label_seed",
-    "label_subset_file",
-    "seed",
-    "checkpoint",
-    "teacher",
-    "m1_checkpoint",
-    "label_fractions",
-    "methods",
-    "budget",
-    "seeds",
-    "recipe_dir",
-)
 
 
 def expand_methods(names):
@@ -149,8 +150,9 @@ def expand_methods(names):
 
     def add(name):
         spec = COMPARE_METHODS[name]
-        if spec.teacher:
-            add(spec.teacher)
+        for before in (spec.teacher, spec.init):
+            if before:
+                add(before)
         if name not in order:
             order.append(name)
         for other in spec.also:
@@ -179,18 +181,25 @@ class Comparison:
         self.fractions = cfg.float_list("label_fractions")
         self.root = cfg.model_dir or os.path.join("runs", f"compare-{dataset_slug(cfg.dataset)}")
         self.recipe_dir = cfg.recipe_dir or recipes.default_recipe_dir()
-        self.shared = {name: getattr(cfg, name) for name in SHARED_FIELDS}
+        self.shared = {name: getattr(cfg, name) for name in recipes.SHARED_FIELDS}
+        self.val_fraction = cfg.labeled_val_fraction or DEFAULT_VAL_FRACTION
+        self.metric = (
+            DEFAULT_METRIC if cfg.best_checkpoint_metric == "none" else cfg.best_checkpoint_metric
+        )
         self.results = {}  # (method, fraction, seed index) -> result dict
+        self.dirs = {}  # (method, fraction, seed index) -> its run (a grid's chosen run)
+        self.grids = {}  # (method, fraction, seed index) -> what its grid tried and chose
         self.runs = {}  # model_dir -> what the report says about the run (recipe, steps rule)
 
     # --- one run ---
     def run_job(self, recipe, job, role, model_dir, **flags):
         """Trains one run of `recipe` under the budget unless its result is complete; returns its
-        result dict."""
+        result dict. Runs on labels hold out the validation split and choose their checkpoint on
+        it."""
         from tfssl.train.launch import train
 
         path = recipes.recipe_path(self.recipe_dir, self.cfg.dataset, recipe)
-        recipe_flags = recipes.read_recipe(path, job, CONTROLLED)
+        recipe_flags = recipes.read_recipe(path, job, recipes.CONTROLLED)
         given = {
             **recipe_flags,
             **self.shared,
@@ -198,12 +207,21 @@ class Comparison:
             "mode": job,
             "model_dir": model_dir,
         }
+        if role != "pretrain":
+            given.update(
+                val_split=LABELED_VAL,
+                labeled_val_fraction=self.val_fraction,
+                best_checkpoint_metric=self.metric,
+            )
         try:
             probe = Config.for_job(given)
             epoch = examples_per_epoch(probe)
             rule = BUDGETS[role][self.cfg.budget]
             steps = budget_steps(rule, epoch, probe.train_batch_size)
-            run_cfg = Config.for_job({**given, "train_steps": steps})
+            given["train_steps"] = steps
+            if role != "pretrain":
+                given["checkpoint_steps"] = max(1, math.ceil(steps / (VAL_EVALUATIONS - 1)))
+            run_cfg = Config.for_job(given)
         except ConfigError as e:
             raise ConfigError(f"{path}: {e}") from None
         self.runs[model_dir] = {
@@ -259,12 +277,31 @@ class Comparison:
         if spec.pretrain:
             self.pretrain(spec.pretrain)
             flags["checkpoint"] = self.pretrain_dir(spec.pretrain)
+        if spec.init:
+            self.run_method(spec.init, fraction, index)
+            flags["checkpoint"] = self.dirs[spec.init, fraction, index]
         if spec.teacher:
             self.run_method(spec.teacher, fraction, index)
-            flags["teacher"] = self.run_dir(spec.teacher, fraction, index)
+            flags["teacher"] = self.dirs[spec.teacher, fraction, index]
         directory = self.run_dir(method, fraction, index)
-        self.results[key] = self.run_job(method, spec.job, spec.budget, directory, **flags)
-        return self.results[key]
+        candidates = grids.combinations(self.cfg, spec.grid)
+        if len(candidates) == 1:  # no choice to make: the recipe's values or the grid's only ones
+            flags.update(candidates[0])
+            result = self.run_job(method, spec.job, spec.budget, directory, **flags)
+            self.results[key], self.dirs[key] = result, directory
+            return result
+        tried = []
+        for candidate in candidates:
+            run = os.path.join(directory, grids.candidate_name(candidate))
+            result = self.run_job(method, spec.job, spec.budget, run, **flags, **candidate)
+            tried.append({"flags": candidate, "run_dir": run, "result": result})
+        self.grids[key] = grids.choose(tried, self.metric)
+        write_json(os.path.join(directory, "grid.json"), self.grids[key])
+        chosen = self.grids[key]["chosen"]
+        log.info("compare: %s %s seed %d: validation chose %s", method, fraction, index, chosen)
+        winner = next(t for t in tried if t["flags"] == chosen)
+        self.results[key], self.dirs[key] = winner["result"], winner["run_dir"]
+        return winner["result"]
 
     # --- everything ---
     def run(self):
@@ -277,10 +314,17 @@ class Comparison:
         for index in range(self.cfg.seeds):
             for method in self.methods:
                 for fraction in self.fractions:
-                    result = self.run_method(method, fraction, index)
-                    directory = self.run_dir(method, fraction, index)
+                    key = (method, fraction, index)
+                    result = self.run_method(*key)
                     rows.append(
-                        report_row(method, fraction, result, directory, **self.seeds(index))
+                        report_row(
+                            method,
+                            fraction,
+                            result,
+                            self.dirs[key],
+                            grid=self.grids.get(key),
+                            **self.seeds(index),
+                        )
                     )
         return rows
 
@@ -305,23 +349,6 @@ class Comparison:
         return shared
 
 
-def write_figures(comparison, rows):
-    """The comparison's figures, beside report.md."""
-    from tfssl import figures
-
-    root, pretrain_dir = comparison.root, comparison.pretrain_dir()
-    if os.path.exists(os.path.join(pretrain_dir, RESULT_FILE)):
-        figures.augmented_views(pretrain_dir, os.path.join(root, "augmented_views.png"))
-        figures.training_curves(pretrain_dir, os.path.join(root, "pretrain_curves.png"))
-        figures.embedding_before_after(pretrain_dir, os.path.join(root, "embedding_pca.png"))
-    best = max(rows, key=lambda r: r["top_1_accuracy"])
-    figures.confusion(
-        best["run_dir"],
-        os.path.join(root, "confusion_matrix.png"),
-        f"{best['method']}, {fraction_name(best['label_fraction'])} labels",
-    )
-
-
 def compare(cfg):
     start = time.time()
     comparison = Comparison(cfg)
@@ -338,8 +365,11 @@ def compare(cfg):
         pairs=[
             (name, other)
             for name, spec in COMPARE_METHODS.items()
-            for other in ((spec.teacher,) if spec.teacher else ()) + spec.also
+            for other in tuple(m for m in (spec.teacher, spec.init) if m) + spec.also
         ],
+        val={"fraction": comparison.val_fraction, "metric": comparison.metric},
+        starts=[(n, s.init) for n, s in COMPARE_METHODS.items() if s.init],
+        teachers=[(n, s.teacher) for n, s in COMPARE_METHODS.items() if s.teacher],
         budget={
             "name": cfg.budget,
             "rules": {
@@ -350,7 +380,7 @@ def compare(cfg):
         shared=comparison.pretraining_summary(),
         command_wall_time_s=time.time() - start,
     )
-    write_figures(comparison, rows)
+    write_figures(comparison.root, comparison.pretrain_dir(), rows)
     log.info("wrote %s", path)
     print(open(path).read())
     return rows

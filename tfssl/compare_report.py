@@ -1,21 +1,38 @@
 """The report of --mode=compare: report.md, report.json and label_efficiency.png.
 
 Rows are runs (one per method, label fraction and seed), taken from each run's result.json as
-it is. Cells aggregate the seeds of one method and fraction: mean, sample std and a 95% Student-t
-interval (tfssl/stats.py). report.json holds every number report.md prints.
+it is (a grid's chosen run, with the grid's choice and time). Cells aggregate the seeds of one
+method and fraction: mean, sample std and a 95% Student-t interval (tfssl/stats.py). The
+verdict and the orderings it checks are in tfssl/compare_verdict.py. report.json holds every
+number report.md prints.
 """
 
 import os
 
 from tfssl import stats
+from tfssl.compare_grid import SHORT
+from tfssl.compare_verdict import (
+    checks,
+    checks_table,
+    digits_of,
+    interval,
+    joined,
+    mean_std,
+    scale_of,
+    share,
+    verdict,
+)
 from tfssl.train.rundir import write_json
 
+# Validation evaluations per run (one before the first step, then one per checkpoint).
+VAL_EVALUATIONS = 10
 # Eval metrics shown when runs report them (binary and imbalanced data), beside top-1 accuracy.
 OPTIONAL_METRICS = ("balanced_accuracy", "auroc")
 METRIC_HEADERS = {
     "top_1_accuracy": "test top-1 %",
     "balanced_accuracy": "balanced acc. %",
     "auroc": "AUROC",
+    "loss": "loss",
 }
 
 
@@ -27,22 +44,28 @@ def labels_name(fraction):
     return f"{100 * fraction:g}%"
 
 
-def share(fraction):
-    return "all" if fraction >= 1 else f"{100 * fraction:g}%"
-
-
-def report_row(method, fraction, result, run_dir, seed=0, label_seed=None):
-    """One run of the report, from its result dict (result.json) as it is."""
+def report_row(method, fraction, result, run_dir, seed=0, label_seed=None, grid=None):
+    """One run of the report, from its result dict (result.json) as it is. Labeled examples count
+    every label the run was given: those it fits on and those held out for validation. With a
+    grid, the time is the whole grid's and `selected` its choice."""
     evaluation = result["eval"]
+    fit, val = result.get("num_labeled_examples"), result.get("num_val_examples")
+    best = (result.get("selection") or {}).get("best") or {}
     return {
         "method": method,
         "label_fraction": fraction,
         "seed": seed,
         "label_seed": label_seed,
-        "num_labeled_examples": result.get("num_labeled_examples"),
+        "num_labeled_examples": None if fit is None else fit + (val or 0),
+        "num_val_examples": val,
         "top_1_accuracy": evaluation["top_1_accuracy"],
         **{name: evaluation.get(name) for name in OPTIONAL_METRICS},
-        "train_wall_time_s": result["train_wall_time_s"],
+        "val_metric": (result.get("selection") or {}).get("metric"),
+        "val_value": best.get((result.get("selection") or {}).get("metric")),
+        "chosen_step": best.get("step"),
+        "selected": grid["chosen"] if grid else None,
+        "grid": grid,
+        "train_wall_time_s": grid["train_wall_time_s"] if grid else result["train_wall_time_s"],
         "epochs": result["epochs"],
         "global_step": result["global_step"],
         "run_dir": run_dir,
@@ -69,6 +92,9 @@ def cells_of(rows):
             "seeds": len(runs),
             "num_labeled_examples": _values(runs, "num_labeled_examples"),
             "global_step": _values(runs, "global_step"),
+            "num_val_examples": _values(runs, "num_val_examples"),
+            "chosen_step": [run["chosen_step"] for run in runs],
+            "val_metric": runs[0]["val_metric"],
             "epochs": stats.mean([run["epochs"] for run in runs]),
             "train_wall_time_s": stats.mean([run["train_wall_time_s"] for run in runs]),
         }
@@ -76,29 +102,20 @@ def cells_of(rows):
             values = [run.get(metric) for run in runs]
             present = all(v is not None for v in values)
             cell[metric] = stats.summarize(values) if present else None
+        values = [run["val_value"] for run in runs]
+        cell["val"] = stats.summarize(values) if all(v is not None for v in values) else None
         cells.append(cell)
     return cells
 
 
-# --- text ---
-def _scale(metric):
-    return 1.0 if metric == "auroc" else 100.0
-
-
-def mean_std(summary, metric="top_1_accuracy"):
-    """'98.83 ± 0.12' (no ± with one seed; '-' when absent)."""
-    if summary is None:
+def _number(value, metric):
+    if value is None:
         return "-"
-    scale, digits = _scale(metric), 3 if metric == "auroc" else 2
-    text = f"{scale * summary['mean']:.{digits}f}"
-    return text if summary["std"] is None else text + f" ± {scale * summary['std']:.{digits}f}"
+    return f"{scale_of(metric) * value:.{digits_of(metric)}f}"
 
 
-def interval(summary, metric="top_1_accuracy"):
-    if summary is None or summary["ci_low"] is None:
-        return "-"
-    scale, digits = _scale(metric), 3 if metric == "auroc" else 2
-    return f"[{scale * summary['ci_low']:.{digits}f}, {scale * summary['ci_high']:.{digits}f}]"
+def _flags(flags):
+    return ", ".join(f"{SHORT.get(k, k)} {v:g}" for k, v in flags.items()) if flags else "-"
 
 
 def _short(path):
@@ -107,90 +124,8 @@ def _short(path):
     return path if relative.startswith("..") else relative
 
 
-def _joined(values):
-    return "/".join("-" if v is None else str(v) for v in values)
-
-
-def _seeds(count):
-    return f"{count} seed{'s' if count > 1 else ''}"
-
-
 def _epochs(value):
     return f"{value:.3g}"
-
-
-def _percent(cell):
-    return mean_std(cell["top_1_accuracy"]) + "%"
-
-
-def _points(difference):
-    return f"{abs(100 * difference):.2f} points {'above' if difference >= 0 else 'below'}"
-
-
-def verdict(cells, labels=None, pairs=()):
-    """Two or three sentences in numbers: the best method at the fewest labels against supervised
-    training, each method against its teacher or probe (pairs), and any loss from the second-largest
-    to the largest fraction beyond the seeds' spread."""
-    labels = labels or {}
-
-    def name(method):
-        return labels.get(method, method)
-
-    def mean(cell):
-        return cell["top_1_accuracy"]["mean"]
-
-    by = {(c["method"], c["label_fraction"]): c for c in cells}
-    fractions = sorted({c["label_fraction"] for c in cells})
-    low, high = fractions[0], fractions[-1]
-    sentences = []
-    others = [c for c in cells if c["label_fraction"] == low and c["method"] != "supervised"]
-    if others:
-        best = max(others, key=mean)
-        sentence = (
-            f"With {share(low)} of the labels ({_joined(best['num_labeled_examples'])} images), "
-            f"{name(best['method'])} reaches {_percent(best)} ({_seeds(best['seeds'])})"
-        )
-        clauses = []
-        if ("supervised", high) in by and high != low:
-            top = by["supervised", high]
-            clauses.append(
-                f"{_points(mean(best) - mean(top))} supervised with {share(high)} of the labels "
-                f"({_percent(top)})"
-            )
-        if ("supervised", low) in by:
-            same = by["supervised", low]
-            clauses.append(
-                f"{_points(mean(best) - mean(same))} supervised with the same labels "
-                f"({_percent(same)})"
-            )
-        sentences.append(sentence + (", " + " and ".join(clauses) if clauses else "") + ".")
-    compared = [
-        f"{name(a)} is {_points(mean(by[a, low]) - mean(by[b, low]))} {name(b)} "
-        f"({_percent(by[a, low])} against {_percent(by[b, low])})"
-        for a, b in pairs
-        if (a, low) in by and (b, low) in by
-    ]
-    if compared:
-        sentences.append(f"At {share(low)} of the labels, " + "; ".join(compared) + ".")
-    if len(fractions) > 1:
-        before = fractions[-2]
-        losses = []
-        for cell in cells:
-            if cell["label_fraction"] == high and (cell["method"], before) in by:
-                previous = by[cell["method"], before]
-                spread = max((c["top_1_accuracy"]["std"] or 0.0) for c in (cell, previous))
-                if mean(previous) - mean(cell) > spread:
-                    losses.append(
-                        f"{name(cell['method'])} loses {100 * (mean(previous) - mean(cell)):.2f} "
-                        f"points ({_percent(previous)} to {_percent(cell)})"
-                    )
-        to = f"from {share(before)} to {share(high)} of the labels"
-        sentences.append(
-            f"Going {to}, " + "; ".join(losses) + ", more than the spread over seeds."
-            if losses
-            else f"No method loses more than the spread over seeds going {to}."
-        )
-    return " ".join(sentences)
 
 
 def _table(header, lines):
@@ -200,21 +135,32 @@ def _table(header, lines):
     )
 
 
+def _val_header(cells_or_rows):
+    metric = next((c["val_metric"] for c in cells_or_rows if c.get("val_metric")), None)
+    return f"val {METRIC_HEADERS.get(metric, metric).replace('test ', '')} (chosen)"
+
+
 def cells_table(cells, metrics):
     header = ["method", "labels", "labeled examples", "seeds", "test top-1 % (mean ± std)"]
     header += ["95% interval"] + [METRIC_HEADERS[m] for m in metrics[1:]]
     header += ["train wall time per run", "epochs", "steps"]
+    header += ["of which val", _val_header(cells), "chosen steps"]
     lines = [
         [
             c["method"],
             labels_name(c["label_fraction"]),
-            _joined(c["num_labeled_examples"]),
+            joined(c["num_labeled_examples"]),
             c["seeds"],
             mean_std(c["top_1_accuracy"]),
             interval(c["top_1_accuracy"]),
         ]
         + [mean_std(c[m], m) for m in metrics[1:]]
-        + [f"{c['train_wall_time_s']:.0f} s", _epochs(c["epochs"]), _joined(c["global_step"])]
+        + [f"{c['train_wall_time_s']:.0f} s", _epochs(c["epochs"]), joined(c["global_step"])]
+        + [
+            joined(c["num_val_examples"]),
+            mean_std(c["val"], c["val_metric"]),
+            joined(c["chosen_step"]),
+        ]
         for c in cells
     ]
     return _table(header, lines)
@@ -224,27 +170,78 @@ def runs_table(rows, metrics, root):
     header = ["method", "labels", "seed", "label seed", "labeled examples"]
     header += [METRIC_HEADERS[m] for m in metrics]
     header += ["train wall time", "epochs", "steps", "run"]
+    header += ["of which val", _val_header(rows), "chosen step", "selected"]
     lines = [
         [
             r["method"],
             labels_name(r["label_fraction"]),
             r["seed"],
-            _joined([r["label_seed"]]),
-            _joined([r["num_labeled_examples"]]),
+            joined([r["label_seed"]]),
+            joined([r["num_labeled_examples"]]),
         ]
-        + [
-            ("-" if r.get(m) is None else f"{_scale(m) * r[m]:.{3 if m == 'auroc' else 2}f}")
-            for m in metrics
-        ]
+        + [_number(r.get(m), m) for m in metrics]
         + [
             f"{r['train_wall_time_s']:.0f} s",
             _epochs(r["epochs"]),
             r["global_step"],
             os.path.relpath(r["run_dir"], root),
+            joined([r["num_val_examples"]]),
+            _number(r["val_value"], r["val_metric"]),
+            joined([r["chosen_step"]]),
+            _flags(r["selected"]),
         ]
         for r in rows
     ]
     return _table(header, lines)
+
+
+def validation_note(rows, val):
+    """What the validation split was and what it chose."""
+    sizes = {}
+    for r in rows:
+        if r["num_val_examples"]:
+            sizes.setdefault(r["label_fraction"], set()).add(
+                (r["num_val_examples"], r["num_labeled_examples"])
+            )
+    if not sizes:
+        return []
+    shown = "; ".join(
+        f"{share(f)} of the labels: "
+        + ", ".join(f"{v} of {n}" for v, n in sorted(pairs))
+        + " images"
+        for f, pairs in sorted(sizes.items())
+    )
+    metric = METRIC_HEADERS.get(val["metric"], val["metric"]).replace(" %", "")
+    paragraphs = [
+        f"Validation, never test: every run on labels held out {100 * val['fraction']:g}% of its "
+        "labeled subset (stratified, at least one image per class, the same images for every "
+        f"method of a seed) and fitted on the rest ({shown}). It scored that split before its "
+        f"first step and at about {VAL_EVALUATIONS - 1} checkpoints, kept the best by validation "
+        f"{metric} (ties: the lower val loss), and scored test once, on that checkpoint. "
+        "SimCLR fine-tuning starts from its linear probe, so the probe is one of its candidates."
+    ]
+    grids = [r for r in rows if r.get("grid")]
+    if grids:
+        lines = []
+        for r in grids:
+            chosen = r["grid"]["chosen"]
+            tried = ", ".join(
+                ("**" if c["flags"] == chosen else "")
+                + f"{_flags(c['flags'])}: {_number(c['val'].get(val['metric']), val['metric'])}"
+                + ("**" if c["flags"] == chosen else "")
+                for c in r["grid"]["candidates"]
+            )
+            lines.append(
+                f"| {r['method']} | {labels_name(r['label_fraction'])} | {r['seed']} | {tried} | "
+                f"{r['grid']['train_wall_time_s']:.0f} s |"
+            )
+        paragraphs.append(
+            "Grids, chosen on validation (val "
+            f"{metric} of each run's chosen checkpoint; the choice in bold; the time counts every "
+            "run of the grid):\n\n| grid of | labels | seed | tried | grid train time |\n"
+            "|---|---|---|---|---|\n" + "\n".join(lines)
+        )
+    return paragraphs
 
 
 def notes(rows, budget=None, shared=(), command_wall_time_s=None):
@@ -294,13 +291,24 @@ def notes(rows, budget=None, shared=(), command_wall_time_s=None):
 
 
 def write_report(
-    rows, root, title, labels=None, pairs=(), budget=None, shared=(), command_wall_time_s=None
+    rows,
+    root,
+    title,
+    labels=None,
+    pairs=(),
+    budget=None,
+    shared=(),
+    command_wall_time_s=None,
+    val=None,
+    starts=(),
+    teachers=(),
 ):
     """report.md, report.json and label_efficiency.png from the run rows; returns report.md's
-    path."""
+    path. starts and teachers: the (method, other) pairs tfssl/compare_verdict.py checks."""
     from tfssl import plots
 
     cells = cells_of(rows)
+    found = checks(cells, labels, starts, teachers)
     metrics = ["top_1_accuracy"] + [
         m for m in OPTIONAL_METRICS if any(r.get(m) is not None for r in rows)
     ]
@@ -312,7 +320,10 @@ def write_report(
         f"# {title}",
         cells_table(cells, metrics),
         text,
+        "Orderings (mean test top-1 over the seeds; margin = left - (right - tolerance)):\n\n"
+        + checks_table(found),
         f"![label efficiency](label_efficiency.png)\n\nError bars: {bars}.",
+        *(validation_note(rows, val) if val else []),
         *paragraphs,
         "Every run:\n\n" + runs_table(rows, metrics, root),
     ]
@@ -323,6 +334,8 @@ def write_report(
             "title": title,
             "verdict": text,
             "cells": cells,
+            "checks": found,
+            "validation": val,
             "rows": rows,
             "budget": budget,
             "shared": list(shared),
@@ -335,3 +348,19 @@ def write_report(
         f.write("\n\n".join(lines) + "\n")
     plots.label_efficiency(cells, os.path.join(root, "label_efficiency.png"), labels)
     return path
+
+
+def write_figures(root, pretrain_dir, rows):
+    """The comparison's figures, beside report.md."""
+    from tfssl import figures
+
+    if os.path.exists(os.path.join(pretrain_dir, "result.json")):
+        figures.augmented_views(pretrain_dir, os.path.join(root, "augmented_views.png"))
+        figures.training_curves(pretrain_dir, os.path.join(root, "pretrain_curves.png"))
+        figures.embedding_before_after(pretrain_dir, os.path.join(root, "embedding_pca.png"))
+    best = max(rows, key=lambda r: r["top_1_accuracy"])
+    figures.confusion(
+        best["run_dir"],
+        os.path.join(root, "confusion_matrix.png"),
+        f"{best['method']}, {fraction_name(best['label_fraction'])} labels",
+    )

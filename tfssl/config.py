@@ -10,6 +10,7 @@ import os
 import re
 
 from tfssl import official_flags
+from tfssl.data.subsets import LABELED_VAL
 from tfssl.errors import ConfigError
 from tfssl.jobs import JOBS, TRAINS_WITH
 from tfssl.methods import METHODS, SSL_METHODS, lookup
@@ -538,6 +539,34 @@ class Config:
         valid=NON_NEGATIVE,
     )
 
+    # --- validation: choices on held-out labels ---
+    labeled_val_fraction: float = _field(
+        0.0,
+        "Share of the labeled subset held out as a stratified validation split (at least one "
+        "image per class, chosen by --label_seed, saved in label_subset.json); the run fits on "
+        "the rest. Name it with --val_split=labeled_val. --mode=compare: 0 means 0.2.",
+        valid=BELOW_ONE,
+    )
+    best_checkpoint_metric: str = _field(
+        "none",
+        "Evaluate --val_split before the first step and at every checkpoint, keep the best "
+        "checkpoint by this metric (ties: the lower val loss) as the run's model, and evaluate "
+        "the eval split once, on it. --mode=compare: none means balanced_accuracy.",
+        ("none", "balanced_accuracy", "top_1_accuracy", "auroc", "loss"),
+    )
+    finetune_learning_rates: str = _field(
+        "0.02,0.1",
+        "Compare: fine-tuning learning rates (per 256) tried for every fine-tuned run; the "
+        "validation split chooses (empty: the recipe's).",
+        valid=NUMBER_LIST,
+    )
+    finetune_crop_min_areas: str = _field(
+        "0.3,0.8",
+        "Compare: fine-tuning crop strengths (--crop_min_area) tried with each learning rate; "
+        "the validation split chooses (empty: the recipe's).",
+        valid=NUMBER_LIST,
+    )
+
     # --- compare ---
     label_fractions: str = _field("0.01,0.1,1.0", "Compare: label fractions.", valid=NUMBER_LIST)
     methods: str = _field(
@@ -648,6 +677,23 @@ class Config:
                 f"--val_split={self.val_split} is the eval split: choose the threshold on "
                 "held-out data, e.g. --val_split=val or --val_split=train[90%:]"
             )
+        if (self.val_split == LABELED_VAL) != (self.labeled_val_fraction > 0) and self.job != (
+            "compare"
+        ):
+            raise ConfigError(
+                "--labeled_val_fraction and --val_split=labeled_val go together: hold out a "
+                "share of the labels and name it, e.g. --labeled_val_fraction=0.2 "
+                "--val_split=labeled_val"
+            )
+        if self.best_checkpoint_metric != "none" and not self.val_split and self.job != "compare":
+            raise ConfigError(
+                f"--best_checkpoint_metric={self.best_checkpoint_metric} needs --val_split "
+                "(e.g. --labeled_val_fraction=0.2 --val_split=labeled_val, or --val_split=val)"
+            )
+        if any(v <= 0 for v in self.float_list("finetune_learning_rates")):
+            raise ConfigError("--finetune_learning_rates must be positive numbers")
+        if any(not 0 < v <= 1 for v in self.float_list("finetune_crop_min_areas")):
+            raise ConfigError("--finetune_crop_min_areas must be numbers in (0, 1]")
         for fraction in self.float_list("label_fractions"):
             if not 0 < fraction <= 1:
                 raise ConfigError(f"--label_fractions has {fraction}: each must be in (0, 1]")

@@ -21,6 +21,57 @@ from tfssl.errors import ConfigError
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 TRUE, FALSE = ("true", "t", "1", "yes"), ("false", "f", "0", "no")
 
+# --mode=compare (tfssl/compare.py): flags a comparison passes on to every run it starts (from its
+# own command line).
+SHARED_FIELDS = (
+    "dataset",
+    "data_dir",
+    "train_split",
+    "eval_split",
+    "image_size",
+    "eval_batch_size",
+    "eval_steps",
+    "strategy",
+    "tpu_name",
+    "precision",
+    "jit_compile",
+    "steps_per_loop",
+    "matmul_conv_grads",
+    "deterministic",
+    "cache_dataset",
+    "cache_dir",
+    "log_every_secs",
+    "skip_corrupt_images",
+    "split_seed",
+    "intensity_window",
+    "positive_class",
+    "class_weight",
+)
+# Flags a recipe may not set: the comparison sets them for every run.
+CONTROLLED = SHARED_FIELDS + (
+    "model_dir",
+    "label_fraction",
+    "num_labels",
+    "label_seed",
+    "label_subset_file",
+    "seed",
+    "checkpoint",
+    "teacher",
+    "m1_checkpoint",
+    "label_fractions",
+    "methods",
+    "budget",
+    "seeds",
+    "recipe_dir",
+    "val_split",
+    "labeled_val_fraction",
+    "best_checkpoint_metric",
+    "checkpoint_steps",
+    "checkpoint_epochs",
+    "finetune_learning_rates",
+    "finetune_crop_min_areas",
+)
+
 
 def default_recipe_dir():
     """configs/compare/ of the checkout this package belongs to."""

@@ -80,9 +80,11 @@ class DataBundle:
         return (self.image_size, self.image_size, self.info.channels)
 
     @functools.cached_property
-    def labeled_indices(self):
+    def _labeled_parts(self):
+        """(fit, val): the labeled subset the run fits on, and the share held out of it
+        (--labeled_val_fraction; empty without)."""
         cfg = self.cfg
-        return subsets.labeled_subset(
+        chosen = subsets.labeled_subset(
             self.source,
             cfg.train_split,
             cfg.label_fraction,
@@ -90,16 +92,31 @@ class DataBundle:
             cfg.label_seed,
             self.run_dir,
             cfg.label_subset_file,
+            cfg.labeled_val_fraction,
         )
+        return chosen if cfg.labeled_val_fraction else (chosen, np.zeros([0], np.int64))
+
+    @property
+    def labeled_indices(self):
+        """Train-split indices of the labels the run fits on (without the validation share)."""
+        return self._labeled_parts[0]
+
+    @property
+    def val_indices(self):
+        """Train-split indices of the labels held out for validation (--val_split=labeled_val)."""
+        return self._labeled_parts[1]
 
     @functools.cached_property
     def train_labels(self):
         return np.asarray(self.source.labels(self.cfg.train_split), np.int64)
 
     def num_examples(self, part="all"):
-        """Examples in the train split's 'all', 'labeled' or 'unlabeled' part."""
+        """Examples in the train split's 'all', 'labeled' (fitted), 'unlabeled' (the rest, held-out
+        validation images included: their labels are not used) or 'val' part."""
         if part == "all":
             return self.num_train_examples
+        if part == "val":
+            return len(self.val_indices)
         labeled = len(self.labeled_indices)
         return labeled if part == "labeled" else self.num_train_examples - labeled
 
@@ -281,18 +298,31 @@ class DataBundle:
         return ds.batch(per_replica_batch, drop_remainder=True).prefetch(AUTOTUNE)
 
     def eval_batches(self, view_fn, batch_size, split=None, limit_batches=0):
-        """Batches of (view_fn(image), label) over an eval split, in order, last batch partial."""
+        """Batches of (view_fn(image), label) over an eval split, in order, last batch partial.
+        `labeled_val` is the validation share of the labeled subset (train-split images)."""
         split = split or self.cfg.eval_split
+        held_out = split == subsets.LABELED_VAL
+        if held_out and not len(self.val_indices):
+            raise DataError(
+                "--val_split=labeled_val is empty: hold out labels with --labeled_val_fraction"
+            )
         if self.cfg.cache_dataset:
-            array = self.decoded_array(split)
-            labels = np.asarray(self.source.labels(split), np.int64)
+            source_split = self.cfg.train_split if held_out else split
+            array = self.decoded_array(source_split)
+            labels = np.asarray(self.source.labels(source_split), np.int64)
+            order = self.val_indices if held_out else np.arange(len(labels), dtype=np.int64)
             ds = (
-                tf.data.Dataset.from_tensor_slices(np.arange(len(labels), dtype=np.int64))
+                tf.data.Dataset.from_tensor_slices(np.asarray(order, np.int64))
                 .batch(batch_size)
                 .map(lambda index: decoded.gather(array, index, self.dtype))
                 .unbatch()
             )
-            ds = tf.data.Dataset.zip(ds, tf.data.Dataset.from_tensor_slices(labels))
+            ds = tf.data.Dataset.zip(ds, tf.data.Dataset.from_tensor_slices(labels[order]))
+        elif held_out:
+            ds = self._elements(self.val_indices, cached=False).map(
+                lambda index, r: (self.decode(r["encoded"]), r["label"]),
+                num_parallel_calls=AUTOTUNE,
+            )
         else:
             ds = self.source.records(split).map(
                 lambda r: (self.decode(r["encoded"]), r["label"]), num_parallel_calls=AUTOTUNE

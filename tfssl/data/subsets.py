@@ -1,4 +1,5 @@
-"""Class-balanced labeled subsets, saved to a file so every method uses the same labels."""
+"""Class-balanced labeled subsets, saved to a file so every method uses the same labels, and the
+validation split held out of them (--labeled_val_fraction, named --val_split=labeled_val)."""
 
 import json
 import math
@@ -6,10 +7,12 @@ import os
 
 import numpy as np
 
-from tfssl.data.splits import is_slice
+from tfssl.data.splits import class_orders, is_slice
 from tfssl.errors import ConfigError, DataError
 
 SUBSET_FILE = "label_subset.json"
+#: The --val_split name of the share of the labeled subset held out for validation.
+LABELED_VAL = "labeled_val"
 
 
 def choose_labeled_indices(labels, num_classes, fraction=1.0, num_labels=0, seed=0):
@@ -56,8 +59,34 @@ def choose_labeled_indices(labels, num_classes, fraction=1.0, num_labels=0, seed
     return np.sort(np.concatenate(chosen))
 
 
-def labeled_subset(source, split, fraction, num_labels, seed, run_dir, subset_file=""):
-    """The labeled indices for this run: read from subset_file or run_dir, else chosen and saved."""
+def hold_out(indices, labels, fraction, seed, class_names=()):
+    """(fit, val): the labeled indices split per class, stratified and seeded.
+
+    Class c, with n_c labeled images, gives k_c = min(max(floor(fraction * n_c + 1/2), 1), n_c - 1)
+    of them to validation: the first k_c in the seeded order of tfssl/data/splits.py (a hash of
+    (seed, position), the same on any machine). So every class keeps at least one image on each
+    side, and the same seed gives the same split. Both come back sorted."""
+    indices = np.asarray(indices, np.int64)
+    if fraction <= 0:
+        return indices, np.zeros([0], np.int64)
+    subset_labels = np.asarray(labels)[indices]
+    val = []
+    for c, order in sorted(class_orders(subset_labels, seed).items()):
+        if len(order) < 2:
+            name = class_names[c] if c < len(class_names) else c
+            raise ConfigError(
+                f"class {name} has {len(order)} labeled image(s): holding one out for validation "
+                "leaves none to fit on; ask for more labels or --labeled_val_fraction=0"
+            )
+        k = min(max(int(math.floor(fraction * len(order) + 0.5)), 1), len(order) - 1)
+        val.append(indices[order[:k]])
+    val = np.sort(np.concatenate(val))
+    return np.setdiff1d(indices, val), val
+
+
+def labeled_subset(source, split, fraction, num_labels, seed, run_dir, subset_file="", val=0.0):
+    """The labeled indices for this run: read from subset_file or run_dir, else chosen and saved.
+    With val (--labeled_val_fraction) > 0, (fit, val indices) (hold_out), saved beside them."""
     num_examples = source.num_examples(split)
     spec = {
         "dataset": source.info.name,
@@ -98,15 +127,25 @@ def labeled_subset(source, split, fraction, num_labels, seed, run_dir, subset_fi
                 f"{run_dir} was trained with other labels ({SUBSET_FILE}); use a new "
                 "--model_dir or the same --label_fraction/--num_labels/--label_seed"
             )
+        if not subset_file and saved.get("labeled_val_fraction", 0.0) != val:
+            raise ConfigError(
+                f"{run_dir} held out another share of its labels ({SUBSET_FILE}: "
+                f"--labeled_val_fraction={saved.get('labeled_val_fraction', 0.0)}); use a new "
+                "--model_dir or the same --labeled_val_fraction"
+            )
         indices = np.asarray(saved["indices"], np.int64)
     else:
         indices = choose_labeled_indices(
             source.labels(split), source.info.num_classes, fraction, num_labels, seed
         )
+    fit, held_out = hold_out(
+        indices, source.labels(split), val, seed, getattr(source.info, "class_names", ())
+    )
     os.makedirs(run_dir, exist_ok=True)
     if not os.path.exists(saved_path):
         tmp = saved_path + ".tmp"
+        extra = {"labeled_val_fraction": val, "val_indices": held_out.tolist()} if val else {}
         with open(tmp, "w") as f:
-            json.dump({**spec, "indices": indices.tolist()}, f)
+            json.dump({**spec, "indices": indices.tolist(), **extra}, f)
         os.replace(tmp, saved_path)
-    return indices
+    return (fit, held_out) if val else indices

@@ -1,7 +1,9 @@
 """Fine-tuning a pretrained SimCLR network on the labeled subset, and the supervised baseline
 (the same network and data, trained from scratch)."""
 
+import dataclasses
 import logging
+import os
 
 import tensorflow as tf
 
@@ -9,7 +11,8 @@ from tfssl.errors import ConfigError
 from tfssl.losses.supervised import accuracy, cross_entropy
 from tfssl.methods.base import Method
 from tfssl.models.factory import build_simclr_model
-from tfssl.train.checkpoints import resolve_checkpoint
+from tfssl.train.checkpoints import resolve_checkpoint, run_config
+from tfssl.train.rundir import FLAGS_FILE
 from tfssl.train.warm_start import warm_start
 
 log = logging.getLogger("tfssl")
@@ -99,9 +102,28 @@ class FineTune(LabeledTraining):
         if cfg.fine_tune_after_block >= 4:  # linear evaluation: nothing below the head learns
             self.model.projection_head.trainable = False
 
+    def _from_fine_tuned(self, resolved):
+        """Whether the checkpoint is a tfssl fine-tuning run's (its flags.json says so)."""
+        if resolved.official or not os.path.exists(os.path.join(resolved.run_dir, FLAGS_FILE)):
+            return False
+        return run_config(resolved.run_dir)[1] == self.job
+
     def initialize(self):
+        """From a pretraining: the variables --variable_schema selects (by default all but the
+        linear head, which starts fresh). From a fine-tuned run (e.g. a linear probe of that
+        pretraining, --fine_tune_after_block=4): its whole network, head included, unless
+        --variable_schema was changed, so fine-tuning starts where the probe ended (LP-FT, Kumar
+        et al. 2022: a trained head keeps the first updates from distorting the features)."""
         cfg = self.cfg
         resolved = resolve_checkpoint(cfg.checkpoint)
+        if self._from_fine_tuned(resolved):
+            default = next(
+                f.default for f in dataclasses.fields(cfg) if f.name == "variable_schema"
+            )
+            schema = ".*" if cfg.variable_schema == default else cfg.variable_schema
+            warm_start(self.model, resolved.prefix, False, schema)
+            log.info("fine-tuning from %s (a fine-tuned run: its head too)", resolved.prefix)
+            return
         restored = warm_start(self.model, resolved.prefix, resolved.official, cfg.variable_schema)
         head = self.model.supervised_head
         if restored.get("head_supervised") and cfg.zero_init_logits_layer:

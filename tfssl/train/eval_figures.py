@@ -65,3 +65,11 @@ def write(run_dir, predictions, class_names, eval_metrics, split):
             f"ROC of class {name} on {split}",
             marks,
         )
+
+
+def write_run_figures(method, run_dir, eval_metrics, cfg):
+    """The method's own figures, and those of its final eval's predictions when it keeps them."""
+    method.write_figures()
+    predictions = getattr(method, "eval_predictions", None)
+    if predictions is not None:
+        write(run_dir, predictions, method.data.info.class_names, eval_metrics, cfg.eval_split)

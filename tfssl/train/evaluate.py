@@ -93,6 +93,14 @@ def threshold_metrics(method, cfg, positive):
     }
 
 
+def validation_scores(method, cfg):
+    """The metrics of `evaluate` on cfg.val_split (for best-checkpoint selection)."""
+    names = method.data.info.class_names
+    positive = positive_class(cfg, names) if method.data.info.num_classes == 2 else 1
+    labels, logits = predict(method, method.data, cfg.val_split, cfg.eval_batch_size)
+    return scores(labels, logits, positive)
+
+
 def evaluate_all(method, cfg):
     """Accuracy and the classification metrics (for methods with a classifier) plus the method's
     own eval figures, on cfg.eval_split; the binary threshold chosen on cfg.val_split."""
@@ -180,3 +188,15 @@ def metrics_text(metrics, number_format=".4g"):
             for k in ("sensitivity", "specificity", "balanced_accuracy", "accuracy")
         )
     return text
+
+
+def publish_eval(method, cfg, metrics, summaries, step):
+    """The final eval's metrics as TensorBoard scalars (eval/...), its confusion matrix as text,
+    and a log line."""
+    summaries.scalars(scalar_metrics(metrics), step, prefix="eval/")
+    summaries.text(
+        "eval/confusion_matrix", confusion_text(metrics, method.data.info.class_names), step
+    )
+    log.info(
+        "%s eval on %s at step %d: %s", method.job, cfg.eval_split, step, metrics_text(metrics)
+    )

@@ -18,9 +18,9 @@ import keras
 import tensorflow as tf
 
 from tfssl.errors import ConfigError, NonFiniteLossError
-from tfssl.train import checkpoints, distribute, eval_figures, optim
+from tfssl.train import checkpoints, distribute, eval_figures, optim, selection
 from tfssl.train.batch_norm import batch_norm_layers, recalibrate_batch_norm
-from tfssl.train.evaluate import confusion_text, evaluate_all, metrics_text, scalar_metrics
+from tfssl.train.evaluate import evaluate_all, metrics_text, publish_eval
 from tfssl.train.knn import KnnMonitor
 from tfssl.train.progress import Progress, Summaries
 from tfssl.train.rundir import RunDirectory, run_key
@@ -66,6 +66,7 @@ class Trainer:
         # returning {metric: value}; their values also go into the final eval.
         steps_per_epoch = self.method.examples_per_epoch / cfg.train_batch_size
         self.monitors = [m for m in (KnnMonitor.create(self.method, cfg, steps_per_epoch),) if m]
+        self.selection = None  # BestCheckpoint with --best_checkpoint_metric, made by fit()
 
         with strategy.scope():
             self.method.build()
@@ -208,6 +209,8 @@ class Trainer:
 
     def _restore_or_initialize(self):
         latest = tf.train.latest_checkpoint(self.run_dir.path)
+        if self.selection is not None and not latest:
+            self.selection.history = []  # a fresh start: earlier evaluations are of other weights
         if latest:
             checkpoints.restore(
                 self.checkpoint,
@@ -224,6 +227,19 @@ class Trainer:
     def _save(self, manager):
         manager.save(checkpoint_number=self.step)
 
+    # --- best-checkpoint selection (tfssl/train/selection.py) ---
+    def _validate(self, summaries, step):
+        if self.selection is not None:
+            self.selection.validate(self.method, summaries, step)
+
+    def _restore_best(self, manager, step):
+        """Loads the chosen networks, saved as the run's last checkpoint; returns the selection."""
+        best = self.selection.restore_best()
+        if best["step"] != step and self.cfg.bn_recalibration_batches:
+            self._recalibrate_batch_norm()  # the final weights were re-estimated; these were not
+        self._save(manager)
+        return self.selection.summary()
+
     # --- the run ---
     def fit(self):
         """Trains to total_steps (resuming from model_dir), evaluates, writes result.json. Returns
@@ -233,6 +249,9 @@ class Trainer:
         try:
             self.run_dir.write_flags(cfg.to_dict(), self.method.job)
             manager = self._checkpoint_manager()
+            self.selection = selection.for_run(
+                cfg, self.method, self.run_dir.path, self.is_chief, manager.directory
+            )
             self._restore_or_initialize()
             with self.strategy.scope():
                 self.method.setup_training()
@@ -266,6 +285,7 @@ class Trainer:
                 self.run_dir.path,
             )
             self._write_view_summary(summaries, start_step)
+            self._validate(summaries, start_step)  # the starting point is a candidate too
             dataset = self.strategy.distribute_datasets_from_function(
                 lambda ctx: self.method.train_dataset(ctx, start_step)
             )
@@ -320,16 +340,23 @@ class Trainer:
                     shown.update(monitor.latest)
                 progress.update(step, shown, force=step >= self.total_steps or bool(monitored))
                 if step >= self.total_steps and cfg.bn_recalibration_batches:
-                    before_recalibration = evaluate_all(self.method, cfg)
-                    log.info(
-                        "eval before re-estimating batch norm: %s",
-                        metrics_text(before_recalibration),
-                    )
+                    # With --best_checkpoint_metric the eval split is scored once, at the end.
+                    if self.selection is None:
+                        before_recalibration = evaluate_all(self.method, cfg)
+                        log.info(
+                            "eval before re-estimating batch norm: %s",
+                            metrics_text(before_recalibration),
+                        )
                     self._recalibrate_batch_norm()
                 if step % self.checkpoint_every == 0 or step >= self.total_steps:
                     self.method.at_checkpoint(step)
                     self._save(manager)
-        return self._finish(summaries, averages, before_recalibration)
+                    self._validate(summaries, step)
+        chosen = None
+        if self.selection is not None:
+            self._validate(summaries, int(self.step.numpy()))  # e.g. resumed after the last save
+            chosen = self._restore_best(manager, int(self.step.numpy()))
+        return self._finish(summaries, averages, before_recalibration, chosen)
 
     def _recalibrate_batch_norm(self):
         """Before the final checkpoint: BN statistics from clean train images
@@ -358,36 +385,15 @@ class Trainer:
         if images is not None:
             summaries.images("train/augmented_views", images, step)
 
-    def _finish(self, summaries, train_metrics, before_recalibration=None):
+    def _finish(self, summaries, train_metrics, before_recalibration=None, chosen=None):
         cfg = self.cfg
         step = int(self.step.numpy())
         eval_metrics = evaluate_all(self.method, cfg)
         for monitor in self.monitors:
             eval_metrics.update(monitor())
-        summaries.scalars(scalar_metrics(eval_metrics), step, prefix="eval/")
-        summaries.text(
-            "eval/confusion_matrix",
-            confusion_text(eval_metrics, self.method.data.info.class_names),
-            step,
-        )
-        log.info(
-            "%s eval on %s at step %d: %s",
-            self.method.job,
-            cfg.eval_split,
-            step,
-            metrics_text(eval_metrics),
-        )
+        publish_eval(self.method, cfg, eval_metrics, summaries, step)
         if self.is_chief:
-            self.method.write_figures()
-            predictions = getattr(self.method, "eval_predictions", None)
-            if predictions is not None:
-                eval_figures.write(
-                    self.run_dir.path,
-                    predictions,
-                    self.method.data.info.class_names,
-                    eval_metrics,
-                    cfg.eval_split,
-                )
+            eval_figures.write_run_figures(self.method, self.run_dir.path, eval_metrics, cfg)
         data = self.method.data
         result = {
             "job": self.method.job,
@@ -405,11 +411,14 @@ class Trainer:
             "train": train_metrics,
             "eval": eval_metrics,
             "eval_split": cfg.eval_split,
+            "num_val_examples": data.num_examples("val") if cfg.labeled_val_fraction else None,
             # The auto defaults as resolved for the device this run trained on.
             "precision": cfg.precision,
             "matmul_conv_grads": cfg.matmul_conv_grads,
             "device": detect_device(cfg.strategy).name,
         }
+        if chosen is not None:
+            result["selection"] = chosen
         if before_recalibration is not None:
             result["eval_before_bn_recalibration"] = before_recalibration
         self.run_dir.write_result(result, step)

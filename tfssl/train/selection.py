@@ -1,0 +1,151 @@
+"""Best-checkpoint selection on a validation split (--best_checkpoint_metric, --val_split).
+
+The trainer evaluates --val_split before the first step and after every checkpoint it saves. The
+best evaluation so far (by the metric; higher is better, except for the loss; a tie goes to the
+lower val loss, then to the earlier step) has its networks (Method.checkpoint_items) saved in
+<model_dir>/best/. At the end the trainer restores them, saves them as the run's last checkpoint
+(so eval, export, a distillation teacher and a fine-tune all get the chosen model) and evaluates
+the eval split once, on it. Every evaluation is kept in <model_dir>/selection.json, so a resumed
+run continues the same choice.
+"""
+
+import logging
+import math
+import os
+
+import tensorflow as tf
+
+from tfssl.errors import ConfigError
+from tfssl.train.evaluate import scalar_metrics, validation_scores
+from tfssl.train.rundir import read_json, write_json
+
+log = logging.getLogger("tfssl")
+
+SELECTION_FILE = "selection.json"
+BEST_DIR = "best"
+# The validation numbers kept for each evaluation.
+KEPT = ("top_1_accuracy", "balanced_accuracy", "auroc", "loss", "num_examples")
+
+
+def sort_key(metrics, metric):
+    """A key that is larger for a better evaluation: the metric (negated for the loss), then the
+    lower loss. NaN (e.g. AUROC with one class present) ranks last."""
+
+    def finite(value):
+        return value if value is not None and math.isfinite(value) else -math.inf
+
+    loss = finite(-metrics["loss"]) if metrics.get("loss") is not None else -math.inf
+    value = loss if metric == "loss" else finite(metrics.get(metric))
+    return (value, loss)
+
+
+def best_of(evaluations, metric):
+    """The best evaluation of a list (the earliest among equals)."""
+    best = None
+    for evaluation in evaluations:
+        if best is None or sort_key(evaluation, metric) > sort_key(best, metric):
+            best = evaluation
+    return best
+
+
+class BestCheckpoint:
+    """The validation history of one run and its best networks (best/ckpt-<step>)."""
+
+    def __init__(self, run_dir, metric, split, items, writer=True, directory=""):
+        self.run_dir, self.metric, self.split, self.writer = run_dir, metric, split, writer
+        self.path = os.path.join(run_dir, SELECTION_FILE)
+        saved = read_json(self.path) if os.path.exists(self.path) else {}
+        self.history = saved.get("history", []) if saved.get("metric") == metric else []
+        self.checkpoint = tf.train.Checkpoint(**items)
+        # Other workers of a multi-worker run write too (collectives), but to a scratch directory.
+        self.directory = directory or os.path.join(run_dir, BEST_DIR)
+
+    def evaluated(self, step):
+        return any(e["step"] == step for e in self.history)
+
+    @property
+    def best(self):
+        return best_of(self.history, self.metric)
+
+    def prefix(self, step):
+        return os.path.join(self.directory, f"ckpt-{step}")
+
+    def add(self, step, metrics):
+        """Records the evaluation at `step`; saves the networks if it is the best so far. Returns
+        True if it is. The new best is written before selection.json names it, and the old one
+        removed after, so an interruption never leaves selection.json naming a missing file."""
+        evaluation = {"step": step, **{k: metrics.get(k) for k in KEPT}}
+        previous = self.best
+        improved = previous is None or sort_key(evaluation, self.metric) > sort_key(
+            previous, self.metric
+        )
+        self.history = [e for e in self.history if e["step"] != step] + [evaluation]
+        if improved:
+            self.checkpoint.write(self.prefix(step))
+        if self.writer:
+            write_json(self.path, self.summary())
+        if improved and previous is not None and previous["step"] != step:
+            for path in tf.io.gfile.glob(self.prefix(previous["step"]) + ".*"):
+                tf.io.gfile.remove(path)
+        value = evaluation[self.metric]
+        log.info(
+            "val (%s) at step %d: %s=%.4g%s",
+            self.split,
+            step,
+            self.metric,
+            float("nan") if value is None else value,
+            " (best so far)" if improved else f" (best: step {self.best['step']})",
+        )
+        return improved
+
+    def validate(self, method, summaries, step):
+        """Evaluates the validation split at `step` (once) and keeps the networks if they are the
+        best so far."""
+        if self.evaluated(step):
+            return
+        metrics = validation_scores(method, method.cfg)
+        summaries.scalars(scalar_metrics(metrics), step, prefix="val/")
+        self.add(step, metrics)
+
+    def restore_best(self):
+        """Loads the best networks into the method; returns the best evaluation."""
+        best = self.best
+        self.checkpoint.read(self.prefix(best["step"])).assert_existing_objects_matched()
+        log.info(
+            "chose the checkpoint of step %d by val %s=%.4g (%s)",
+            best["step"],
+            self.metric,
+            float("nan") if best[self.metric] is None else best[self.metric],
+            self.split,
+        )
+        return best
+
+    def summary(self):
+        best = self.best
+        return {
+            "metric": self.metric,
+            "split": self.split,
+            "best_step": best["step"] if best else None,
+            "best": best,
+            "history": sorted(self.history, key=lambda e: e["step"]),
+        }
+
+
+def for_run(cfg, method, run_dir, is_chief, checkpoint_dir):
+    """The run's BestCheckpoint, or None without --best_checkpoint_metric."""
+    if cfg.best_checkpoint_metric == "none":
+        return None
+    if not method.has_classifier():
+        raise ConfigError(
+            f"--best_checkpoint_metric: --mode={method.job} has no classifier to evaluate on "
+            "--val_split; leave it at none"
+        )
+    scratch = "" if is_chief else os.path.join(checkpoint_dir, BEST_DIR)
+    return BestCheckpoint(
+        run_dir,
+        cfg.best_checkpoint_metric,
+        cfg.val_split,
+        method.checkpoint_items(),
+        is_chief,
+        scratch,
+    )

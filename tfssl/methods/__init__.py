@@ -21,6 +21,11 @@ METHODS = {
 #: Self-supervised pretraining objectives (--mode=pretrain --ssl_method=...).
 SSL_METHODS = {
     "simclr": "tfssl.methods.simclr:SimCLRPretrain",
+    "rotation": "tfssl.methods.rotation:RotationPretrain",
+    "jigsaw": "tfssl.methods.jigsaw:JigsawPretrain",
+    "context_encoder": "tfssl.methods.context_encoder:ContextEncoderPretrain",
+    "colorization": "tfssl.methods.colorization:ColorizationPretrain",
+    "mae": "tfssl.methods.mae:MAEPretrain",
 }
 
 

@@ -15,7 +15,17 @@ from tfssl.train.rundir import RESULT_FILE, read_json, write_json
 
 log = logging.getLogger("tfssl")
 
-COMPARE_METHODS = ("supervised", "simclr", "simclr_distill", "mean_teacher", "ladder", "ssvae")
+# Pretraining objectives that compare pretrains (under model_dir/<name>_pretrain/), then fine-tunes.
+PRETEXT_METHODS = ("rotation", "jigsaw", "context_encoder", "colorization", "mae")
+COMPARE_METHODS = (
+    "supervised",
+    "simclr",
+    "simclr_distill",
+    "mean_teacher",
+    "ladder",
+    "ssvae",
+    *PRETEXT_METHODS,
+)
 
 # Steps per run by budget. small: MNIST, every method at 3 fractions, well under an hour on 2 CPU
 # cores.
@@ -106,8 +116,8 @@ class Comparison:
         unlabeled."""
         return {"label_fraction": fraction, "unlabeled_includes_labeled": fraction >= 1.0}
 
-    def pretrain_dir(self):
-        return os.path.join(self.root, "simclr_pretrain")
+    def pretrain_dir(self, ssl_method="simclr"):
+        return os.path.join(self.root, f"{ssl_method}_pretrain")
 
     def run_dir(self, method, fraction):
         return os.path.join(self.root, method, fraction_name(fraction))
@@ -124,6 +134,9 @@ class Comparison:
             return self.run_job(
                 "distill", directory, teacher=self.run_dir("simclr", fraction), **labels
             )
+        if method in PRETEXT_METHODS:
+            checkpoint = self.pretrain_dir(method)
+            return self.run_job("finetune", directory, checkpoint=checkpoint, **labels)
         if method == "ssvae":
             return self.run_job("ssvae", directory, ssvae_model="m2", **labels)
         return self.run_job(method, directory, **labels)
@@ -131,6 +144,9 @@ class Comparison:
     def run(self):
         if any(m.startswith("simclr") for m in self.methods):
             self.run_job("pretrain", self.pretrain_dir())
+        for method in PRETEXT_METHODS:
+            if method in self.methods:
+                self.run_job("pretrain", self.pretrain_dir(method), ssl_method=method)
         rows = []
         for method in self.methods:
             for fraction in self.fractions:

@@ -27,6 +27,9 @@ GRAYSCALE_PROBABILITY = 0.3
 
 
 class JigsawPretrain(PretextTask):
+    # The encoder's batch-norm averages mix tile and whole-image statistics: re-estimate them on
+    # whole images before the final eval (and for fine-tuning).
+    defaults = dict(PretextTask.defaults, bn_recalibration_batches=20)
     figure_file = "jigsaw_predictions.png"
     figure_examples = 6
 

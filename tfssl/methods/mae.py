@@ -72,7 +72,7 @@ class MAEPretrain(PretextTask):
         tokens = self.model.encoder(
             images, training=training, return_endpoints=True, keep_indices=keep
         )["tokens"]
-        return self.pretext(tokens, restore), mask
+        return tf.cast(self.pretext(tokens, restore), tf.float32), mask
 
     def loss(self, batch):
         inputs, labels = batch
@@ -110,7 +110,7 @@ class MAEPretrain(PretextTask):
             prediction = prediction * tf.sqrt(spread / count) + mean
             title += " (normalised patches shown at the visible patches' mean and spread)"
         masked = target * (1 - removed) + 0.5 * removed
-        pasted = target * (1 - removed) + tf.cast(prediction, tf.float32) * removed
+        pasted = target * (1 - removed) + prediction * removed
 
         def as_images(patches):
             return np.clip(unpatchify(patches, cfg.vit_patch_size, size, channels).numpy(), 0, 1)

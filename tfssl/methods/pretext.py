@@ -24,6 +24,7 @@ PRETEXT_DEFAULTS = dict(
     learning_rate=0.1,
     weight_decay=5e-4,
     warmup_epochs=0.5,
+    crop_min_area=0.8,  # mild crops, as RotNet's and the jigsaw's random crops
     color_jitter_strength=0.0,
     use_blur=False,
 )

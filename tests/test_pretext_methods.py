@@ -192,6 +192,9 @@ def test_supervised_builds_the_same_vit(gray_folder, tmp_path):
 
 
 def test_compare_pretrains_each_objective_then_fine_tunes_it(tmp_path, monkeypatch):
+    """--methods=...,rotation,mae: each objective's recipe pretrains once (<name>_pretrain.cfg,
+    which names its --ssl_method), then each fraction fine-tunes from that run."""
+    from tfssl import recipes
     from tfssl.compare import Comparison
 
     cfg = tiny_config(
@@ -201,12 +204,15 @@ def test_compare_pretrains_each_objective_then_fine_tunes_it(tmp_path, monkeypat
         model_dir=str(tmp_path),
         budget="tiny",
     )
+    comparison = Comparison(cfg)
     calls = []
 
-    def record(self, mode, model_dir, **flags):
+    def record(self, recipe, job, role, model_dir, **flags):
+        path = recipes.recipe_path(self.recipe_dir, cfg.dataset, recipe)
+        ssl = recipes.read_recipe(path, job).get("ssl_method")
         checkpoint = flags.get("checkpoint")
         where = os.path.relpath(checkpoint, tmp_path) if checkpoint else None
-        calls.append((mode, os.path.relpath(model_dir, tmp_path), flags.get("ssl_method"), where))
+        calls.append((job, os.path.relpath(model_dir, tmp_path), ssl, where))
         return {
             "eval": {"top_1_accuracy": 0.5},
             "train_wall_time_s": 1,
@@ -215,13 +221,13 @@ def test_compare_pretrains_each_objective_then_fine_tunes_it(tmp_path, monkeypat
         }
 
     monkeypatch.setattr(Comparison, "run_job", record)
-    rows = Comparison(cfg).run()
+    rows = comparison.run()
     assert calls[:2] == [
         ("pretrain", "rotation_pretrain", "rotation", None),
         ("pretrain", "mae_pretrain", "mae", None),
     ]
-    assert ("finetune", "rotation/10pct", None, "rotation_pretrain") in calls
-    assert ("finetune", "mae/100pct", None, "mae_pretrain") in calls
+    assert ("finetune", "rotation/10pct/seed0", None, "rotation_pretrain") in calls
+    assert ("finetune", "mae/100pct/seed0", None, "mae_pretrain") in calls
     assert [r["method"] for r in rows] == ["supervised"] * 2 + ["rotation"] * 2 + ["mae"] * 2
 
 

@@ -360,8 +360,26 @@ class Config:
 
     # --- compare ---
     label_fractions: str = _field("0.01,0.1,1.0", "Compare: label fractions.", valid=NUMBER_LIST)
-    methods: str = _field("supervised,simclr,simclr_distill", "Compare: methods to run.")
-    budget: str = _field("small", "Compare: epoch budget.", ("tiny", "small", "full"))
+    methods: str = _field(
+        "supervised,simclr,simclr_distill",
+        "Compare: methods to run (simclr brings its linear probe simclr_linear; "
+        "simclr_distill its teacher simclr).",
+    )
+    budget: str = _field(
+        "small",
+        "Compare: steps per run from epochs over its own training data, with a floor and "
+        "a ceiling (tfssl/compare.py).",
+        ("tiny", "small", "full"),
+    )
+    seeds: int = _field(
+        1,
+        "Compare: runs per method and fraction; run k uses --seed+k and --label_seed+k "
+        "(the pretraining is shared).",
+        valid=POSITIVE,
+    )
+    recipe_dir: str = _field(
+        "", "Compare: directory of recipe flagfiles (default: the checkout's configs/compare)."
+    )
 
     @classmethod
     def for_job(cls, given):

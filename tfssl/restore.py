@@ -28,6 +28,10 @@ EVAL_FIELDS = (
     "log_every_secs",
     "skip_corrupt_images",
     "dataset",
+    "val_split",
+    "positive_class",
+    "cache_dataset",
+    "cache_dir",
 )
 
 

@@ -1,9 +1,14 @@
 """tf.data pipelines shared by every method.
 
-Training streams are deterministic for a seed: records are cached encoded,
-shuffled with a fixed seed, repeated, numbered, and each element's
-augmentation is seeded by (seed, element number). So the stream does not
-depend on parallelism or on how it is sharded over replicas and workers, and a
+Images are decoded and resized to --image_size once per element; with --cache_dataset (the
+default) a split is decoded once into an array (tfssl/data/decoded.py) and the streams gather from
+it, so no epoch after the first reads an image file.
+
+Training streams are deterministic for a seed: the examples (indices, or records without the
+cache) are shuffled with a fixed seed, repeated, numbered, and each element's
+augmentation is seeded by (seed, element number). --balanced_sampling draws each element's
+class uniformly (seeded) and the image from that class's own shuffled, repeated stream. So the
+stream does not depend on parallelism or on how it is sharded over replicas and workers, and a
 resumed run can skip straight to the step it stopped at.
 
 Under tf.distribute, global batch k holds the same elements, in the same
@@ -13,16 +18,36 @@ hands its batches to its replicas in order.
 """
 
 import functools
+import logging
 
 import numpy as np
 import tensorflow as tf
 
-from tfssl.data import subsets
+from tfssl.data import decoded, subsets
 from tfssl.data.sources import SourceOptions, load_source
 from tfssl.errors import DataError
 
 AUTOTUNE = tf.data.AUTOTUNE
 MAX_SHUFFLE_BUFFER = 100_000
+log = logging.getLogger("tfssl")
+
+
+def balanced_class_weights(labels, num_classes):
+    """scikit-learn's 'balanced' weights, n / (k * n_c) over the k classes present (0 for the
+    absent ones)."""
+    counts = np.bincount(np.asarray(labels, np.int64), minlength=num_classes).astype(np.float64)
+    present = counts > 0
+    return np.where(present, len(labels) / (present.sum() * np.maximum(counts, 1)), 0.0)
+
+
+def _size_error(dataset, sizes):
+    shown = ", ".join(f"{h}x{w} ({n})" for h, w, n in sizes[:4])
+    more = f" and {len(sizes) - 4} more" if len(sizes) > 4 else ""
+    sides = np.repeat([min(h, w) for h, w, _ in sizes], [n for _, _, n in sizes])
+    return DataError(
+        f"images in {dataset} have different sizes ({shown}{more}): pass --image_size=N to "
+        f"resize them all, e.g. --image_size={int(np.median(sides))}"
+    )
 
 
 class DataBundle:
@@ -31,7 +56,10 @@ class DataBundle:
     def __init__(self, cfg, run_dir):
         self.cfg = cfg
         self.run_dir = run_dir
-        self.source = load_source(cfg.dataset, SourceOptions(cfg.data_dir, cfg.skip_corrupt_images))
+        self.options = SourceOptions(
+            cfg.data_dir, cfg.skip_corrupt_images, cfg.split_seed, cfg.window
+        )
+        self.source = load_source(cfg.dataset, self.options)
         self.info = self.source.info
         self.num_train_examples = self.source.num_examples(cfg.train_split)
         if self.num_train_examples == 0:
@@ -41,10 +69,11 @@ class DataBundle:
         )  # fails early, with the splits it has, if eval_split is unknown
         native = self.info.image_shape[0]
         if not cfg.image_size and native is None:
-            raise DataError(
-                f"images in {cfg.dataset} have different sizes: pass --image_size=N to resize them"
-            )
+            raise _size_error(cfg.dataset, self.info.image_sizes)
         self.image_size = cfg.image_size or native
+        self.resize = native is None or tuple(self.info.image_shape[:2]) != (self.image_size,) * 2
+        self.dtype = np.uint16 if self.info.high_depth else np.uint8
+        self._arrays = {}
 
     @property
     def image_shape(self):
@@ -63,6 +92,10 @@ class DataBundle:
             cfg.label_subset_file,
         )
 
+    @functools.cached_property
+    def train_labels(self):
+        return np.asarray(self.source.labels(self.cfg.train_split), np.int64)
+
     def num_examples(self, part="all"):
         """Examples in the train split's 'all', 'labeled' or 'unlabeled' part."""
         if part == "all":
@@ -70,11 +103,10 @@ class DataBundle:
         labeled = len(self.labeled_indices)
         return labeled if part == "labeled" else self.num_train_examples - labeled
 
-    def _train_records(self, part):
-        """(index in the train split, record) pairs of one part, in split order."""
-        records = self.source.records(self.cfg.train_split).enumerate()
+    def part_indices(self, part):
+        """Indices (in the train split) of one part, in split order."""
         if part == "all":
-            return records
+            return np.arange(self.num_train_examples)
         mask = np.zeros(self.num_train_examples, bool)
         mask[self.labeled_indices] = True
         if part == "unlabeled":
@@ -84,18 +116,85 @@ class DataBundle:
                 f"the {part} part of {self.cfg.dataset}:{self.cfg.train_split} is empty; "
                 "use fewer labels or a method without unlabeled data"
             )
-        keep = tf.constant(mask)
+        return np.flatnonzero(mask)
 
-        def is_kept(index, record):
-            return keep[index]
+    def class_weights(self, part="labeled"):
+        """Per-class weights of the supervised loss (--class_weight), or None."""
+        if self.cfg.class_weight == "none":
+            return None
+        weights = balanced_class_weights(
+            self.train_labels[self.part_indices(part)], self.info.num_classes
+        )
+        log.info("class weights (%s): %s", self.cfg.class_weight, np.round(weights, 4).tolist())
+        return weights.astype(np.float32)
 
-        return records.filter(is_kept)
+    # --- decoding ---
+    def decode(self, encoded):
+        """One record's image at image_size, uint8 (or uint16 for high-bit-depth data)."""
+        image = self.source.decode(encoded)
+        image.set_shape([None, None, self.info.channels])
+        if not self.resize:
+            return image
+        resized = tf.image.resize(
+            tf.cast(image, tf.float32), [self.image_size] * 2, "bilinear", antialias=True
+        )
+        return tf.saturate_cast(tf.round(resized), image.dtype)
 
-    def to_float(self, record):
-        """Decoded image as float32 in [0, 1], with its channel count known."""
-        image = tf.image.convert_image_dtype(self.source.decode(record["encoded"]), tf.float32)
+    def to_float(self, image):
+        """A decoded image as float32 in [0, 1], with its channel count known."""
+        image = tf.image.convert_image_dtype(image, tf.float32)
         image.set_shape([None, None, self.info.channels])
         return image
+
+    def decoded_array(self, split):
+        """All images of a split, decoded and resized once (tfssl/data/decoded.py)."""
+        if split not in self._arrays:
+            key = decoded.cache_key(self.source, split, self.image_size, self.options)
+            self._arrays[split] = decoded.decode_split(
+                self.source,
+                split,
+                self.decode,
+                self.image_shape,
+                self.dtype,
+                self.cfg.cache_dir,
+                key,
+            )
+        return self._arrays[split]
+
+    # --- training streams ---
+    def _elements(self, indices, cached):
+        """Train-split indices, or (index, record) pairs without the cache, in split order."""
+        if cached:
+            return tf.data.Dataset.from_tensor_slices(np.asarray(indices, np.int64))
+        mask = np.zeros(self.num_train_examples, bool)
+        mask[indices] = True
+        keep = tf.constant(mask)
+        return (
+            self.source.records(self.cfg.train_split)
+            .enumerate()
+            .filter(lambda index, record: keep[index])
+        )
+
+    def _endless(self, indices, seed, cached):
+        return (
+            self._elements(indices, cached)
+            .shuffle(
+                min(len(indices), MAX_SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True
+            )
+            .repeat()
+        )
+
+    def _order(self, indices, seed, cached, balanced):
+        if not balanced:
+            return self._endless(indices, seed, cached)
+        labels = self.train_labels[indices]
+        classes = np.unique(labels)
+        streams = [
+            self._endless(indices[labels == c], seed * 7919 + 1 + int(c), cached) for c in classes
+        ]
+        return tf.data.Dataset.sample_from_datasets(
+            streams, [1.0 / len(classes)] * len(classes), seed=seed
+        )
 
     def train_batches(
         self,
@@ -115,54 +214,81 @@ class DataBundle:
         `features` (an array with one row per train-split example, in split
         order, e.g. codes a frozen network computed once) a batch holds the
         examples' rows, gathered once per batch, instead of views of images;
-        view_fn is not used.
+        view_fn is not used. The labeled part is drawn class-balanced with
+        --balanced_sampling.
         """
         seed = self.cfg.seed * 1000 + stream
-        records = self._train_records(part)
-        if features is not None:
-            features = tf.constant(features)
-            if features.shape[0] != self.num_train_examples:
-                raise ValueError(
-                    f"features has {features.shape[0]} rows for {self.num_train_examples} examples"
-                )
-            records = records.map(lambda index, record: (index, {"label": record["label"]}))
-        if self.cfg.cache_dataset:
-            records = records.cache()
-        num_examples = self.num_examples(part)
-        records = records.shuffle(
-            min(num_examples, MAX_SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True
-        )
-        ds = records.repeat().enumerate().skip(start_step * batch_size)
+        indices = self.part_indices(part)
+        if features is not None and len(features) != self.num_train_examples:
+            raise ValueError(
+                f"features has {len(features)} rows for {self.num_train_examples} examples"
+            )
+        cached = features is not None or self.cfg.cache_dataset
+        balanced = self.cfg.balanced_sampling and part == "labeled"
+        ds = self._order(indices, seed, cached, balanced).enumerate().skip(start_step * batch_size)
         num_pipelines, pipeline_id, per_replica_batch = 1, 0, batch_size
         if input_context is not None:
             num_pipelines = input_context.num_input_pipelines
             pipeline_id = input_context.input_pipeline_id
             per_replica_batch = input_context.get_per_replica_batch_size(batch_size)
+        labels = tf.constant(self.train_labels)
 
-        if features is not None:  # no per-example work: batch the indices, then gather their rows
-            ds = ds.batch(per_replica_batch, drop_remainder=True).shard(num_pipelines, pipeline_id)
-            return ds.map(
-                lambda numbers, batch: (tf.gather(features, batch[0]), batch[1]["label"])
-            ).prefetch(AUTOTUNE)
-
-        def make_example(number, indexed_record):
-            _, record = indexed_record
+        def make_example(number, image, label):
             element_seed = tf.stack([tf.constant(seed, tf.int64), number])
-            return view_fn(self.to_float(record), element_seed), record["label"]
+            return view_fn(self.to_float(image), element_seed), label
 
-        if num_pipelines > 1:  # keep every n-th per-replica batch, before the costly map
-            ds = (
-                ds.batch(per_replica_batch, drop_remainder=True)
-                .shard(num_pipelines, pipeline_id)
-                .unbatch()
+        if cached:  # gather per batch of indices, before the per-image work
+            ds = ds.batch(per_replica_batch, drop_remainder=True).shard(num_pipelines, pipeline_id)
+            if features is not None:
+                rows = tf.constant(features)
+                return ds.map(
+                    lambda numbers, index: (tf.gather(rows, index), tf.gather(labels, index))
+                ).prefetch(AUTOTUNE)
+            array = self.decoded_array(self.cfg.train_split)
+            ds = ds.map(
+                lambda numbers, index: (
+                    numbers,
+                    decoded.gather(array, index, self.dtype),
+                    tf.gather(labels, index),
+                )
+            ).unbatch()
+        else:
+            if num_pipelines > 1:  # keep every n-th per-replica batch, before the costly map
+                ds = (
+                    ds.batch(per_replica_batch, drop_remainder=True)
+                    .shard(num_pipelines, pipeline_id)
+                    .unbatch()
+                )
+            ds = ds.map(
+                lambda number, pair: (number, self.decode(pair[1]["encoded"]), pair[1]["label"]),
+                num_parallel_calls=AUTOTUNE,
+                deterministic=True,
             )
         ds = ds.map(make_example, num_parallel_calls=AUTOTUNE, deterministic=True)
         return ds.batch(per_replica_batch, drop_remainder=True).prefetch(AUTOTUNE)
 
     def eval_batches(self, view_fn, batch_size, split=None, limit_batches=0):
         """Batches of (view_fn(image), label) over an eval split, in order, last batch partial."""
-        ds = self.source.records(split or self.cfg.eval_split)
-        ds = ds.map(lambda r: (view_fn(self.to_float(r)), r["label"]), num_parallel_calls=AUTOTUNE)
+        split = split or self.cfg.eval_split
+        if self.cfg.cache_dataset:
+            array = self.decoded_array(split)
+            labels = np.asarray(self.source.labels(split), np.int64)
+            ds = (
+                tf.data.Dataset.from_tensor_slices(np.arange(len(labels), dtype=np.int64))
+                .batch(batch_size)
+                .map(lambda index: decoded.gather(array, index, self.dtype))
+                .unbatch()
+            )
+            ds = tf.data.Dataset.zip(ds, tf.data.Dataset.from_tensor_slices(labels))
+        else:
+            ds = self.source.records(split).map(
+                lambda r: (self.decode(r["encoded"]), r["label"]), num_parallel_calls=AUTOTUNE
+            )
+        ds = ds.map(
+            lambda image, label: (view_fn(self.to_float(image)), label),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=True,
+        )
         ds = ds.batch(batch_size)
         if limit_batches:
             ds = ds.take(limit_batches)

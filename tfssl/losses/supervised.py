@@ -3,12 +3,21 @@
 import tensorflow as tf
 
 
-def cross_entropy(labels, logits):
-    """Mean softmax cross-entropy, -mean_i log softmax(logits_i)[labels_i], for integer labels."""
+def cross_entropy(labels, logits, class_weights=None):
+    """Mean softmax cross-entropy for integer labels, optionally class-weighted:
+
+        loss = mean_i w[y_i] * -log softmax(logits_i)[y_i]      (w = 1 without class_weights)
+
+    i.e. each example's loss is scaled by its class's weight and divided by the batch size (as
+    Keras' class_weight does); with scikit-learn's 'balanced' weights, w_c = n / (k * n_c), the
+    weights average 1 over the labeled set, so the loss keeps its scale.
+    """
     logits = tf.cast(logits, tf.float32)
-    return tf.reduce_mean(
-        tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(labels, tf.int32), logits)
-    )
+    labels = tf.cast(labels, tf.int32)
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+    if class_weights is not None:
+        losses *= tf.gather(tf.constant(class_weights, tf.float32), labels)
+    return tf.reduce_mean(losses)
 
 
 def accuracy(labels, logits, k=1):

@@ -1,6 +1,8 @@
 """What a training method defines. Everything else (strategy, optimizer, loop,
 checkpoints, summaries, progress, eval and results) belongs to the shared trainer."""
 
+import functools
+
 import tensorflow as tf
 
 from tfssl.data import augment
@@ -65,6 +67,12 @@ class Method:
     @property
     def examples_per_epoch(self):
         return self.data.num_examples("all")
+
+    @functools.cached_property
+    def class_weights(self):
+        """--class_weight's per-class weights of the supervised cross-entropy (None for 'none'),
+        over the labels it trains on: the labeled subset, or the whole train split."""
+        return self.data.class_weights("labeled" if self.uses_label_subset else "all")
 
     @property
     def unlabeled_batch_size(self):

@@ -82,7 +82,7 @@ class Distill(Method):
         metrics = {"distill_loss": loss, "teacher_agreement": agreement}
         if labeled is not None:
             labeled_logits = self.model(labeled[0], training=True)["logits"]
-            supervised_loss = cross_entropy(labeled[1], labeled_logits)
+            supervised_loss = cross_entropy(labeled[1], labeled_logits, self.class_weights)
             metrics.update(
                 supervised_loss=supervised_loss, supervised_acc=accuracy(labeled[1], labeled_logits)
             )

@@ -44,7 +44,7 @@ class LabeledTraining(Method):
     def loss(self, batch):
         images, labels = batch
         logits = self.model(images, training=True)["logits"]
-        loss = cross_entropy(labels, logits)
+        loss = cross_entropy(labels, logits, self.class_weights)
         return loss, {"supervised_loss": loss, "supervised_acc": accuracy(labels, logits)}
 
     def summary_images(self, batch):

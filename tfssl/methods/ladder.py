@@ -191,7 +191,7 @@ class Ladder(Method):
         (labeled_images, labels), (unlabeled_images, _) = batch
         noise_std = self.cfg.ladder_noise_std
         corrupted_labeled = self.model.encode(labeled_images, noise_std, training=True)
-        supervised_loss = cross_entropy(labels, corrupted_labeled.logits)
+        supervised_loss = cross_entropy(labels, corrupted_labeled.logits, self.class_weights)
         metrics = {
             "supervised_loss": supervised_loss,
             "supervised_acc": accuracy(labels, corrupted_labeled.logits),

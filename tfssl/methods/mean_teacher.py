@@ -217,7 +217,7 @@ class MeanTeacher(Method):
         teacher_logits = tf.stop_gradient(self.model(teacher_images, training=True)["logits"])
         class_logits = student["logits"]
         cons_logits = student.get("cons_logits", class_logits)
-        class_loss = cross_entropy(labels, class_logits[:num_labeled])
+        class_loss = cross_entropy(labels, class_logits[:num_labeled], self.class_weights)
         consistency = CONSISTENCY_COSTS[cfg.consistency](cons_logits, teacher_logits)
         weight = self.consistency_weight(self.step)
         loss = class_loss + weight * consistency

@@ -58,7 +58,7 @@ class SimCLRPretrain(Method):
         loss = contrast_loss
         if "logits" in outputs:  # linear eval while pretraining: its input is stop-gradiented
             both_labels = tf.concat([labels, labels], 0)
-            supervised_loss = cross_entropy(both_labels, outputs["logits"])
+            supervised_loss = cross_entropy(both_labels, outputs["logits"], self.class_weights)
             metrics.update(
                 supervised_loss=supervised_loss,
                 supervised_acc=accuracy(both_labels, outputs["logits"]),

@@ -327,7 +327,7 @@ class SSVAE(Method):
     def _labels_only_loss(self, images, labels):
         x, _ = self.inputs(images)
         logits = self.m2.classify(x)
-        loss = cross_entropy(labels, logits)
+        loss = cross_entropy(labels, logits, self.class_weights)
         return loss, {"classification_loss": loss, "supervised_acc": accuracy(labels, logits)}
 
     def _m2_loss(self, labeled, unlabeled):
@@ -344,6 +344,8 @@ class SSVAE(Method):
         )
         logits_l = m2.classify(x_l)
         class_nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits_l)
+        if self.class_weights is not None:  # --class_weight: each example's term times w[y]
+            class_nll *= tf.gather(tf.constant(self.class_weights), labels)
         loss = elbo.semi_supervised_loss(
             lab["bound"],
             unl["bound"],

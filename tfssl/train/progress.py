@@ -65,6 +65,13 @@ class Summaries:
                 tf.summary.scalar(prefix + name, value)
         self.writer.flush()
 
+    def text(self, name, text, step):
+        if self.writer is None or not text:
+            return
+        with self.writer.as_default(step=step):
+            tf.summary.text(name, text)
+        self.writer.flush()
+
     def images(self, name, images, step, max_outputs=8):
         if self.writer is None:
             return

@@ -17,9 +17,9 @@ import keras
 import tensorflow as tf
 
 from tfssl.errors import ConfigError, NonFiniteLossError
-from tfssl.train import checkpoints, distribute, optim
+from tfssl.train import checkpoints, distribute, eval_figures, optim
 from tfssl.train.batch_norm import batch_norm_layers, recalibrate_batch_norm
-from tfssl.train.evaluate import evaluate_all, metrics_text
+from tfssl.train.evaluate import confusion_text, evaluate_all, metrics_text, scalar_metrics
 from tfssl.train.progress import Progress, Summaries
 from tfssl.train.rundir import RunDirectory
 
@@ -333,7 +333,12 @@ class Trainer:
         cfg = self.cfg
         step = int(self.step.numpy())
         eval_metrics = evaluate_all(self.method, cfg)
-        summaries.scalars(eval_metrics, step, prefix="eval/")
+        summaries.scalars(scalar_metrics(eval_metrics), step, prefix="eval/")
+        summaries.text(
+            "eval/confusion_matrix",
+            confusion_text(eval_metrics, self.method.data.info.class_names),
+            step,
+        )
         log.info(
             "%s eval on %s at step %d: %s",
             self.method.job,
@@ -343,6 +348,15 @@ class Trainer:
         )
         if self.is_chief:
             self.method.write_figures()
+            predictions = getattr(self.method, "eval_predictions", None)
+            if predictions is not None:
+                eval_figures.write(
+                    self.run_dir.path,
+                    predictions,
+                    self.method.data.info.class_names,
+                    eval_metrics,
+                    cfg.eval_split,
+                )
         data = self.method.data
         result = {
             "job": self.method.job,

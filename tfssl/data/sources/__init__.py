@@ -1,9 +1,11 @@
 """Datasets as ordered streams of encoded records, by name. Adding a source is one module here
 and one line in SOURCES.
 
-A source yields records {"encoded": ..., "label": int64} in a fixed order, and
-decodes a record into a uint8 image (H, W, C). Records stay encoded (PNG bytes
-or file paths) until the parallel map, so caching and shuffling stay cheap.
+A source serves whole splits (tfssl/data/sources/base.py): records {"encoded": ..., "label":
+int64} in a fixed order, their labels, and `decode`, which turns a record into a uint8 image
+(H, W, C), or uint16 for high-bit-depth data. Records stay encoded (PNG bytes or file paths)
+until the parallel map. Split slices (train[:80%]) are cut the same way for every source, by
+tfssl/data/splits.py; load_source returns the source seen through them.
 
 --dataset=PREFIX:SPEC picks SOURCES[PREFIX] (e.g. folder:/data/xrays); a name without a
 known prefix is a tfds dataset (mnist, fashion_mnist, cifar10, ...).
@@ -11,12 +13,13 @@ known prefix is a tfds dataset (mnist, fashion_mnist, cifar10, ...).
 
 import dataclasses
 import importlib
-import re
 
-from tfssl.errors import DataError
+from tfssl.data.splits import SlicedSource, parse_split  # noqa: F401  (parse_split: public)
 
 SOURCES = {
     "folder": "tfssl.data.sources.folder:FolderSource",
+    "csv": "tfssl.data.sources.csv:CsvSource",
+    "npz": "tfssl.data.sources.npz:NpzSource",
     "synthetic": "tfssl.data.sources.synthetic:SyntheticSource",
 }
 TFDS = "tfssl.data.sources.tfds:TfdsSource"
@@ -29,6 +32,8 @@ class DatasetInfo:
     image_shape: tuple  # (H, W, C); H and W are None when sizes vary
     split_sizes: dict
     class_names: tuple = ()
+    high_depth: bool = False  # decode gives uint16 (16-bit or DICOM data), else uint8
+    image_sizes: tuple = ()  # ((height, width, count), ...) when sizes vary
 
     @property
     def channels(self):
@@ -41,25 +46,17 @@ class SourceOptions:
 
     data_dir: str = ""  # tfds data_dir ("" = tfds' default)
     skip_corrupt_images: bool = False
+    split_seed: int = 0  # the order that split slices cut (tfssl/data/splits.py)
+    intensity_window: tuple = ()  # (LOW, HIGH) for high-bit-depth images; () = per-image min-max
 
 
 def load_source(name, options=SourceOptions()):
-    """The source of --dataset=name: SOURCES[prefix] for "prefix:spec", else tfds."""
+    """The source of --dataset=name (SOURCES[prefix] for "prefix:spec", else tfds), seen through
+    split slices."""
     prefix, _, spec = name.partition(":")
     path = SOURCES.get(prefix) if spec else None
     if path is None:
         path, spec = TFDS, name
     module_name, class_name = path.split(":")
-    return getattr(importlib.import_module(module_name), class_name)(spec, options)
-
-
-def parse_split(split):
-    """'train[10%:50%]' -> ('train', 0.1, 0.5, 'percent');
-    'train[:100]' -> ('train', None, 100, 'count')."""
-    match = re.fullmatch(r"(\w+)(?:\[(-?\d*)(%?):(-?\d*)(%?)\])?", split)
-    if not match:
-        raise DataError(
-            f"cannot read split '{split}'; write e.g. train, or train[:80%], or train[100:]"
-        )
-    name, start, start_pct, stop, stop_pct = match.groups()
-    return name, start, stop, bool(start_pct or stop_pct)
+    source = getattr(importlib.import_module(module_name), class_name)(spec, options)
+    return SlicedSource(source, options.split_seed)

@@ -1,13 +1,18 @@
-"""tfds datasets by name; MNIST and Fashion-MNIST are prepared offline when needed."""
+"""tfds datasets by name; MNIST and Fashion-MNIST are prepared offline when needed.
+
+Whole splits only: slices (train[:10%]) are cut by tfssl/data/splits.py from the split's labels,
+read once, not by tfds' own split strings.
+"""
 
 import numpy as np
 
 from tfssl.data import offline
 from tfssl.data.sources import DatasetInfo, SourceOptions
+from tfssl.data.sources.base import Source
 from tfssl.errors import DataError
 
 
-class TfdsSource:
+class TfdsSource(Source):
     """A tfds dataset; MNIST and Fashion-MNIST are prepared offline when needed."""
 
     def __init__(self, name, options=SourceOptions()):
@@ -56,17 +61,8 @@ class TfdsSource:
                 f"downloaded: {fix} ({type(e).__name__})"
             ) from None
 
-    def num_examples(self, split):
-        try:
-            return self.builder.info.splits[split].num_examples
-        except Exception:
-            raise DataError(
-                f"dataset '{self.info.name}' has no split '{split}'; it has "
-                f"{', '.join(self.info.split_sizes)} (slices such as train[:90%] work too)"
-            ) from None
-
     def records(self, split):
-        self.num_examples(split)
+        self.check_split(split)
         ds = self.builder.as_dataset(
             split=split, shuffle_files=False, decoders={"image": self._tfds.decode.SkipDecoding()}
         )
@@ -76,9 +72,13 @@ class TfdsSource:
         return self.builder.info.features["image"].decode_example(encoded)
 
     def labels(self, split):
-        ds = self.records(split).map(lambda r: r["label"]).batch(65536)
-        return (
-            np.concatenate([b.numpy() for b in ds])
-            if self.num_examples(split)
-            else np.zeros([0], np.int64)
-        )
+        """The split's labels, read once (the images are not decoded)."""
+        cache = self.__dict__.setdefault("_labels", {})
+        if split not in cache:
+            ds = self.records(split).map(lambda r: r["label"]).batch(65536)
+            batches = [b.numpy() for b in ds]
+            cache[split] = np.concatenate(batches) if batches else np.zeros([0], np.int64)
+        return cache[split]
+
+    def fingerprint(self):
+        return f"{self.info.name}|{self.builder.data_dir}"

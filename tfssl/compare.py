@@ -136,6 +136,11 @@ COMPARE_METHODS = {
     "moco": Spec("finetune", "labeled", "MoCo v2 fine-tuned", "moco"),
     "fixmatch": Spec("fixmatch", "fixmatch", "FixMatch"),
     "self_train": Spec("self_train", "self_train", "curriculum self-training", teacher="simclr"),
+    "rotation": Spec("finetune", "labeled", "rotation fine-tuned", "rotation"),
+    "jigsaw": Spec("finetune", "labeled", "jigsaw fine-tuned", "jigsaw"),
+    "context_encoder": Spec("finetune", "labeled", "context encoder fine-tuned", "context_encoder"),
+    "colorization": Spec("finetune", "labeled", "colorization fine-tuned", "colorization"),
+    "mae": Spec("finetune", "labeled", "MAE fine-tuned", "mae"),
 }
 
 

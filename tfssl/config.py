@@ -33,6 +33,10 @@ ARCHITECTURE_FIELDS = (
     "ssvae_model",
     "ssvae_latent_dim",
     "ssvae_hidden_sizes",
+    "vit_patch_size",
+    "vit_depth",
+    "vit_width",
+    "vit_num_heads",
 )
 
 
@@ -190,7 +194,9 @@ class Config:
 
     # --- network ---
     architecture: str = _field(
-        "auto", "Network; auto = the method's usual one.", ("auto", "resnet", "convlarge", "mlp")
+        "auto",
+        "Network; auto = the method's usual one.",
+        ("auto", "resnet", "convlarge", "mlp", "vit"),
     )
     resnet_depth: int = _field(18, "ResNet depth.", ("18", "34", "50", "101", "152", "200"))
     width_multiplier: float = _field(
@@ -566,6 +572,42 @@ class Config:
         "the validation split chooses (empty: the recipe's).",
         valid=NUMBER_LIST,
     )
+
+    # --- pretext tasks (rotation, jigsaw, context_encoder, colorization, mae) ---
+    jigsaw_permutations: int = _field(
+        100,
+        "Jigsaw: the P permutations classified, chosen for large Hamming distance (saved in "
+        "model_dir).",
+        valid=(lambda v: 2 <= v <= 362880, "must be 2..9! (362880)"),
+    )
+    mask_mode: str = _field(
+        "center",
+        "Context encoder: mask the central square (a quarter of the image) or random blocks "
+        "covering a quarter of it.",
+        ("center", "random"),
+    )
+    adversarial_weight: float = _field(
+        0.0,
+        "Context encoder: weight of the adversarial loss beside the L2 reconstruction "
+        "(paper: 0.001; 0 = no discriminator).",
+        valid=NON_NEGATIVE,
+    )
+    colorization_loss: str = _field(
+        "classification",
+        "Colorization: cross-entropy over quantised ab bins with class rebalancing (Zhang et "
+        "al.), or L2 on ab.",
+        ("classification", "l2"),
+    )
+    mask_ratio: float = _field(0.75, "MAE: fraction of the patches removed.", valid=BELOW_ONE)
+    norm_pix_loss: bool = _field(True, "MAE: normalise each target patch (mean 0, variance 1).")
+    mae_decoder_depth: int = _field(2, "MAE: transformer blocks in the decoder.", valid=POSITIVE)
+    mae_decoder_width: int = _field(64, "MAE: width of the decoder.", valid=POSITIVE)
+    vit_patch_size: int = _field(4, "ViT: patch size in pixels.", valid=POSITIVE)
+    vit_depth: int = _field(6, "ViT: transformer blocks.", valid=POSITIVE)
+    vit_width: int = _field(
+        128, "ViT: token width (a multiple of 4 and of the heads).", valid=POSITIVE
+    )
+    vit_num_heads: int = _field(4, "ViT: attention heads.", valid=POSITIVE)
 
     # --- compare ---
     label_fractions: str = _field("0.01,0.1,1.0", "Compare: label fractions.", valid=NUMBER_LIST)

@@ -27,6 +27,11 @@ SSL_METHODS = {
     "byol": "tfssl.methods.byol:BYOLPretrain",
     "simsiam": "tfssl.methods.simsiam:SimSiamPretrain",
     "moco": "tfssl.methods.moco:MoCoPretrain",
+    "rotation": "tfssl.methods.rotation:RotationPretrain",
+    "jigsaw": "tfssl.methods.jigsaw:JigsawPretrain",
+    "context_encoder": "tfssl.methods.context_encoder:ContextEncoderPretrain",
+    "colorization": "tfssl.methods.colorization:ColorizationPretrain",
+    "mae": "tfssl.methods.mae:MAEPretrain",
 }
 
 

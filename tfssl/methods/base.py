@@ -61,6 +61,11 @@ class Method:
             raise ConfigError(
                 f"--mode={cfg.job} builds {built}, not --architecture={cfg.architecture}"
             )
+        if cfg.architecture == "vit" and (cfg.vit_width % 4 or cfg.vit_width % cfg.vit_num_heads):
+            raise ConfigError(
+                f"--vit_width={cfg.vit_width} must be a multiple of 4 and of "
+                f"--vit_num_heads={cfg.vit_num_heads}"
+            )
 
     def __init__(self, cfg, data, num_replicas=1):
         self.cfg = cfg

@@ -34,6 +34,7 @@ class LabeledTraining(Method):
     """Cross-entropy on crop+flip views of the labeled subset; an epoch is one pass over it."""
 
     progress_metrics = ("loss", "supervised_acc")
+    architectures = ("auto", "resnet", "vit")
 
     @property
     def examples_per_epoch(self):

@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from tfssl.errors import ConfigError
 from tfssl.models.heads import SimCLRModel
 
 CIFAR_STEM_MAX_SIZE = 32  # images up to this size get the 3x3 stride-1 stem and no max-pool
@@ -16,6 +17,23 @@ def build_by_calling(model, image_shape):
 def encoder_config(
     cfg, image_size, synchronized=False, fine_tune_after_block=-1, depth=0, width=0.0
 ):
+    """The encoder's constructor arguments: a ResNet (depth, width: a distilled student's), or the
+    ViT of --architecture=vit."""
+    if cfg.architecture == "vit":
+        if image_size % cfg.vit_patch_size:
+            raise ConfigError(
+                f"--vit_patch_size={cfg.vit_patch_size} does not divide the {image_size}-px "
+                "images; choose a divisor of the size or set --image_size"
+            )
+        return dict(
+            architecture="vit",
+            image_size=image_size,
+            patch_size=cfg.vit_patch_size,
+            depth=cfg.vit_depth,
+            width=cfg.vit_width,
+            num_heads=cfg.vit_num_heads,
+            fine_tune_after_block=fine_tune_after_block,
+        )
     return dict(
         depth=depth or cfg.resnet_depth,
         width_multiplier=width or cfg.width_multiplier,

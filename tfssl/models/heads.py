@@ -5,6 +5,7 @@ import tensorflow as tf
 from keras import layers
 
 from tfssl.models.resnet import BatchNormRelu, ConfigMixin, ResNet
+from tfssl.models.vit import VisionTransformer
 
 
 @keras.saving.register_keras_serializable("tfssl")
@@ -122,6 +123,14 @@ class ProjectionHead(ConfigMixin, layers.Layer):
         return hiddens[-1], hiddens
 
 
+def make_encoder(config, dtype):
+    """The encoder an encoder config describes: a ResNet, or a ViT for architecture "vit"."""
+    config = dict(config)
+    if config.pop("architecture", "resnet") == "vit":
+        return VisionTransformer(**config, dtype=dtype, name="vit")
+    return ResNet(**config, dtype=dtype, name="resnet")
+
+
 @keras.saving.register_keras_serializable("tfssl")
 class PredictionHead(ConfigMixin, layers.Layer):
     """The predictor of BYOL and SimSiam: linear (no bias) + BN + ReLU to hidden_dim, then linear
@@ -191,7 +200,7 @@ class SimCLRModel(ConfigMixin, keras.Model):
             stop_gradient_to_head=stop_gradient_to_head,
             zero_init_logits=zero_init_logits,
         )
-        self.encoder = ResNet(**encoder_config, dtype=self.dtype_policy, name="resnet")
+        self.encoder = make_encoder(encoder_config, self.dtype_policy)
         self.projection_head = ProjectionHead(
             **head_config, dtype=self.dtype_policy, name="projection_head"
         )

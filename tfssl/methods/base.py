@@ -38,6 +38,8 @@ class Method:
     defaults = {}
     #: The --architecture values it builds ("auto": its usual network).
     architectures = ("auto", "resnet")
+    #: Whether it trains on --positive_pairs=same_group pairs (tfssl/data/groups.py).
+    pairs_from_groups = False
 
     @classmethod
     def validate_config(cls, cfg):
@@ -49,6 +51,14 @@ class Method:
             built = " or ".join(a for a in cls.architectures if a != "auto")
             raise ConfigError(
                 f"--mode={cfg.job} builds {built}, not --architecture={cfg.architecture}"
+            )
+        if cfg.positive_pairs != "augment" and not cls.pairs_from_groups:
+            what = f"--mode={cfg.job}"
+            if cfg.job == "pretrain":
+                what = f"--ssl_method={cfg.ssl_method}"
+            raise ConfigError(
+                f"--positive_pairs={cfg.positive_pairs} is for contrastive pretraining "
+                f"(--mode=pretrain --ssl_method=simclr); {what} takes no positive pairs"
             )
 
     def __init__(self, cfg, data, num_replicas=1):

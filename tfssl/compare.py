@@ -110,6 +110,7 @@ SHARED_FIELDS = (
     "cache_dataset",
     "log_every_secs",
     "skip_corrupt_images",
+    "folder_groups",
 )
 # Flags a recipe may not set: the comparison sets them for every run.
 CONTROLLED = SHARED_FIELDS + (

@@ -198,6 +198,24 @@ def test_the_linear_head_learns_each_view_with_its_own_label(grouped_csv, tmp_pa
     )
 
 
+def test_a_patient_in_both_train_and_eval_split_is_warned_about(tmp_path, caplog):
+    import logging
+
+    rows = ["path,label,split,group"] + [
+        f"{i}.png,{i % 2},{split},{group}"
+        for i, (split, group) in enumerate(
+            [("train", "a"), ("train", "b"), ("test", "b"), ("test", "c")]
+        )
+    ]
+    for i in range(4):
+        write_png(str(tmp_path / f"{i}.png"), 40 * i)
+    (tmp_path / "list.csv").write_text("\n".join(rows) + "\n")
+    with caplog.at_level(logging.WARNING, logger="tfssl"):
+        logging.getLogger("tfssl").propagate = True
+        DataBundle(micle_config(f"csv:{tmp_path / 'list.csv'}"), str(tmp_path))
+    assert "1 groups (e.g. b) have images in both train and test" in caplog.text
+
+
 def test_one_line_errors(grouped_csv, gray_folder, tmp_path):
     no_groups = micle_config(f"folder:{gray_folder}", mode="pretrain")
     with pytest.raises(DataError, match="needs a group id .* --folder_groups"):

@@ -609,6 +609,20 @@ class Config:
     )
     vit_num_heads: int = _field(4, "ViT: attention heads.", valid=POSITIVE)
 
+    # --- MICLe ---
+    positive_pairs: str = _field(
+        "augment",
+        "Pretraining positives: augment = two augmentations of one image (SimCLR); same_group = "
+        "two images of one group (e.g. a patient: a csv group column, or --folder_groups), each "
+        "augmented, with at most one anchor per group in a batch (MICLe, Azizi et al. 2021).",
+        ("augment", "same_group"),
+    )
+    folder_groups: bool = _field(
+        False,
+        "Folder datasets have a group level (e.g. the patient) under each class: "
+        "root/[<split>/]<class>/<group>/<image>.",
+    )
+
     # --- compare ---
     label_fractions: str = _field("0.01,0.1,1.0", "Compare: label fractions.", valid=NUMBER_LIST)
     methods: str = _field(

@@ -42,6 +42,7 @@ SHARED_FIELDS = (
     "cache_dir",
     "log_every_secs",
     "skip_corrupt_images",
+    "folder_groups",
     "split_seed",
     "intensity_window",
     "positive_class",

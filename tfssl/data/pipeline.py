@@ -15,6 +15,10 @@ Under tf.distribute, global batch k holds the same elements, in the same
 per-replica groups, whatever the number of workers: the stream is cut into
 per-replica batches, each input pipeline (worker) keeps every n-th one, and
 hands its batches to its replicas in order.
+
+With --positive_pairs=same_group (MICLe) pretraining reads pair_batches instead: each element is
+two images of one group, and a global batch holds at most one anchor per group
+(tfssl/data/groups.py says how, with epochs, resume and distributed input).
 """
 
 import functools
@@ -23,7 +27,7 @@ import logging
 import numpy as np
 import tensorflow as tf
 
-from tfssl.data import decoded, subsets
+from tfssl.data import decoded, groups, subsets
 from tfssl.data.sources import SourceOptions, load_source
 from tfssl.errors import DataError
 
@@ -50,6 +54,17 @@ def _size_error(dataset, sizes):
     )
 
 
+def _sharding(batch_size, input_context):
+    """(input pipelines, this pipeline's id, per-replica batch size) of a global batch."""
+    if input_context is None:
+        return 1, 0, batch_size
+    return (
+        input_context.num_input_pipelines,
+        input_context.input_pipeline_id,
+        input_context.get_per_replica_batch_size(batch_size),
+    )
+
+
 class DataBundle:
     """The dataset of a run: its source, image size, labeled subset and pipelines."""
 
@@ -57,7 +72,7 @@ class DataBundle:
         self.cfg = cfg
         self.run_dir = run_dir
         self.options = SourceOptions(
-            cfg.data_dir, cfg.skip_corrupt_images, cfg.split_seed, cfg.window
+            cfg.data_dir, cfg.skip_corrupt_images, cfg.split_seed, cfg.window, cfg.folder_groups
         )
         self.source = load_source(cfg.dataset, self.options)
         self.info = self.source.info
@@ -74,6 +89,24 @@ class DataBundle:
         self.resize = native is None or tuple(self.info.image_shape[:2]) != (self.image_size,) * 2
         self.dtype = np.uint16 if self.info.high_depth else np.uint8
         self._arrays = {}
+        self._warn_shared_groups()
+
+    def _warn_shared_groups(self):
+        """Warns when a group (e.g. a patient) has images in both the train and the eval split."""
+        train = self.source.groups(self.cfg.train_split)
+        held_out = self.source.groups(self.cfg.eval_split)
+        if train is None or held_out is None:
+            return
+        shared = ({str(g).strip() for g in train} & {str(g).strip() for g in held_out}) - {""}
+        if shared:
+            log.warning(
+                "%d groups (e.g. %s) have images in both %s and %s: eval scores of images of "
+                "patients seen in training are optimistic; split by group",
+                len(shared),
+                sorted(shared)[0],
+                self.cfg.train_split,
+                self.cfg.eval_split,
+            )
 
     @property
     def image_shape(self):
@@ -252,11 +285,7 @@ class DataBundle:
         balanced = self.cfg.balanced_sampling and part == "labeled"
         ds = self._order(indices, seed, cached, balanced, all_labels)
         ds = ds.enumerate().skip(start_step * batch_size)
-        num_pipelines, pipeline_id, per_replica_batch = 1, 0, batch_size
-        if input_context is not None:
-            num_pipelines = input_context.num_input_pipelines
-            pipeline_id = input_context.input_pipeline_id
-            per_replica_batch = input_context.get_per_replica_batch_size(batch_size)
+        num_pipelines, pipeline_id, per_replica_batch = _sharding(batch_size, input_context)
         labels = tf.constant(all_labels)
 
         def make_example(number, image, label):
@@ -296,6 +325,55 @@ class DataBundle:
             )
         ds = ds.map(make_example, num_parallel_calls=AUTOTUNE, deterministic=True)
         return ds.batch(per_replica_batch, drop_remainder=True).prefetch(AUTOTUNE)
+
+    @functools.cached_property
+    def group_index(self):
+        """The groups of the train split (--positive_pairs=same_group); a one-line error when the
+        source has none."""
+        ids = self.source.groups(self.cfg.train_split)
+        if ids is None:
+            raise DataError(
+                f"--positive_pairs=same_group needs a group id (e.g. the patient) per image and "
+                f"{self.cfg.dataset} has none: use a csv: dataset with a group column, or a folder "
+                "laid out as root/<class>/<group>/<image> with --folder_groups"
+            )
+        index = groups.GroupIndex.from_ids(ids)
+        log.info("positive pairs from groups: %s", index.describe())
+        return index
+
+    def pair_batches(self, pair_fn, batch_size, input_context=None, start_step=0):
+        """Endless per-replica batches of (pair_fn(image_a, image_b, seed), labels) where image_a
+        and image_b are two images of one group (one image twice for a group of one) and labels
+        (b, 2) are theirs; a global batch holds at most one anchor per group
+        (tfssl/data/groups.py). Images come from the decoded train split (--cache_dataset)."""
+        seed = self.cfg.seed * 1000
+        index = self.group_index
+        index.check_batch(batch_size, f"{self.cfg.dataset}:{self.cfg.train_split}")
+        num_pipelines, pipeline_id, per_replica_batch = _sharding(batch_size, input_context)
+        array = self.decoded_array(self.cfg.train_split)
+        labels = tf.constant(self.train_labels)
+
+        def gather(numbers, index_a, index_b):
+            pair_labels = tf.stack([tf.gather(labels, index_a), tf.gather(labels, index_b)], -1)
+            images_a = decoded.gather(array, index_a, self.dtype)
+            images_b = decoded.gather(array, index_b, self.dtype)
+            return numbers, images_a, images_b, pair_labels
+
+        def make_example(number, image_a, image_b, pair_labels):
+            element_seed = tf.stack([tf.constant(seed, tf.int64), number])
+            views = pair_fn(self.to_float(image_a), self.to_float(image_b), element_seed)
+            return views, pair_labels
+
+        return (
+            groups.pair_elements(index, batch_size, seed, start_step * batch_size)
+            .batch(per_replica_batch, drop_remainder=True)
+            .shard(num_pipelines, pipeline_id)
+            .map(gather)
+            .unbatch()
+            .map(make_example, num_parallel_calls=AUTOTUNE, deterministic=True)
+            .batch(per_replica_batch, drop_remainder=True)
+            .prefetch(AUTOTUNE)
+        )
 
     def eval_batches(self, view_fn, batch_size, split=None, limit_batches=0):
         """Batches of (view_fn(image), label) over an eval split, in order, last batch partial.

@@ -50,6 +50,9 @@ class Method:
 
         return DataBundle(cfg, run_dir)
 
+    #: Whether it trains on --positive_pairs=same_group pairs (tfssl/data/groups.py).
+    pairs_from_groups = False
+
     @classmethod
     def validate_config(cls, cfg):
         """Raises ConfigError naming the first flag this method cannot train with and the fix.
@@ -65,6 +68,14 @@ class Method:
             raise ConfigError(
                 f"--vit_width={cfg.vit_width} must be a multiple of 4 and of "
                 f"--vit_num_heads={cfg.vit_num_heads}"
+            )
+        if cfg.positive_pairs != "augment" and not cls.pairs_from_groups:
+            what = f"--mode={cfg.job}"
+            if cfg.job == "pretrain":
+                what = f"--ssl_method={cfg.ssl_method}"
+            raise ConfigError(
+                f"--positive_pairs={cfg.positive_pairs} is for contrastive pretraining "
+                f"(--mode=pretrain --ssl_method=simclr); {what} takes no positive pairs"
             )
 
     def __init__(self, cfg, data, num_replicas=1):

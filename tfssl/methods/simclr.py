@@ -1,8 +1,15 @@
-"""SimCLR contrastive pretraining, with an optional linear head trained on frozen features."""
+"""SimCLR contrastive pretraining, with an optional linear head trained on frozen features.
+
+A positive pair is two augmentations of one image, or with --positive_pairs=same_group (MICLe,
+Azizi et al. 2021) two images of one group, e.g. one patient, each augmented, with at most one
+anchor per group in a batch (tfssl/data/groups.py); a group of one image falls back to SimCLR's
+pair.
+"""
 
 import tensorflow as tf
 
 from tfssl.data import augment
+from tfssl.errors import ConfigError
 from tfssl.losses.contrastive import contrast_metrics, nt_xent
 from tfssl.losses.supervised import accuracy, cross_entropy
 from tfssl.methods.base import Method
@@ -14,10 +21,20 @@ from tfssl.train.warm_start import warm_start
 class SimCLRPretrain(Method):
     job = "pretrain"
     uses_label_subset = False
+    pairs_from_groups = True
     progress_metrics = ("loss", "contrast_loss", "contrast_acc", "supervised_acc")
 
     #: The k-NN monitor runs while it trains (tfssl/train/knn.py).
     knn_monitor = True
+
+    @classmethod
+    def validate_config(cls, cfg):
+        super().validate_config(cfg)
+        if cfg.positive_pairs == "same_group" and not cfg.cache_dataset:
+            raise ConfigError(
+                "--positive_pairs=same_group reads images by index: keep --cache_dataset "
+                "(add --cache_dir=DIR for data larger than memory)"
+            )
 
     def build(self):
         self.model = self.build_online_model()
@@ -27,6 +44,8 @@ class SimCLRPretrain(Method):
         projection head and, with --lineareval_while_pretraining, a linear head on frozen
         features."""
         cfg = self.cfg
+        if cfg.positive_pairs == "same_group":  # a source without groups fails before the network
+            self.data.group_index.check_batch(cfg.train_batch_size, cfg.dataset)
         return build_simclr_model(
             cfg,
             self.data.info.num_classes if cfg.lineareval_while_pretraining else 0,
@@ -57,9 +76,17 @@ class SimCLRPretrain(Method):
                 cfg.use_flip,
             )
 
-        def two_views(image, seed):  # concatenated on channels, as in the official input pipeline
+        def pair_views(image_1, image_2, seed):  # on channels, as in the official input pipeline
             seed_1, seed_2 = augment.split_seed(seed, 2)
-            return tf.concat([view(image, seed_1), view(image, seed_2)], -1)
+            return tf.concat([view(image_1, seed_1), view(image_2, seed_2)], -1)
+
+        if cfg.positive_pairs == "same_group":
+            return self.data.pair_batches(
+                pair_views, cfg.train_batch_size, input_context, start_step
+            )
+
+        def two_views(image, seed):
+            return pair_views(image, image, seed)
 
         return self.data.train_batches(
             two_views, cfg.train_batch_size, "all", input_context, start_step
@@ -74,9 +101,11 @@ class SimCLRPretrain(Method):
             projection_1, projection_2, self.cfg.temperature, self.cfg.hidden_norm
         )
         metrics = {"contrast_loss": contrast_loss, **contrast_metrics(logits, targets)}
-        supervised_loss, supervised_metrics = self.linear_eval_loss(
-            outputs, tf.concat([labels, labels], 0)
-        )
+        if labels.shape.rank == 2:  # same_group pairs: each view's own label
+            both_labels = tf.concat([labels[:, 0], labels[:, 1]], 0)
+        else:
+            both_labels = tf.concat([labels, labels], 0)
+        supervised_loss, supervised_metrics = self.linear_eval_loss(outputs, both_labels)
         return contrast_loss + supervised_loss, {**metrics, **supervised_metrics}
 
     def linear_eval_loss(self, outputs, labels):

@@ -48,6 +48,7 @@ class SourceOptions:
     skip_corrupt_images: bool = False
     split_seed: int = 0  # the order that split slices cut (tfssl/data/splits.py)
     intensity_window: tuple = ()  # (LOW, HIGH) for high-bit-depth images; () = per-image min-max
+    folder_groups: bool = False  # a group level in folders: root/[<split>/]<class>/<group>/<image>
 
 
 def load_source(name, options=SourceOptions()):

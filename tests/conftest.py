@@ -1,6 +1,7 @@
 """Shared fixtures. Two logical CPU devices are configured before TensorFlow starts, so
 MirroredStrategy tests can split a batch over 2 replicas on one CPU."""
 
+import logging
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -93,9 +94,11 @@ def mnist_data_dir():
 
 
 @pytest.fixture(autouse=True)
-def float32_policy_after_each_test():
-    """A run in the test process (e.g. a CLI test at --precision=auto) sets Keras' global
-    precision policy; put float32 back so the next test does not inherit it."""
+def fresh_global_state():
+    """A run in the test process sets Keras' global precision policy (e.g. a CLI test at
+    --precision=auto) and stops the tfssl logger's propagation (setup_logging); undo both, so
+    the next test inherits neither (caplog needs propagation)."""
+    logging.getLogger("tfssl").propagate = True
     yield
     keras.mixed_precision.set_global_policy("float32")
 

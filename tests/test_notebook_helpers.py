@@ -143,3 +143,15 @@ def test_source_markdown_shows_the_code_and_where_it_lives():
     text = notebook.source_markdown(nt_xent)
     assert text.startswith("**`nt_xent`** (tfssl/losses/contrastive.py, line ")
     assert "```python\ndef nt_xent(" in text and text.endswith("```")
+
+
+def test_fractions_too_small_for_a_folder_are_raised_to_one_image_per_class(tmp_path):
+    images, labels = class_pattern_images(per_class=8, seed=0)  # 4 classes x 8 = 32 images
+    write_image_folder(str(tmp_path), images, labels, "train")
+    dataset = f"folder:{tmp_path}"
+    # round(0.01 * 32 / 4) = 0 labels per class: raised to 4 / 32 = 0.125; round(0.1 * 8) = 1 stays.
+    fractions, notes = notebook.usable_fractions([0.01, 0.1], dataset)
+    assert fractions == [0.1, 0.125] and len(notes) == 1 and "0.01" not in notes[0]
+    # Both too small: one fraction remains.
+    assert notebook.usable_fractions([0.01, 0.02], dataset)[0] == [0.125]
+    assert notebook.usable_fractions([0.01, 0.1], "mnist") == ([0.01, 0.1], [])

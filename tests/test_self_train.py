@@ -188,8 +188,10 @@ def test_compare_runs_fixmatch_and_self_train_from_the_simclr_fine_tune(
 
     def fake(run_cfg):
         calls.append(run_cfg)
+        best = {"step": 1, "balanced_accuracy": 0.5, "loss": 1.0}  # a --best_checkpoint_metric run
         return {"eval": {"top_1_accuracy": 0.5}, "train_wall_time_s": 1.0, "epochs": 1.0,
-                "global_step": run_cfg.train_steps, "num_labeled_examples": 16}  # fmt: skip
+                "global_step": run_cfg.train_steps, "num_labeled_examples": 16,
+                "selection": {"best": best, "best_step": 1, "history": [best]}}  # fmt: skip
 
     monkeypatch.setattr(tfssl.train.launch, "train", fake)
     monkeypatch.setattr(tfssl.self_train, "self_train", fake)
@@ -203,16 +205,21 @@ def test_compare_runs_fixmatch_and_self_train_from_the_simclr_fine_tune(
     )
     rows = Comparison(cfg).run()
     jobs = [c.job for c in calls]
-    assert jobs == ["pretrain", "fixmatch", "finetune", "finetune", "self_train"]
-    pretrain, fixmatch, finetune, probe, self_training = calls
+    grid = len(cfg.float_list("finetune_learning_rates")) * len(
+        cfg.float_list("finetune_crop_min_areas")
+    )
+    assert jobs == ["pretrain", "fixmatch", "finetune"] + ["finetune"] * grid + ["self_train"]
+    pretrain, fixmatch, probe, *finetunes, self_training = calls
+    finetune = finetunes[0]  # the fakes tie on validation: the first of the grid wins
     num_images, labeled = 64, 16  # gray_folder: 4 classes x 16 train images; 25% labeled
     assert fixmatch.train_steps == budget_steps(
         BUDGETS["fixmatch"]["small"], num_images, fixmatch.train_batch_size
     )
     assert fixmatch.optimizer == "momentum" and fixmatch.unlabeled_ratio == 7
-    assert finetune.checkpoint == pretrain.model_dir and probe.checkpoint == pretrain.model_dir
+    assert probe.checkpoint == pretrain.model_dir  # SimCLR fine-tunes start from the probe
+    assert all(f.checkpoint == probe.model_dir for f in finetunes)
     assert self_training.teacher == finetune.model_dir
     assert self_training.train_steps == budget_steps(
         BUDGETS["self_train"]["small"], labeled, self_training.train_batch_size
     )
-    assert [r["method"] for r in rows] == ["fixmatch", "simclr", "simclr_linear", "self_train"]
+    assert [r["method"] for r in rows] == ["fixmatch", "simclr_linear", "simclr", "self_train"]

@@ -284,11 +284,13 @@ def test_compare_pretrains_each_objective_once_and_fine_tunes_from_it(monkeypatc
 
     def fake_train(cfg):
         runs.append(cfg)
+        best = {"step": 1, "balanced_accuracy": 0.5, "loss": 1.0}  # a --best_checkpoint_metric run
         return {
             "eval": {"top_1_accuracy": 0.5},
             "train_wall_time_s": 1,
             "epochs": 1,
             "global_step": cfg.train_steps,
+            "selection": {"best": best, "best_step": 1, "history": [best]},
         }
 
     monkeypatch.setattr(launch, "train", fake_train)
@@ -308,5 +310,6 @@ def test_compare_pretrains_each_objective_once_and_fine_tunes_from_it(monkeypatc
     finetunes = {
         os.path.relpath(c.model_dir, tmp_path): c.checkpoint for c in runs if c.mode == "finetune"
     }
-    for method in objectives:
+    assert finetunes["simclr_linear/10pct/seed0"] == str(tmp_path / "simclr_pretrain")
+    for method in ("byol", "simsiam", "moco"):
         assert finetunes[f"{method}/10pct/seed0"] == str(tmp_path / f"{method}_pretrain")

@@ -136,15 +136,27 @@ def _table(header, lines):
 
 
 def _val_header(cells_or_rows):
+    """The chosen-on-validation column's header; None when no run chose on validation (the
+    notebook's runs, without --best_checkpoint_metric): the val columns are left out then."""
     metric = next((c["val_metric"] for c in cells_or_rows if c.get("val_metric")), None)
+    if metric is None:
+        return None
     return f"val {METRIC_HEADERS.get(metric, metric).replace('test ', '')} (chosen)"
+
+
+def _drop_val_columns(header, lines, val_header, count):
+    """The table without its last `count` (validation) columns when val_header is None."""
+    if val_header is not None:
+        return header, lines
+    return header[:-count], [line[:-count] for line in lines]
 
 
 def cells_table(cells, metrics):
     header = ["method", "labels", "labeled examples", "seeds", "test top-1 % (mean ± std)"]
     header += ["95% interval"] + [METRIC_HEADERS[m] for m in metrics[1:]]
     header += ["train wall time per run", "epochs", "steps"]
-    header += ["of which val", _val_header(cells), "chosen steps"]
+    val_header = _val_header(cells)
+    header += ["of which val", val_header, "chosen steps"]
     lines = [
         [
             c["method"],
@@ -163,14 +175,15 @@ def cells_table(cells, metrics):
         ]
         for c in cells
     ]
-    return _table(header, lines)
+    return _table(*_drop_val_columns(header, lines, val_header, 3))
 
 
 def runs_table(rows, metrics, root):
     header = ["method", "labels", "seed", "label seed", "labeled examples"]
     header += [METRIC_HEADERS[m] for m in metrics]
     header += ["train wall time", "epochs", "steps", "run"]
-    header += ["of which val", _val_header(rows), "chosen step", "selected"]
+    val_header = _val_header(rows)
+    header += ["of which val", val_header, "chosen step", "selected"]
     lines = [
         [
             r["method"],
@@ -192,7 +205,7 @@ def runs_table(rows, metrics, root):
         ]
         for r in rows
     ]
-    return _table(header, lines)
+    return _table(*_drop_val_columns(header, lines, val_header, 4))
 
 
 def validation_note(rows, val):

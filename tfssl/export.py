@@ -104,6 +104,8 @@ def export_run(cfg):
     """--mode=export: restores --checkpoint (any stage or method) and writes the SavedModel and a
     .keras file."""
     path = cfg.checkpoint or cfg.model_dir
+    if cfg.precision == "auto":  # a SavedModel for any machine: float32 unless asked otherwise
+        cfg = cfg.replace(precision="float32")
     method, _, resolved, _ = restore.load_trained(path, cfg)
     export_dir = cfg.export_dir or os.path.join(resolved.run_dir, "saved_model")
     export_saved_model(method, export_dir)

@@ -6,6 +6,7 @@ Nothing here trains: the notebook calls tfssl.run for that.
 
 import inspect
 import json
+import math
 import os
 import re
 import shutil
@@ -138,6 +139,32 @@ def prepare_images(path, data_root="data"):
             f"{root} has the splits {', '.join(splits)}; name them train and test (or val)"
         )
     return f"folder:{root}", "train", evaluation
+
+
+def usable_fractions(fractions, dataset, train_split="train"):
+    """(fractions, notes): each label fraction raised, where a folder dataset is too small for it,
+    to the smallest that keeps one labeled image per class (tfssl keeps round(fraction * N / C)
+    per class); repeats dropped. tfds datasets keep theirs."""
+    if not dataset.startswith("folder:"):
+        return list(fractions), []
+    split_dir = os.path.join(dataset.partition(":")[2], train_split)
+    classes = _visible(split_dir)
+    num_images = sum(
+        sum(n.lower().endswith(IMAGE_EXTENSIONS) for n in _visible(os.path.join(split_dir, c)))
+        for c in classes
+    )
+    smallest = math.ceil(len(classes) / max(num_images, 1) * 10**4) / 10**4
+    usable, notes = [], []
+    for fraction in fractions:
+        if round(fraction * num_images / len(classes)) < 1:
+            notes.append(
+                f"{fraction:.0%} of {num_images} images in {len(classes)} classes is under one "
+                f"image per class: using {smallest:.2%} instead"
+            )
+            fraction = smallest
+        if fraction not in usable:
+            usable.append(fraction)
+    return sorted(usable), notes
 
 
 def work_dir(root, dataset, budget, image_size=0):

@@ -56,6 +56,7 @@ def test_nt_xent_loss_and_gradients_match_across_replica_counts():
         np.testing.assert_allclose(replica_grad.numpy(), single_grad.numpy(), atol=1e-5)
 
 
+@pytest.mark.slow  # over 30 s on 2 cores; the gradient test above is the fast check
 def test_pretrain_steps_give_same_weights_on_one_and_two_replicas(gray_folder, tmp_path):
     """Global BN, gathered negatives and summed gradients make 2 replicas equal 1 (same global
     batch).

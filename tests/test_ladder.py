@@ -312,6 +312,7 @@ def test_zero_denoising_costs_train_the_supervised_baseline(gray_folder, tmp_pat
     assert all(gradients[path] is not None for path in gradients if "/encoder_" in path)
 
 
+@pytest.mark.slow  # over 30 s on 2 cores
 def test_two_replicas_train_with_synchronised_statistics(gray_folder, tmp_path):
     result = launch.train(
         tiny_config(

@@ -161,7 +161,7 @@ def work_dir(root):
 
 def check_common(notebook, work):
     printed = outputs_text(notebook)
-    rows = [line for line in printed.splitlines() if re.match(r"\| \w+ \| \d+pct \| ", line)]
+    rows = [line for line in printed.splitlines() if re.match(r"\| \w+ \| [\d.]+% \| ", line)]
     assert {row.split("|")[1].strip() for row in rows} == {"simclr", "supervised", "simclr_distill"}
     for name in (
         "label_efficiency.png",

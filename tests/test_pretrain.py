@@ -12,6 +12,7 @@ from tfssl.train.rundir import read_json
 from tfssl.train.summaries_io import read_scalars
 
 
+@pytest.mark.slow  # over 30 s on 2 cores
 def test_pretrain_on_mnist_learns(mnist_data_dir, tmp_path):
     cfg = tiny_config(
         mode="pretrain",

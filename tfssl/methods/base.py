@@ -114,6 +114,24 @@ class Method:
         everything = self.cfg.unlabeled_includes_labeled or not self.data.num_examples("unlabeled")
         return "all" if everything else "unlabeled"
 
+    def two_stream_batches(self, labeled_view, unlabeled_view, input_context, start_step):
+        """(labeled,) batches, or (labeled, unlabeled) ones when uses_unlabeled: the labeled part
+        (stream 1) through labeled_view, unlabeled_part (stream 0) through unlabeled_view."""
+        labeled = self.data.train_batches(
+            labeled_view, self.cfg.train_batch_size, "labeled", input_context, start_step, stream=1
+        )
+        if not self.uses_unlabeled:
+            return tf.data.Dataset.zip((labeled,))
+        unlabeled = self.data.train_batches(
+            unlabeled_view,
+            self.unlabeled_batch_size,
+            self.unlabeled_part,
+            input_context,
+            start_step,
+            stream=0,
+        )
+        return tf.data.Dataset.zip((labeled, unlabeled))
+
     @property
     def images_per_step(self):
         """Training images one step reads, over all its streams (for the progress line's img/s)."""

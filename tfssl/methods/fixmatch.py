@@ -152,21 +152,9 @@ class FixMatch(MeanTeacher):
     def train_dataset(self, input_context, start_step):
         """(labeled,) or (labeled, unlabeled) batches: (weak views, labels) and ((weak views,
         strong views), true labels, for the logged pseudo-label accuracy only)."""
-        cfg, data = self.cfg, self.data
-        labeled = data.train_batches(
-            self.weak_view, cfg.train_batch_size, "labeled", input_context, start_step, stream=1
+        return self.two_stream_batches(
+            self.weak_view, self.weak_and_strong_views, input_context, start_step
         )
-        if not self.uses_unlabeled:
-            return tf.data.Dataset.zip((labeled,))
-        unlabeled = data.train_batches(
-            self.weak_and_strong_views,
-            self.unlabeled_batch_size,
-            self.unlabeled_part,
-            input_context,
-            start_step,
-            stream=0,
-        )
-        return tf.data.Dataset.zip((labeled, unlabeled))
 
     # --- the step ---
     def current_ema_decay(self):

@@ -176,26 +176,12 @@ class MeanTeacher(Method):
     def train_dataset(self, input_context, start_step):
         """(labeled,) or (labeled, unlabeled) batches of ((student views, teacher views),
         labels)."""
-        cfg, data = self.cfg, self.data
-        labeled = data.train_batches(
+        return self.two_stream_batches(
             self.student_and_teacher_views,
-            cfg.train_batch_size,
-            "labeled",
+            self.student_and_teacher_views,
             input_context,
             start_step,
-            stream=1,
         )
-        if not self.uses_unlabeled:
-            return tf.data.Dataset.zip((labeled,))
-        unlabeled = data.train_batches(
-            self.student_and_teacher_views,
-            self.unlabeled_batch_size,
-            self.unlabeled_part,
-            input_context,
-            start_step,
-            stream=0,
-        )
-        return tf.data.Dataset.zip((labeled, unlabeled))
 
     # --- the step ---
     def consistency_weight(self, step):

@@ -188,9 +188,11 @@ def check_common(notebook, work):
     assert f"| `temperature` | {flags['temperature']:g} |" in printed
     assert f"| `precision` | `{flags['precision']}` |" in printed
     # The discussion quotes the numbers the runs wrote.
+    fractions = sorted(os.listdir(work / "simclr"), key=float)  # FRACTIONS, as run directories
+    few, most = fractions[0], fractions[-1]
     results = {
         run: json.load(open(work / run / "result.json"))["eval"]["top_1_accuracy"]
-        for run in ("simclr/0.01", "supervised/0.01", "supervised/1", "simclr_distill/0.1")
+        for run in (f"simclr/{few}", f"supervised/{few}", "supervised/1", f"simclr_distill/{most}")
     }
     discussion = printed[printed.index("1. **Few labels.**") :]
     for accuracy in results.values():
@@ -223,6 +225,9 @@ def test_zip_of_one_folder_with_mixed_sizes(executed):
         for name in CLASSES:
             assert len(os.listdir(os.path.join(dataset, split, name))) == count
     assert flags["image_size"] == 32 and flags["eval_split"] == "test"
+    # 24 train images in 3 classes: 1% is round(0.08) = 0 per class, raised to 3 / 24 = 0.125.
+    assert sorted(os.listdir(work / "simclr"), key=float) == ["0.1", "0.125"]
+    assert "1% of 24 images in 3 classes is under one image per class" in printed
     result = json.load(open(work / "supervised" / "1" / "result.json"))
     assert result["num_labeled_examples"] == 24 and result["eval"]["num_examples"] == 6
 

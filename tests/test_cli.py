@@ -45,7 +45,7 @@ BAD_FLAGS = [
     (["--precision=fp8"], "--precision=fp8 is not one of"),
     (
         ["--mode=supervised", "--architecture=convlarge"],
-        "--mode=supervised builds resnet, not --architecture=convlarge",
+        "--mode=supervised builds resnet or vit, not --architecture=convlarge",
     ),
     (
         ["--mode=ladder", "--architecture=resnet"],

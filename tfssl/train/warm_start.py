@@ -146,7 +146,8 @@ def warm_start(model, prefix, official, schema=".*", what="--checkpoint"):
     else:
         reader, keys = checkpoint_variables(prefix)
         targets = tfssl_paths(model)
-    first_conv = model.encoder.stem[0].conv.kernel
+    stem = getattr(model.encoder, "stem", None)  # a ViT (MAE's encoder) has patch embedding
+    first_conv = stem[0].conv.kernel if stem is not None else None
     restored = collections.Counter()
     for path, variable in targets.items():
         name = schema_name(path, official)

@@ -54,14 +54,8 @@ class LabeledTraining(Method):
     def summary_images(self, batch):
         return batch[0][:8]
 
-
-class Supervised(LabeledTraining):
-    """The baseline: the same ResNet and linear head, randomly initialised."""
-
-    job = "supervised"
-    defaults = dict(LABELED_TRAINING_DEFAULTS, weight_decay=1e-4, proj_head_mode="none")
-
     def build(self):
+        """The ResNet and a linear head, no projection head (FineTune keeps its projection)."""
         self.model = build_simclr_model(
             self.cfg,
             self.data.info.num_classes,
@@ -69,6 +63,13 @@ class Supervised(LabeledTraining):
             self.num_replicas,
             proj_head_mode="none",
         )
+
+
+class Supervised(LabeledTraining):
+    """The baseline: the same ResNet and linear head, randomly initialised."""
+
+    job = "supervised"
+    defaults = dict(LABELED_TRAINING_DEFAULTS, weight_decay=1e-4, proj_head_mode="none")
 
 
 class FineTune(LabeledTraining):

@@ -23,7 +23,6 @@ from tfssl.data import augment, randaugment
 from tfssl.errors import ConfigError, DataError
 from tfssl.losses.supervised import accuracy, cross_entropy
 from tfssl.methods.finetune import LABELED_TRAINING_DEFAULTS, LabeledTraining
-from tfssl.models.factory import build_simclr_model
 from tfssl.train.checkpoints import resolve_checkpoint, restore_into
 
 log = logging.getLogger("tfssl")
@@ -86,15 +85,6 @@ class SelfTrainRound(LabeledTraining):
     @property
     def examples_per_epoch(self):
         return int(np.sum(self.targets >= 0))
-
-    def build(self):
-        self.model = build_simclr_model(
-            self.cfg,
-            self.data.info.num_classes,
-            self.data.image_shape,
-            self.num_replicas,
-            proj_head_mode="none",
-        )
 
     def initialize(self):
         if self.cfg.checkpoint:

@@ -177,6 +177,24 @@ def test_mae_pretrain_finetune_export_end_to_end(gray_folder, tmp_path):
     assert os.path.exists(export_dir + ".keras")
 
 
+@pytest.mark.parametrize("task", ["rotation", "mae"])
+def test_knn_monitor_reads_the_pretext_encoder(task, gray_folder, tmp_path):
+    """The k-NN accuracy a pretext run reports equals numpy's on its encoder's features (ResNet
+    for rotation, ViT for MAE)."""
+    from tests.test_ssl_methods import numpy_knn_accuracy
+
+    cfg = pretext_config(task, gray_folder, tmp_path / "pre", train_steps=2, knn_k=5)
+    result = launch.train(cfg)
+    method, data, _, _ = restore.load_trained(str(tmp_path / "pre"))
+    features = {}
+    for split, steps in (("train", None), ("test", cfg.eval_steps)):
+        batches = data.eval_batches(method.eval_view, cfg.eval_batch_size, split, steps)
+        pairs = [(method.frozen_features(x).numpy(), y.numpy()) for x, y in batches]
+        features[split] = [np.concatenate(p) for p in zip(*pairs)]
+    expected = numpy_knn_accuracy(*features["train"], *features["test"], 5, cfg.knn_temperature)
+    assert result["eval"]["knn_top_1_accuracy"] == pytest.approx(expected, abs=1e-6)
+
+
 def test_supervised_builds_the_same_vit(gray_folder, tmp_path):
     cfg = tiny_config(
         mode="supervised",

@@ -35,6 +35,7 @@ class PretextTask(Method):
     uses_label_subset = False
     progress_metrics = ("loss", "pretext_loss", "pretext_acc", "supervised_acc")
     defaults = PRETEXT_DEFAULTS
+    knn_monitor = True  # on the encoder's features, ResNet or ViT
     #: The task's figure, written into the run directory at the end of training.
     figure_file = ""
     #: How many test images the figure shows.

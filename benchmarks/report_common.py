@@ -191,11 +191,36 @@ def metric(name, digits=3):
 def spread(keys, name, digits=3):
     """'mean ± std (n runs)' of an eval metric over runs (sample std; one run: its value)."""
     values = [result(k)["eval"][name] for k in keys]
+    if not values:
+        raise NotMeasured(f"no run for the {name} spread")
     mean = sum(values) / len(values)
     if len(values) == 1:
         return f"{mean:.{digits}f}"
     std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def mil_cells(pooling):
+    """Every cell of a pooling's MNIST-bags grid, one per (bags, seed): the record
+    mil_bags_<pooling> and its continuations (_s34: more seeds, _big: more bags)."""
+    cells = {}
+    for part in ("", "_s34", "_big"):
+        if f"mil_bags_{pooling}{part}" in R:
+            for c in result(f"mil_bags_{pooling}{part}")["cells"]:
+                cells.setdefault((c["bags"], c["seed"]), c)
+    if not cells:
+        raise NotMeasured(f"mil_bags_{pooling}")
+    return [cells[k] for k in sorted(cells)]
+
+
+def mil_summary(pooling, bags, score="auc"):
+    """{'mean', 'std' (sample, ddof 1; 0 for one seed), 'n'} of a score over a grid row's seeds."""
+    values = [c[score] for c in mil_cells(pooling) if c["bags"] == bags]
+    if not values:
+        raise NotMeasured(f"mil_bags_{pooling}, {bags} bags")
+    mean = sum(values) / len(values)
+    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
+    return {"mean": mean, "std": var**0.5, "n": len(values)}
 
 
 # Tables and lists.
@@ -235,6 +260,8 @@ def profile(section, table, part):
 
 def commands(section, *tables):
     listed = [R[k]["command"] for k in rows(section, *tables)]
+    if not listed:
+        raise NotMeasured(f"{section}: no commands")
     head = "Commands (run from the repository root; `benchmarks/queue.txt` lists them all):"
     return "\n".join([head, "", "```", *listed, "```"])
 

@@ -223,6 +223,15 @@ def mil_summary(pooling, bags, score="auc"):
     return {"mean": mean, "std": var**0.5, "n": len(values)}
 
 
+def mil_cell(pooling, bags, score="auc"):
+    """'mean ± std (n)' of a grid row, or 'not run'."""
+    try:
+        v = mil_summary(pooling, bags, score)
+    except NotMeasured:
+        return "not run"
+    return f"{v['mean']:.3f} ± {v['std']:.3f} ({v['n']})"
+
+
 # Tables and lists.
 def grid(keys, *columns):
     """A table with a row per run; columns alternate a header and a cell function."""

@@ -193,11 +193,15 @@ def spread(keys, name, digits=3):
     values = [result(k)["eval"][name] for k in keys]
     if not values:
         raise NotMeasured(f"no run for the {name} spread")
+    v = mean_std(values)
+    return f"{v['mean']:.{digits}f}" + (f" ± {v['std']:.{digits}f}" if v["n"] > 1 else "")
+
+
+def mean_std(values):
+    """{'mean', 'std' (sample, ddof 1; 0 for one value), 'n'} of some numbers."""
     mean = sum(values) / len(values)
-    if len(values) == 1:
-        return f"{mean:.{digits}f}"
-    std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
+    return {"mean": mean, "std": var**0.5, "n": len(values)}
 
 
 def mil_cells(pooling):
@@ -213,20 +217,22 @@ def mil_cells(pooling):
     return [cells[k] for k in sorted(cells)]
 
 
-def mil_summary(pooling, bags, score="auc"):
-    """{'mean', 'std' (sample, ddof 1; 0 for one seed), 'n'} of a score over a grid row's seeds."""
-    values = [c[score] for c in mil_cells(pooling) if c["bags"] == bags]
+def mil_summary(pooling, bags, score="auc", seeds=None):
+    """mean_std of a score over a grid row's seeds (all, or those in `seeds`)."""
+    values = [
+        c[score]
+        for c in mil_cells(pooling)
+        if c["bags"] == bags and (seeds is None or c["seed"] in seeds)
+    ]
     if not values:
         raise NotMeasured(f"mil_bags_{pooling}, {bags} bags")
-    mean = sum(values) / len(values)
-    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
-    return {"mean": mean, "std": var**0.5, "n": len(values)}
+    return mean_std(values)
 
 
-def mil_cell(pooling, bags, score="auc"):
+def mil_cell(pooling, bags, score="auc", seeds=None):
     """'mean ± std (n)' of a grid row, or 'not run'."""
     try:
-        v = mil_summary(pooling, bags, score)
+        v = mil_summary(pooling, bags, score, seeds)
     except NotMeasured:
         return "not run"
     return f"{v['mean']:.3f} ± {v['std']:.3f} ({v['n']})"

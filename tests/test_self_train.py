@@ -1,6 +1,7 @@
 """Curriculum self-training: the rounds' percentages, the percentile selection and its ties, the
-union of labeled and pseudo-labeled images, and a real run on gray_folder (round 0 from the labels,
-then one round on them and every pseudo-label) that eval, export and a rerun find."""
+union of labeled and pseudo-labeled images, every round's steps, and a real run on gray_folder
+(round 0 from the labels, then one round on them and every pseudo-label) that eval, export and a
+rerun find."""
 
 import logging
 import os
@@ -223,3 +224,22 @@ def test_compare_runs_fixmatch_and_self_train_from_the_simclr_fine_tune(
         BUDGETS["self_train"]["small"], labeled, self_training.train_batch_size
     )
     assert [r["method"] for r in rows] == ["fixmatch", "simclr_linear", "simclr", "self_train"]
+
+
+def test_every_round_trains_the_epochs_of_the_whole_train_split(gray_folder, tmp_path):
+    cfg = tiny_config(
+        mode="self_train",
+        dataset=f"folder:{gray_folder}",
+        model_dir=str(tmp_path),
+        num_labels=16,
+        curriculum_step=50,
+        train_steps=0,
+        train_epochs=1,
+        steps_per_loop=1,
+        eval_steps=1,
+    )
+    result = self_train(cfg)
+    # 64 train images, batch 16, one epoch: 64 // 16 + 1 steps for round 0 (16 labels), round 1
+    # (16 + 24 pseudo-labels) and round 2 (all 64) alike; on their own sets: 2, 3 and 5.
+    assert [r["global_step"] for r in result["rounds"]] == [5, 5, 5]
+    assert [r["num_pseudo_labels"] for r in result["rounds"][1:]] == [24, 48]

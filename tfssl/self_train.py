@@ -9,7 +9,8 @@ Round r = 1, 2, ... takes p_r = min(r * --curriculum_step, 100) percent:
   3. a student trains on the labeled subset plus those images (--mode=self_train_round,
      tfssl/methods/self_train.py) in model_dir/round_r: a fresh network each round, or with
      --reinit=false the previous round's (round 1 always starts fresh: the teacher may be any
-     network). --train_steps / --train_epochs are per round.
+     network). --train_steps is per round; without it every round trains --train_epochs over
+     all train images (round_steps), as long as the last round, whose set they are.
 Without --teacher, round 0 first trains the student on the labeled subset alone.
 
 Every round is an ordinary run: it resumes, and --mode=eval / export / --teacher / --checkpoint
@@ -33,6 +34,7 @@ from tfssl.methods.distill import load_teacher
 from tfssl.methods.self_train import write_pseudo_labels
 from tfssl.train.checkpoints import resolve_checkpoint, run_config
 from tfssl.train.rundir import FINAL_RUN_FILE, RESULT_FILE, RunDirectory, read_json, write_json
+from tfssl.train.trainer import total_train_steps
 
 log = logging.getLogger("tfssl")
 
@@ -94,6 +96,15 @@ def label_pool(predict, data, percent, path, batch_size):
     }
 
 
+def round_steps(cfg, num_train_images):
+    """Steps of every round: --train_steps, else --train_epochs over all num_train_images.
+
+    Counted on the whole train split, not on a round's own set, so the early rounds, with few
+    pseudo-labels, train as long as the last (on their own sets, round 1 of 1% MNIST got 147 steps
+    and its pseudo-labels misled every later round)."""
+    return cfg.train_steps or total_train_steps(cfg, num_train_images)
+
+
 def teacher_architecture(cfg):
     """cfg with the ResNet depth and width of a tfssl --teacher run whose network is one."""
     resolved = resolve_checkpoint(cfg.teacher, "--teacher", allow_saved_model=True)
@@ -127,7 +138,9 @@ def self_train(cfg):
         data = DataBundle(cfg, root)
         data.labeled_indices  # chosen once, saved in root, shared by every round
         base = cfg.replace(
-            mode="self_train_round", label_subset_file=os.path.join(root, SUBSET_FILE)
+            mode="self_train_round",
+            label_subset_file=os.path.join(root, SUBSET_FILE),
+            train_steps=round_steps(cfg, data.num_examples("all")),
         )
         base = teacher_architecture(base) if cfg.teacher else base
         rounds, previous = [], cfg.teacher

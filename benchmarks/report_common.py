@@ -318,13 +318,19 @@ def compare_report(key):
         return json.load(f)
 
 
-def compare_cell(key, method, fraction):
+def compare_cell(key, method, fraction, metric="top_1_accuracy"):
+    """A cell's summary of metric (mean, std, n, interval) in a --mode=compare record's report."""
     cell = next(
         c
         for c in compare_report(key)["cells"]
         if c["method"] == method and c["label_fraction"] == fraction
     )
-    return cell["top_1_accuracy"]
+    return cell[metric]
+
+
+def auroc(key, method, fraction):
+    """'0.859': a compare cell's mean AUROC."""
+    return f"{compare_cell(key, method, fraction, 'auroc')['mean']:.3f}"
 
 
 def pct(summary):

@@ -361,6 +361,21 @@ def beats(key, method, fraction, others, points=0.0, std_of=()):
     return f"{pct(left)} against {name} {pct(right)}{terms} ({verdict}, {gap:+.2f} points)"
 
 
+def student(key, fraction, method="simclr_distill", teacher="simclr", tolerance=0.1):
+    """A distilled cell against its teacher's less tolerance (points): '98.90% against 99.11% -
+    0.1 (**missed**, -0.11 points)'."""
+    left, right = compare_cell(key, method, fraction), compare_cell(key, teacher, fraction)
+    gap = 100 * (left["mean"] - right["mean"]) + tolerance
+    verdict = "met" if gap >= 0 else "**missed**"
+    return f"{pct(left)} against {pct(right)} - {tolerance:g} ({verdict}, {gap:+.2f} points)"
+
+
+def compare_train_minutes(key, method):
+    """Minutes of training of a method's runs in a --mode=compare record's report."""
+    cells = compare_report(key)["cells"]
+    return sum(c["train_wall_time_s"] for c in cells if c["method"] == method) / 60
+
+
 def machines():
     """A line per machine (CPU, cores, versions) that made a record."""
     line = "- {cpu}, {cores} cores; Python {python}, TensorFlow {tensorflow}, Keras {keras}."

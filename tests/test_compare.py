@@ -17,6 +17,7 @@ from PIL import Image
 from tests.conftest import REPO, tiny_config
 from tfssl import jobs, recipes, stats
 from tfssl.compare import BUDGETS, COMPARE_METHODS, Rule, budget_steps, expand_methods
+from tfssl.compare_report import write_report
 from tfssl.compare_verdict import verdict
 from tfssl.config import Config
 from tfssl.errors import ConfigError
@@ -224,6 +225,66 @@ def test_verdict_states_the_numbers():
     assert "simclr_distill is 0.40 points above SimCLR fine-tuned (98.50 ± 0.00% against " in text
     assert "Going from 1% to all of the labels, SimCLR fine-tuned loses 1.10 points" in text
     assert "supervised loses" not in text
+
+
+def _row(method, fraction, seed, top_1, balanced, counts):
+    return dict(
+        method=method,
+        label_fraction=fraction,
+        seed=seed,
+        label_seed=seed,
+        num_labeled_examples=100,
+        num_val_examples=20,
+        top_1_accuracy=top_1,
+        balanced_accuracy=balanced,
+        auroc=None,
+        test_class_counts=counts,
+        val_metric="balanced_accuracy",
+        val_value=0.5,
+        chosen_step=10,
+        selected=None,
+        grid=None,
+        train_wall_time_s=1.0,
+        epochs=1.0,
+        global_step=10,
+        run_dir=f"/runs/{method}/{fraction}/{seed}",
+    )
+
+
+@pytest.mark.parametrize("counts", [[800, 200], [500, 480]])
+def test_imbalanced_test_sets_get_orderings_on_balanced_accuracy(tmp_path, counts):
+    # Fine-tuning beats its probe on top-1 (the majority class) and loses on balanced accuracy.
+    scores = {  # (method, fraction): ([top-1 by seed], [balanced accuracy by seed])
+        ("simclr_linear", 0.1): ([0.80, 0.82], [0.75, 0.77]),
+        ("simclr", 0.1): ([0.84, 0.85], [0.70, 0.68]),
+        ("simclr_linear", 1.0): ([0.83, 0.83], [0.78, 0.76]),
+        ("simclr", 1.0): ([0.86, 0.88], [0.74, 0.70]),
+    }
+    rows = [
+        _row(method, fraction, seed, top_1[seed], balanced[seed], counts)
+        for (method, fraction), (top_1, balanced) in scores.items()
+        for seed in (0, 1)
+    ]
+    write_report(rows, str(tmp_path), "t", starts=[("simclr", "simclr_linear")])
+    report = json.load(open(tmp_path / "report.json"))
+    text = open(tmp_path / "report.md").read()
+    assert [c["holds"] for c in report["checks"] if c["kind"] == "start"] == [True, True]
+    balanced = report["checks_balanced_accuracy"]
+    if counts[0] < 1.5 * counts[1]:  # 500 against 480: balanced enough, top-1 alone
+        assert balanced == [] and "balanced accuracy (the mean of" not in text
+        return
+    starts = [c for c in balanced if c["kind"] == "start"]
+    for check, fraction in zip(starts, (0.1, 1.0)):
+        ft, probe = scores["simclr", fraction][1], scores["simclr_linear", fraction][1]
+        tolerance = max(np.std(ft, ddof=1), np.std(probe, ddof=1))
+        assert check["margin"] == pytest.approx(np.mean(ft) - np.mean(probe) + tolerance)
+        assert not check["holds"]
+    # 10% -> 100% for fine-tuning: 0.72 against 0.69, larger std sqrt(0.0008) = 0.0283
+    more = next(c for c in balanced if c["kind"] == "more_labels" and "simclr at" in c["check"])
+    assert more["margin"] == pytest.approx(0.72 - 0.69 + math.sqrt(0.0008))
+    table = _table(text.split("balanced accuracy (the mean of")[1], "| ordering |")
+    assert table[0]["margin (points)"] == f"{100 * starts[0]['margin']:+.2f}"
+    assert table[0]["left %"] == "69.00 ± 1.41" and table[0]["holds"] == "**no**"
 
 
 # --- a tiny comparison ---

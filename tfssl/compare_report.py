@@ -28,6 +28,9 @@ from tfssl.train.rundir import write_json
 VAL_EVALUATIONS = 10
 # Eval metrics shown when runs report them (binary and imbalanced data), beside top-1 accuracy.
 OPTIONAL_METRICS = ("balanced_accuracy", "auroc")
+# A test split whose largest class has at least this many times the images of its smallest is
+# imbalanced: the orderings are checked on balanced accuracy too, as accuracy rewards the majority.
+IMBALANCE_RATIO = 1.5
 METRIC_HEADERS = {
     "top_1_accuracy": "test top-1 %",
     "balanced_accuracy": "balanced acc. %",
@@ -60,6 +63,7 @@ def report_row(method, fraction, result, run_dir, seed=0, label_seed=None, grid=
         "num_val_examples": val,
         "top_1_accuracy": evaluation["top_1_accuracy"],
         **{name: evaluation.get(name) for name in OPTIONAL_METRICS},
+        "test_class_counts": (evaluation.get("per_class") or {}).get("support"),
         "val_metric": (result.get("selection") or {}).get("metric"),
         "val_value": best.get((result.get("selection") or {}).get("metric")),
         "chosen_step": best.get("step"),
@@ -303,6 +307,12 @@ def notes(rows, budget=None, shared=(), command_wall_time_s=None):
     return paragraphs, total
 
 
+def imbalanced(rows):
+    """Whether some run's test split is imbalanced (IMBALANCE_RATIO)."""
+    counts = [row.get("test_class_counts") for row in rows]
+    return any(c and min(c) > 0 and max(c) >= IMBALANCE_RATIO * min(c) for c in counts)
+
+
 def write_report(
     rows,
     root,
@@ -322,6 +332,9 @@ def write_report(
 
     cells = cells_of(rows)
     found = checks(cells, labels, starts, teachers)
+    balanced = []
+    if imbalanced(rows):
+        balanced = checks(cells, labels, starts, teachers, metric="balanced_accuracy")
     metrics = ["top_1_accuracy"] + [
         m for m in OPTIONAL_METRICS if any(r.get(m) is not None for r in rows)
     ]
@@ -335,6 +348,14 @@ def write_report(
         text,
         "Orderings (mean test top-1 over the seeds; margin = left - (right - tolerance)):\n\n"
         + checks_table(found),
+        *(
+            [
+                "The test split is imbalanced, so the same orderings on mean test balanced "
+                "accuracy (the mean of the per-class recalls):\n\n" + checks_table(balanced)
+            ]
+            if balanced
+            else []
+        ),
         f"![label efficiency](label_efficiency.png)\n\nError bars: {bars}.",
         *(validation_note(rows, val) if val else []),
         *paragraphs,
@@ -348,6 +369,7 @@ def write_report(
             "verdict": text,
             "cells": cells,
             "checks": found,
+            "checks_balanced_accuracy": balanced,
             "validation": val,
             "rows": rows,
             "budget": budget,

@@ -1,5 +1,6 @@
 """What a label-efficiency report concludes from its cells: the verdict, two or three sentences in
-numbers, and the orderings it checks, on the cells' mean test top-1 accuracy.
+numbers, and the orderings it checks, on the cells' mean test top-1 accuracy (and, for imbalanced
+test sets, again on balanced accuracy: tfssl/compare_report.py).
 
 Each check reads "left >= right - tolerance" and reports its margin, left - (right - tolerance), in
 points (>= 0: it holds):
@@ -125,22 +126,23 @@ def verdict(cells, labels=None, pairs=()):
     return " ".join(sentences)
 
 
-def _mean(cell):
-    return cell["top_1_accuracy"]["mean"]
+def _mean(cell, metric):
+    return cell[metric]["mean"]
 
 
-def _std(*cells):
-    return max((c["top_1_accuracy"]["std"] or 0.0) for c in cells)
+def _std(metric, *cells):
+    return max((c[metric]["std"] or 0.0) for c in cells)
 
 
-def _check(kind, text, fraction, left, right, tolerance, tolerance_text):
-    margin = _mean(left) - (_mean(right) - tolerance)
+def _check(kind, text, fraction, left, right, tolerance, tolerance_text, metric):
+    margin = _mean(left, metric) - (_mean(right, metric) - tolerance)
     return {
         "kind": kind,
         "check": text,
+        "metric": metric,
         "label_fraction": fraction,
-        "left": left["top_1_accuracy"],
-        "right": right["top_1_accuracy"],
+        "left": left[metric],
+        "right": right[metric],
         "tolerance": tolerance,
         "tolerance_text": tolerance_text,
         "margin": margin,
@@ -148,16 +150,16 @@ def _check(kind, text, fraction, left, right, tolerance, tolerance_text):
     }
 
 
-def checks(cells, labels=None, starts=(), teachers=()):
-    """The checks of the module docstring. starts: (method, the method it starts from) pairs;
-    teachers: (student, teacher) pairs."""
+def checks(cells, labels=None, starts=(), teachers=(), metric="top_1_accuracy"):
+    """The checks of the module docstring, on the cells' mean `metric` (a cell without it is left
+    out). starts: (method, the method it starts from) pairs; teachers: (student, teacher) pairs."""
     labels = labels or {}
 
     def name(method):
         return labels.get(method, method)
 
-    by = {(c["method"], c["label_fraction"]): c for c in cells}
-    fractions = sorted({c["label_fraction"] for c in cells})
+    by = {(c["method"], c["label_fraction"]): c for c in cells if c.get(metric) is not None}
+    fractions = sorted({fraction for _, fraction in by})
     out = []
     for fraction in fractions:
         for a, b in starts:
@@ -170,8 +172,9 @@ def checks(cells, labels=None, starts=(), teachers=()):
                         fraction,
                         left,
                         right,
-                        _std(left, right),
+                        _std(metric, left, right),
                         "the larger std",
+                        metric,
                     )
                 )
         for a, b in teachers:
@@ -185,37 +188,42 @@ def checks(cells, labels=None, starts=(), teachers=()):
                         by[b, fraction],
                         TEACHER_TOLERANCE,
                         "0.1 point",
+                        metric,
                     )
                 )
+    if not fractions:
+        return out
     low = fractions[0]
     if ("supervised", low) in by:
-        for cell in cells:
-            if cell["label_fraction"] == low and cell["method"] != "supervised":
+        for (method, fraction), cell in by.items():
+            if fraction == low and method != "supervised":
                 out.append(
                     _check(
                         "supervised",
-                        f"{name(cell['method'])} >= supervised",
+                        f"{name(method)} >= supervised",
                         low,
                         cell,
                         by["supervised", low],
                         0.0,
                         "none",
+                        metric,
                     )
                 )
     if len(fractions) > 1:
         before, high = fractions[-2], fractions[-1]
-        for cell in cells:
-            if cell["label_fraction"] == high and (cell["method"], before) in by:
-                previous = by[cell["method"], before]
+        for (method, fraction), cell in by.items():
+            if fraction == high and (method, before) in by:
+                previous = by[method, before]
                 out.append(
                     _check(
                         "more_labels",
-                        f"{name(cell['method'])} at {100 * high:g}% >= at {100 * before:g}% - std",
+                        f"{name(method)} at {100 * high:g}% >= at {100 * before:g}% - std",
                         high,
                         cell,
                         previous,
-                        _std(cell, previous),
+                        _std(metric, cell, previous),
                         "the larger std",
+                        metric,
                     )
                 )
     return out
@@ -228,9 +236,11 @@ def checks_table(found):
         "|---|---|---|---|---|---|---|",
     ]
     for c in found:
+        metric = c.get("metric", "top_1_accuracy")
+        left, right = mean_std(c["left"], metric), mean_std(c["right"], metric)
         lines.append(
-            f"| {c['check']} | {100 * c['label_fraction']:g}% | {mean_std(c['left'])} | "
-            f"{mean_std(c['right'])} | {c['tolerance_text']} ({100 * c['tolerance']:.2f}) | "
+            f"| {c['check']} | {100 * c['label_fraction']:g}% | {left} | {right} | "
+            f"{c['tolerance_text']} ({100 * c['tolerance']:.2f}) | "
             f"{100 * c['margin']:+.2f} | {'yes' if c['holds'] else '**no**'} |"
         )
     return "\n".join(lines)

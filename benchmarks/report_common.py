@@ -347,13 +347,16 @@ def target(key, method, fraction, threshold):
     return f"{pct(summary)} (target {100 * threshold:g}%: {verdict}, {gap:+.2f} points)"
 
 
-def beats(key, method, fraction, others, points=0.0, std_of=()):
+def beats(key, method, fraction, others, points=0.0, std_of=(), metric="top_1_accuracy"):
     """A cell against the best of other cells plus `points`, less the larger std of the cells in
-    std_of: '97.10 ± 0.20% against 95.30 ± 0.40% + 1.5 (met, +0.30)'."""
-    left = compare_cell(key, method, fraction)
-    rights = [(m, compare_cell(key, m, fraction)) for m in others]
+    std_of ("pair": the cell and that best one): '97.10 ± 0.20% against 95.30 ± 0.40% + 1.5
+    (met, +0.30)'."""
+    left = compare_cell(key, method, fraction, metric)
+    rights = [(m, compare_cell(key, m, fraction, metric)) for m in others]
     name, right = max(rights, key=lambda mr: mr[1]["mean"])
-    spread = max([(compare_cell(key, m, fraction)["std"] or 0.0) for m in std_of] or [0.0])
+    if std_of == "pair":
+        std_of = (method, name)
+    spread = max([(compare_cell(key, m, fraction, metric)["std"] or 0.0) for m in std_of] or [0.0])
     gap = 100 * (left["mean"] - (right["mean"] + points / 100 - spread))
     verdict = "met" if gap >= 0 else "**missed**"
     terms = f" + {points:g}" if points else ""
@@ -361,13 +364,29 @@ def beats(key, method, fraction, others, points=0.0, std_of=()):
     return f"{pct(left)} against {name} {pct(right)}{terms} ({verdict}, {gap:+.2f} points)"
 
 
-def student(key, fraction, method="simclr_distill", teacher="simclr", tolerance=0.1):
+def student(
+    key, fraction, method="simclr_distill", teacher="simclr", tolerance=0.1, metric="top_1_accuracy"
+):
     """A distilled cell against its teacher's less tolerance (points): '98.90% against 99.11% -
     0.1 (**missed**, -0.11 points)'."""
-    left, right = compare_cell(key, method, fraction), compare_cell(key, teacher, fraction)
+    left = compare_cell(key, method, fraction, metric)
+    right = compare_cell(key, teacher, fraction, metric)
     gap = 100 * (left["mean"] - right["mean"]) + tolerance
     verdict = "met" if gap >= 0 else "**missed**"
     return f"{pct(left)} against {pct(right)} - {tolerance:g} ({verdict}, {gap:+.2f} points)"
+
+
+def more_labels(key, methods, low=0.1, high=1.0):
+    """Whether each method at `high` keeps its accuracy at `low` less the larger std of the two
+    cells: 'none loses more than its std' or the losers with their numbers."""
+    losers = []
+    for m in methods:
+        a, b = compare_cell(key, m, low), compare_cell(key, m, high)
+        spread = max(a["std"] or 0.0, b["std"] or 0.0)
+        if b["mean"] < a["mean"] - spread:
+            loss = 100 * (a["mean"] - b["mean"])
+            losers.append(f"**{m} loses {loss:.2f}** ({pct(a)} to {pct(b)})")
+    return "; ".join(losers) if losers else "none loses more than its std"
 
 
 def compare_train_minutes(key, method):

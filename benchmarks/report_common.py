@@ -305,9 +305,10 @@ def reports(section, table="reports"):
             f"({cores(k)} cores); the full report (every run, with its val numbers and choices): "
             f"`{folder}/report.md`.\n",
             body,
-            f"\n![confusion matrix of the best run]({folder}/confusion_matrix.png)",
-            f"![pretraining curves]({folder}/pretrain_curves.png)\n",
+            f"\n![confusion matrix of the best run]({folder}/confusion_matrix.png)\n",
         ]
+        if os.path.exists(os.path.join(os.path.dirname(HERE), folder, "pretrain_curves.png")):
+            out.append(f"![pretraining curves]({folder}/pretrain_curves.png)\n")
     return "\n".join(out)
 
 

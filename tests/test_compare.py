@@ -287,6 +287,18 @@ def test_imbalanced_test_sets_get_orderings_on_balanced_accuracy(tmp_path, count
     assert table[0]["left %"] == "69.00 ± 1.41" and table[0]["holds"] == "**no**"
 
 
+@pytest.mark.parametrize("methods", [("supervised", "mean_teacher"), ("simclr", "simclr_linear")])
+def test_the_validation_note_names_a_start_only_when_both_runs_exist(tmp_path, methods):
+    rows = [_row(m, 0.1, 0, 0.8, 0.8, [50, 50]) for m in methods]
+    labels = {"simclr": "SimCLR fine-tuned", "simclr_linear": "SimCLR linear probe"}
+    val = {"fraction": 0.2, "metric": "balanced_accuracy"}
+    write_report(rows, str(tmp_path), "t", labels, val=val, starts=[("simclr", "simclr_linear")])
+    text = open(tmp_path / "report.md").read()
+    assert "20 of 100 images" in text
+    named = "SimCLR fine-tuned starts from SimCLR linear probe" in text
+    assert named == ("one of its candidates" in text) == ("simclr" in methods)
+
+
 # --- a tiny comparison ---
 TINY_RECIPES = {
     "simclr_pretrain": "--mode=pretrain\n--width_multiplier=0.0625\n--proj_out_dim=16\n"

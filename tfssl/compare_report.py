@@ -212,8 +212,9 @@ def runs_table(rows, metrics, root):
     return _table(*_drop_val_columns(header, lines, val_header, 4))
 
 
-def validation_note(rows, val):
-    """What the validation split was and what it chose."""
+def validation_note(rows, val, labels=None, starts=()):
+    """What the validation split was and what it chose. starts: (method, the method whose run it
+    starts from) pairs, named when both ran."""
     sizes = {}
     for r in rows:
         if r["num_val_examples"]:
@@ -234,9 +235,16 @@ def validation_note(rows, val):
         "labeled subset (stratified, at least one image per class, the same images for every "
         f"method of a seed) and fitted on the rest ({shown}). It scored that split before its "
         f"first step and at about {VAL_EVALUATIONS - 1} checkpoints, kept the best by validation "
-        f"{metric} (ties: the lower val loss), and scored test once, on that checkpoint. "
-        "SimCLR fine-tuning starts from its linear probe, so the probe is one of its candidates."
+        f"{metric} (ties: the lower val loss), and scored test once, on that checkpoint."
     ]
+    ran = {r["method"] for r in rows}
+    name = (labels or {}).get
+    for method, start in starts:
+        if method in ran and start in ran:
+            paragraphs[0] += (
+                f" {name(method, method)} starts from {name(start, start)}, so that run's "
+                "network is one of its candidates."
+            )
     grids = [r for r in rows if r.get("grid")]
     if grids:
         lines = []
@@ -357,7 +365,7 @@ def write_report(
             else []
         ),
         f"![label efficiency](label_efficiency.png)\n\nError bars: {bars}.",
-        *(validation_note(rows, val) if val else []),
+        *(validation_note(rows, val, labels, starts) if val else []),
         *paragraphs,
         "Every run:\n\n" + runs_table(rows, metrics, root),
     ]

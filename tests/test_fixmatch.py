@@ -238,3 +238,57 @@ def test_training_on_2_replicas_reports_diagnostics_and_exports_the_ema(gray_fol
     np.testing.assert_allclose(
         loaded.call_inference(images)["logits"], method.eval_logits(images), atol=1e-4
     )
+
+
+# --- FreeMatch's self-adaptive thresholds ---
+def test_a_threshold_per_class_applies_to_the_predicted_class():
+    # Predicted classes 0, 1, 2, 0, 1 with max probabilities as in WEAK.
+    thresholds = np.array([0.98, 0.5, 0.9], np.float32)
+    labels, mask, probs = pseudo_label.pseudo_labels(tf.constant(WEAK), thresholds)
+    p = softmax(WEAK)
+    np.testing.assert_array_equal(labels, p.argmax(-1))
+    np.testing.assert_array_equal(mask, p.max(-1) >= thresholds[p.argmax(-1)])
+    np.testing.assert_array_equal(mask, [0, 1, 1, 0, 1])  # 0.97 < 0.98; 0.83 >= 0.5; ...
+
+
+def test_self_adaptive_thresholds_follow_freematch_by_hand():
+    """Two batches through the running means from 1/C, then p~(c) / max p~ * tau."""
+    confidence, shares = tf.constant(1 / 3), tf.constant([1 / 3] * 3)
+    tau, p_tilde = 1 / 3, np.full(3, 1 / 3)
+    for batch in (WEAK, WEAK[::-1] * 2):
+        p = softmax(batch)
+        confidence = pseudo_label.running_mean(confidence, tf.reduce_max(p, -1), 0.9)
+        shares = pseudo_label.running_mean(shares, tf.constant(p, tf.float32), 0.9)
+        tau = 0.9 * tau + 0.1 * p.max(-1).mean()
+        p_tilde = 0.9 * p_tilde + 0.1 * p.mean(0)
+    thresholds = pseudo_label.self_adaptive_thresholds(confidence, shares).numpy()
+    np.testing.assert_allclose(thresholds, p_tilde / p_tilde.max() * tau, rtol=1e-5)
+    assert thresholds.max() == pytest.approx(tau, rel=1e-5)  # the most predicted class gets tau
+
+
+def test_loss_with_self_adaptive_thresholds_matches_numpy(gray_folder, tmp_path):
+    cfg = fm_config(gray_folder, tmp_path, self_adaptive_threshold=True)
+    runtime.setup_runtime(cfg)
+    method = FixMatch(cfg, DataBundle(cfg, cfg.run_dir))
+    method.build()
+    method.step = tf.Variable(0, dtype=tf.int64)
+    np.testing.assert_allclose(method.class_shares.numpy(), np.full(4, 0.25))
+    assert float(method.confidence) == pytest.approx(0.25)
+    batch = next(iter(method.train_dataset(None, 0)))
+    (images, labels), ((weak, strong), _) = batch
+    method.confidence.assign(0.6)
+    method.class_shares.assign([0.4, 0.3, 0.2, 0.1])
+    loss, metrics = method.loss(batch)
+    logits = method.student(tf.concat([images, weak, strong], 0), training=True)["logits"].numpy()
+    p_weak = softmax(logits[4:12])
+    tau = 0.999 * 0.6 + 0.001 * p_weak.max(-1).mean()
+    p_tilde = 0.999 * np.array([0.4, 0.3, 0.2, 0.1]) + 0.001 * p_weak.mean(0)
+    thresholds = p_tilde / p_tilde.max() * tau
+    mask = p_weak.max(-1) >= thresholds[p_weak.argmax(-1)]
+    assert mask.any() and not (p_weak.max(-1) >= 0.95).any()  # kept only by lowered thresholds
+    unlabeled = np.sum(mask * np_ce(p_weak.argmax(-1), logits[12:])) / 8
+    expected = np_ce(labels.numpy(), logits[:4]).mean() + unlabeled
+    assert float(loss) == pytest.approx(expected, rel=1e-4)
+    assert float(metrics["mask_rate"]) == pytest.approx(mask.mean())
+    assert float(metrics["threshold"]) == pytest.approx(tau, rel=1e-5)
+    assert float(metrics["lowest_threshold"]) == pytest.approx(thresholds.min(), rel=1e-5)

@@ -482,6 +482,11 @@ class Config:
     distribution_alignment: bool = _field(
         False, "FixMatch: align pseudo-label distributions to the labeled one (ReMixMatch)."
     )
+    self_adaptive_threshold: bool = _field(
+        False,
+        "FixMatch: FreeMatch's self-adaptive per-class thresholds in place of "
+        "--confidence_threshold (Wang et al. 2023).",
+    )
     randaugment_num_ops: int = _field(
         2, "Strong augmentation: RandAugment operations per image.", valid=NON_NEGATIVE
     )

@@ -10,19 +10,36 @@ argmax q_i, and it is kept when max q_i >= tau:
 
 The unlabeled mean runs over all mu B images, kept or not, so the unlabeled term's weight grows with
 the number of confident images.
+
+FreeMatch (Wang et al. 2023) replaces the fixed tau by self-adaptive thresholds, one per class, from
+two running means over the unlabeled batches (momentum m, both starting at 1/C for C classes):
+
+    tau_t    = m tau_{t-1}    + (1 - m) 1/(mu B) sum_i max q_i        (the model's confidence)
+    p~_t(c)  = m p~_{t-1}(c)  + (1 - m) 1/(mu B) sum_i q_i(c)          (its class shares)
+    tau_t(c) = p~_t(c) / max_c' p~_t(c') * tau_t
+
+and keeps u_i when max q_i >= tau_t(argmax q_i): low thresholds while the model is unsure, and lower
+ones for the classes it predicts least.
 """
 
 import tensorflow as tf
 
 
-def pseudo_labels(weak_logits, threshold, class_ratio=None):
-    """(labels, mask, probs) of a batch of weak-view logits: probs = softmax(weak_logits), as a
-    constant, optionally aligned (align_distribution's ratio); labels = argmax probs; mask = 1.0
-    where max probs >= threshold, else 0.0."""
+def weak_probabilities(weak_logits, class_ratio=None):
+    """softmax(weak_logits) as a constant, aligned by class_ratio if given (align_distribution)."""
     probs = tf.stop_gradient(tf.nn.softmax(tf.cast(weak_logits, tf.float32)))
-    if class_ratio is not None:
-        probs = align_distribution(probs, class_ratio)
+    return probs if class_ratio is None else align_distribution(probs, class_ratio)
+
+
+def pseudo_labels(weak_logits, threshold, class_ratio=None):
+    """(labels, mask, probs) of a batch of weak-view logits: probs = weak_probabilities; labels =
+    argmax probs; mask = 1.0 where max probs >= the threshold, else 0.0. threshold: one number, or
+    one per class (the predicted class's applies)."""
+    probs = weak_probabilities(weak_logits, class_ratio)
     labels = tf.argmax(probs, axis=-1, output_type=tf.int32)
+    threshold = tf.convert_to_tensor(threshold, tf.float32)
+    if threshold.shape.rank == 1:
+        threshold = tf.gather(threshold, labels)
     mask = tf.cast(tf.reduce_max(probs, axis=-1) >= threshold, tf.float32)
     return labels, mask, probs
 
@@ -74,3 +91,9 @@ def align_distribution(probs, class_ratio):
 def running_mean(average, batch_probs, momentum):
     """p~ <- momentum * p~ + (1 - momentum) * (mean over the batch of q)."""
     return momentum * average + (1.0 - momentum) * tf.reduce_mean(batch_probs, axis=0)
+
+
+def self_adaptive_thresholds(confidence, class_shares):
+    """FreeMatch's per-class thresholds tau_t(c) = p~_t(c) / max_c' p~_t(c') * tau_t, from the
+    running means tau_t (confidence, of max q) and p~_t (class_shares, of q): see running_mean."""
+    return class_shares / tf.reduce_max(class_shares) * confidence

@@ -11,6 +11,9 @@ reference code. The loss is tfssl/losses/pseudo_label.py's fixmatch_loss: labele
 views' argmax, for those whose probability reaches --confidence_threshold (tau).
 --distribution_alignment scales the weak views' probabilities by the labeled class frequencies
 over a running mean (momentum 0.999) of the predicted ones before thresholding (ReMixMatch).
+--self_adaptive_threshold replaces tau by FreeMatch's thresholds, one per class, from running means
+(momentum 0.999) of the weak views' confidence and class shares, updated with each batch before it
+is thresholded (tfssl/losses/pseudo_label.py; FreeMatch's fairness loss is not included).
 
 The optimizer is the paper's (SGD, Nesterov momentum 0.9, lr 0.03, weight decay 5e-4,
 lr0 cos(7 pi k / 16 K)); an exponential moving average of all the weights (--ema_decay; batch-norm
@@ -30,13 +33,15 @@ import tensorflow as tf
 
 from tfssl.data import augment, randaugment
 from tfssl.errors import ConfigError
+from tfssl.losses import pseudo_label
 from tfssl.losses.consistency import ema_decay, ema_update
-from tfssl.losses.pseudo_label import fixmatch_loss, running_mean
 from tfssl.losses.supervised import accuracy, cross_entropy
 from tfssl.methods.mean_teacher import MeanTeacher
 
 #: Momentum of the running mean of predictions that --distribution_alignment divides by.
 ALIGNMENT_MOMENTUM = 0.999
+#: Momentum of --self_adaptive_threshold's running means (FreeMatch's lambda).
+THRESHOLD_MOMENTUM = 0.999
 
 
 class FixMatch(MeanTeacher):
@@ -109,6 +114,19 @@ class FixMatch(MeanTeacher):
             aggregation=tf.VariableAggregation.MEAN,
             name="prediction_mean",
         )
+        # --self_adaptive_threshold's running means, both starting at 1 / C.
+        self.confidence = tf.Variable(
+            1.0 / num_classes,
+            trainable=False,
+            aggregation=tf.VariableAggregation.MEAN,
+            name="confidence",
+        )
+        self.class_shares = tf.Variable(
+            tf.fill([num_classes], 1.0 / num_classes),
+            trainable=False,
+            aggregation=tf.VariableAggregation.MEAN,
+            name="class_shares",
+        )
         self.class_prior = None
         if self.cfg.distribution_alignment:
             labels = np.asarray(self.data.source.labels(self.cfg.train_split))
@@ -116,7 +134,12 @@ class FixMatch(MeanTeacher):
             self.class_prior = tf.constant(counts / counts.sum(), tf.float32)
 
     def checkpoint_items(self):
-        return {**super().checkpoint_items(), "prediction_mean": self.prediction_mean}
+        return {
+            **super().checkpoint_items(),
+            "prediction_mean": self.prediction_mean,
+            "confidence": self.confidence,
+            "class_shares": self.class_shares,
+        }
 
     @property
     def uses_unlabeled(self):
@@ -164,9 +187,19 @@ class FixMatch(MeanTeacher):
     def class_ratio(self, weak_logits):
         """Distribution alignment's p(y) / p~(y), after folding this batch into p~."""
         probs = tf.nn.softmax(tf.stop_gradient(tf.cast(weak_logits, tf.float32)))
-        average = running_mean(self.prediction_mean, probs, ALIGNMENT_MOMENTUM)
+        average = pseudo_label.running_mean(self.prediction_mean, probs, ALIGNMENT_MOMENTUM)
         self.prediction_mean.assign(average)
         return self.class_prior / average
+
+    def adaptive_thresholds(self, weak_logits, class_ratio):
+        """FreeMatch's per-class thresholds, after folding this batch into the running means."""
+        probs = pseudo_label.weak_probabilities(weak_logits, class_ratio)
+        momentum = THRESHOLD_MOMENTUM
+        self.confidence.assign(
+            pseudo_label.running_mean(self.confidence, tf.reduce_max(probs, -1), momentum)
+        )
+        self.class_shares.assign(pseudo_label.running_mean(self.class_shares, probs, momentum))
+        return pseudo_label.self_adaptive_thresholds(self.confidence, self.class_shares)
 
     def loss(self, batch):
         cfg = self.cfg
@@ -183,12 +216,16 @@ class FixMatch(MeanTeacher):
         labeled_logits = logits[:num_labeled]
         weak_logits = logits[num_labeled : num_labeled + num_unlabeled]
         ratio = self.class_ratio(weak_logits) if cfg.distribution_alignment else None
-        loss, parts = fixmatch_loss(
+        threshold = cfg.confidence_threshold
+        if cfg.self_adaptive_threshold:
+            threshold = self.adaptive_thresholds(weak_logits, ratio)
+            metrics.update(threshold=self.confidence, lowest_threshold=tf.reduce_min(threshold))
+        loss, parts = pseudo_label.fixmatch_loss(
             labels,
             labeled_logits,
             weak_logits,
             logits[num_labeled + num_unlabeled :],
-            cfg.confidence_threshold,
+            threshold,
             cfg.unlabeled_loss_weight,
             ratio,
         )

@@ -22,7 +22,8 @@ network. The trained network's accuracy is reported beside it (student_top_1_acc
 
 Logged for diagnosis only: mask_rate (the kept fraction of the unlabeled batch), pseudo_label_acc
 (how often a kept pseudo-label is the image's true class) and unlabeled_acc (the weak views'
-argmax against the true class, kept or not). The true labels never reach the loss.
+argmax against the true class, kept or not). The true labels never reach the loss. With
+--self_adaptive_threshold also threshold (tau_t, the most predicted class's) and lowest_threshold.
 
 --unlabeled_loss_weight=0 drops the unlabeled stream: the supervised baseline with the same
 network, weak views, optimizer, schedule and EMA.
@@ -46,7 +47,14 @@ THRESHOLD_MOMENTUM = 0.999
 
 class FixMatch(MeanTeacher):
     job = "fixmatch"
-    progress_metrics = ("loss", "unlabeled_loss", "mask_rate", "pseudo_label_acc", "unlabeled_acc")
+    progress_metrics = (
+        "loss",
+        "unlabeled_loss",
+        "mask_rate",
+        "pseudo_label_acc",
+        "unlabeled_acc",
+        "threshold",  # --self_adaptive_threshold's tau_t
+    )
     architectures = ("auto", "convlarge", "resnet")
     # The paper's optimizer and EMA; CPU-sized batches (16 + 7 x 16 images a step, the paper's 64
     # + 7 x 64) and run length (the paper's 2^20 steps take days on a GPU). ConvLarge at a quarter

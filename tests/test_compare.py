@@ -299,6 +299,18 @@ def test_the_validation_note_names_a_start_only_when_both_runs_exist(tmp_path, m
     assert named == ("one of its candidates" in text) == ("simclr" in methods)
 
 
+@pytest.mark.parametrize("num_val", [14, 100])
+def test_a_small_validation_split_is_flagged_with_its_standard_error(tmp_path, num_val):
+    rows = [dict(_row("supervised", 0.01, 0, 0.8, 0.8, [50, 50]), num_val_examples=num_val)]
+    val = {"fraction": 0.2, "metric": "top_1_accuracy"}
+    write_report(rows, str(tmp_path), "t", val=val)
+    text = open(tmp_path / "report.md").read()
+    # 14 images: one is 100 / 14 = 7.14 points; sqrt(0.25 / 14) = 0.1336.
+    flagged = "has 14 images: one image is 7.1 points" in text and "up to 13.4 points" in text
+    assert flagged == (num_val == 14)
+    assert ("not told apart reliably" in text) == (num_val == 14)
+
+
 # --- a tiny comparison ---
 TINY_RECIPES = {
     "simclr_pretrain": "--mode=pretrain\n--width_multiplier=0.0625\n--proj_out_dim=16\n"

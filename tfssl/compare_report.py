@@ -7,6 +7,7 @@ verdict and the orderings it checks are in tfssl/compare_verdict.py. report.json
 number report.md prints.
 """
 
+import math
 import os
 
 from tfssl import stats
@@ -31,6 +32,8 @@ OPTIONAL_METRICS = ("balanced_accuracy", "auroc")
 # A test split whose largest class has at least this many times the images of its smallest is
 # imbalanced: the orderings are checked on balanced accuracy too, as accuracy rewards the majority.
 IMBALANCE_RATIO = 1.5
+# A validation split under this many images gets a warning: one image is a point or more.
+SMALL_VALIDATION = 100
 METRIC_HEADERS = {
     "top_1_accuracy": "test top-1 %",
     "balanced_accuracy": "balanced acc. %",
@@ -237,6 +240,14 @@ def validation_note(rows, val, labels=None, starts=()):
         f"first step and at about {VAL_EVALUATIONS - 1} checkpoints, kept the best by validation "
         f"{metric} (ties: the lower val loss), and scored test once, on that checkpoint."
     ]
+    smallest = min(v for pairs in sizes.values() for v, _ in pairs)
+    if smallest < SMALL_VALIDATION:
+        paragraphs[0] += (
+            f" The smallest validation split has {smallest} images: one image is "
+            f"{100 / smallest:.1f} points of its accuracy, and the standard error of an accuracy "
+            f"measured on it is up to {50 / math.sqrt(smallest):.1f} points (sqrt(p (1 - p) / n) "
+            "at p = 0.5), so candidates closer than that are not told apart reliably."
+        )
     ran = {r["method"] for r in rows}
     name = (labels or {}).get
     for method, start in starts:

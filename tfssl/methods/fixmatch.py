@@ -142,12 +142,10 @@ class FixMatch(MeanTeacher):
             self.class_prior = tf.constant(counts / counts.sum(), tf.float32)
 
     def checkpoint_items(self):
-        return {
-            **super().checkpoint_items(),
-            "prediction_mean": self.prediction_mean,
-            "confidence": self.confidence,
-            "class_shares": self.class_shares,
-        }
+        items = {**super().checkpoint_items(), "prediction_mean": self.prediction_mean}
+        if self.cfg.self_adaptive_threshold:  # only then: older runs' checkpoints still restore
+            items.update(confidence=self.confidence, class_shares=self.class_shares)
+        return items
 
     @property
     def uses_unlabeled(self):

@@ -9,6 +9,7 @@ import tensorflow as tf
 from tests.conftest import tiny_config
 from tfssl import restore
 from tfssl.data.pipeline import DataBundle
+from tfssl.errors import ConfigError
 from tfssl.export import export_saved_model
 from tfssl.losses import pseudo_label
 from tfssl.methods.fixmatch import FixMatch
@@ -292,3 +293,9 @@ def test_loss_with_self_adaptive_thresholds_matches_numpy(gray_folder, tmp_path)
     assert float(metrics["mask_rate"]) == pytest.approx(mask.mean())
     assert float(metrics["threshold"]) == pytest.approx(tau, rel=1e-5)
     assert float(metrics["lowest_threshold"]) == pytest.approx(thresholds.min(), rel=1e-5)
+
+
+def test_a_fixed_threshold_beside_self_adaptive_ones_is_a_one_line_error(gray_folder, tmp_path):
+    fm_config(gray_folder, tmp_path, self_adaptive_threshold=True)  # the default 0.95 is fine
+    with pytest.raises(ConfigError, match="drop --confidence_threshold"):
+        fm_config(gray_folder, tmp_path, self_adaptive_threshold=True, confidence_threshold=0.9)

@@ -88,6 +88,11 @@ class FixMatch(MeanTeacher):
             )
         if cfg.logit_distance_cost >= 0:
             raise ConfigError("--logit_distance_cost is Mean Teacher's; FixMatch has one head")
+        fixed = type(cfg).__dataclass_fields__["confidence_threshold"].default
+        if cfg.self_adaptive_threshold and cfg.confidence_threshold != fixed:
+            raise ConfigError(
+                "--self_adaptive_threshold learns the thresholds; drop --confidence_threshold"
+            )
         if cfg.random_translate < -1:
             raise ConfigError(
                 f"--random_translate={cfg.random_translate}: give pixels, or -1 for 12.5% of the "

@@ -19,6 +19,7 @@ from tfssl.compare_verdict import (
     interval,
     joined,
     mean_std,
+    method_name,
     scale_of,
     share,
     verdict,
@@ -249,12 +250,11 @@ def validation_note(rows, val, labels=None, starts=()):
             "at p = 0.5), so candidates closer than that are not told apart reliably."
         )
     ran = {r["method"] for r in rows}
-    name = (labels or {}).get
     for method, start in starts:
         if method in ran and start in ran:
             paragraphs[0] += (
-                f" {name(method, method)} starts from {name(start, start)}, so that run's "
-                "network is one of its candidates."
+                f" {method_name(labels, method)} starts from {method_name(labels, start)}, so "
+                "that run's network is one of its candidates."
             )
     grids = [r for r in rows if r.get("grid")]
     if grids:

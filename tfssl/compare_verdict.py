@@ -60,14 +60,18 @@ def _points(difference):
     return f"{abs(100 * difference):.2f} points {'above' if difference >= 0 else 'below'}"
 
 
+def method_name(labels, method):
+    """A method's name in prose: its label if labels (method -> text) has one, else the method."""
+    return (labels or {}).get(method, method)
+
+
 def verdict(cells, labels=None, pairs=()):
     """Two or three sentences in numbers: the best method at the fewest labels against supervised
     training, each method against its teacher or probe (pairs), and any loss from the second-largest
     to the largest fraction beyond the seeds' spread."""
-    labels = labels or {}
 
     def name(method):
-        return labels.get(method, method)
+        return method_name(labels, method)
 
     def mean(cell):
         return cell["top_1_accuracy"]["mean"]
@@ -153,10 +157,9 @@ def _check(kind, text, fraction, left, right, tolerance, tolerance_text, metric)
 def checks(cells, labels=None, starts=(), teachers=(), metric="top_1_accuracy"):
     """The checks of the module docstring, on the cells' mean `metric` (a cell without it is left
     out). starts: (method, the method it starts from) pairs; teachers: (student, teacher) pairs."""
-    labels = labels or {}
 
     def name(method):
-        return labels.get(method, method)
+        return method_name(labels, method)
 
     by = {(c["method"], c["label_fraction"]): c for c in cells if c.get(metric) is not None}
     fractions = sorted({fraction for _, fraction in by})

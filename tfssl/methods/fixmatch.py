@@ -197,7 +197,7 @@ class FixMatch(MeanTeacher):
 
     def class_ratio(self, weak_logits):
         """Distribution alignment's p(y) / p~(y), after folding this batch into p~."""
-        probs = tf.nn.softmax(tf.stop_gradient(tf.cast(weak_logits, tf.float32)))
+        probs = pseudo_label.weak_probabilities(weak_logits)
         average = pseudo_label.running_mean(self.prediction_mean, probs, ALIGNMENT_MOMENTUM)
         self.prediction_mean.assign(average)
         return self.class_prior / average

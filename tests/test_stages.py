@@ -93,52 +93,6 @@ def test_linear_eval_keeps_encoder_and_bn_statistics_bit_identical(runs):
     )  # the head did learn
 
 
-@pytest.mark.parametrize("freeze_bn", [False, True])
-def test_freeze_bn_keeps_every_batch_norm_variable_and_trains_the_rest(runs, freeze_bn):
-    root, common, _ = runs
-    from tfssl.methods.finetune import FineTune
-    from tfssl.train.distribute import make_strategy
-    from tfssl.train.trainer import Trainer
-
-    cfg = launch.inherit_architecture(
-        tiny_config(
-            mode="finetune",
-            checkpoint=str(root / "pre"),
-            model_dir=str(root / f"freeze_bn_{freeze_bn}"),
-            freeze_bn=freeze_bn,
-            num_labels=16,
-            train_steps=3,
-            learning_rate=0.4,
-            **common,
-        )
-    )
-    runtime.setup_runtime(cfg)
-    trainer = Trainer(cfg, FineTune, DataBundle(cfg, cfg.run_dir), make_strategy("one_device"))
-    model = trainer.method.model
-    trainer.method.initialize()
-    images = np.random.default_rng(0).uniform(size=(8, 16, 16, 1)).astype(np.float32)
-    in_training = model.encoder(images, training=True).numpy()
-    # Frozen: training mode normalises with the restored statistics, as inference does.
-    same = np.allclose(in_training, model.encoder(images, training=False).numpy(), atol=1e-5)
-    assert same == freeze_bn
-    bn_names = ("moving_mean", "moving_variance", "gamma", "beta")
-    variables = model.encoder.variables + model.projection_head.variables
-    before = {v.path: v.numpy().copy() for v in variables}
-    trainer.fit()
-    bn_changed = [
-        v.path
-        for v in variables
-        if v.path.split("/")[-1] in bn_names and not np.array_equal(v.numpy(), before[v.path])
-    ]
-    assert bool(bn_changed) != freeze_bn, bn_changed
-    kernels_changed = [
-        v.path
-        for v in variables
-        if v.path.endswith("kernel") and not np.array_equal(v.numpy(), before[v.path])
-    ]
-    assert kernels_changed  # the convolutions learn either way
-
-
 def test_same_seed_same_subset_in_every_mode(mnist_data_dir, tmp_path):
     subsets = {}
     for mode in ("finetune", "supervised", "mean_teacher"):

@@ -234,12 +234,6 @@ class Config:
         valid=(lambda v: -1 <= v <= 4, "must be -1..4"),
     )
     zero_init_logits_layer: bool = _field(False, "Zero-initialise the supervised head.")
-    freeze_bn: bool = _field(
-        False,
-        "Fine-tune: batch norm keeps the checkpoint's statistics, scale and offset (inference "
-        "mode) while the weights around it learn, so fine-tuning starts from exactly the "
-        "restored network.",
-    )
     teacher: str = _field(
         "", "Distill / self_train: teacher model_dir, checkpoint prefix or SavedModel."
     )

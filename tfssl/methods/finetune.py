@@ -5,7 +5,6 @@ import dataclasses
 import logging
 import os
 
-import keras
 import tensorflow as tf
 
 from tfssl.errors import ConfigError
@@ -104,10 +103,6 @@ class FineTune(LabeledTraining):
         )
         if cfg.fine_tune_after_block >= 4:  # linear evaluation: nothing below the head learns
             self.model.projection_head.trainable = False
-        if cfg.freeze_bn:
-            for layer in self.model._flatten_layers(include_self=False):
-                if isinstance(layer, keras.layers.BatchNormalization):
-                    layer.trainable = False
 
     def _from_fine_tuned(self, resolved):
         """Whether the checkpoint is a tfssl fine-tuning run's (its flags.json says so)."""

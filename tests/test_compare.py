@@ -445,6 +445,42 @@ def test_the_grid_keeps_the_run_with_the_best_validation(comparison):
         assert flags["teacher"] == chosen["run_dir"]
 
 
+def test_a_split_too_small_to_choose_keeps_the_recipes_cell_and_last_checkpoint(
+    gray_folder, tmp_path
+):
+    """8 validation images under --min_val_examples=9: the grid trains only the recipe's cell (lr
+    0.02 and the default crop 0.3, not the grid's first cell), and every run keeps its last step."""
+    recipe_dir = tmp_path / "recipes"
+    recipe_dir.mkdir()
+    for name, text in TINY_RECIPES.items():
+        (recipe_dir / f"{name}.cfg").write_text(text + "\n")
+    cfg = tiny_config(
+        mode="compare",
+        dataset=f"folder:{gray_folder}",
+        model_dir=str(tmp_path / "compare"),
+        budget="tiny",
+        methods="simclr",
+        label_fractions="0.5",
+        eval_steps=1,
+        recipe_dir=str(recipe_dir),
+        finetune_learning_rates="0.1,0.02",
+        finetune_crop_min_areas="0.8,0.3",
+        min_val_examples=9,
+    )
+    rows = jobs.run(cfg)
+    directory = tmp_path / "compare" / "simclr" / "50pct" / "seed0"
+    assert sorted(os.listdir(directory)) == ["grid.json", "lr0.02_crop0.3"]
+    grid = json.load(open(directory / "grid.json"))
+    assert grid["chosen"] == {"learning_rate": 0.02, "crop_min_area": 0.3}
+    assert grid["too_small"] == {"num_val_examples": 8, "min_val_examples": 9}
+    for row in rows:
+        result = json.load(open(os.path.join(row["run_dir"], "result.json")))
+        assert result["selection"]["best_step"] == STEPS[row["method"]] == result["global_step"]
+    text = open(tmp_path / "compare" / "report.md").read()
+    assert "A split of fewer than 9 images (--min_val_examples) does not choose" in text
+    assert "(kept, not chosen: too few val images)" in text
+
+
 def test_report_numbers_are_the_runs_results(comparison):
     _, root, rows = comparison
     text = open(root / "report.md").read()

@@ -172,3 +172,54 @@ def test_best_checkpoint_is_restored_and_the_only_one_tested(gray_folder, tmp_pa
     again = evaluate.evaluate(method, data, run_cfg.eval_split, 32)
     assert result["eval"]["top_1_accuracy"] == pytest.approx(again["top_1_accuracy"], abs=1e-12)
     assert result["eval"]["loss"] == pytest.approx(again["loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize("min_val_examples,kept_step", [(8, 3), (9, 6)])
+def test_a_split_under_min_val_examples_keeps_the_last_checkpoint(
+    gray_folder, tmp_path, monkeypatch, min_val_examples, kept_step
+):
+    """8 validation images: --min_val_examples=8 chooses step 3 by the script, 9 keeps step 6."""
+    from tfssl import restore
+    from tfssl.train import evaluate
+    from tfssl.train import selection as selection_module
+    from tfssl.train.launch import train
+
+    def scripted(method, cfg):
+        real = evaluate.scores(*evaluate.predict(method, method.data, cfg.val_split, 32))
+        step = int(method.step.numpy())
+        return {**real, "balanced_accuracy": SCRIPT[step][0], "loss": SCRIPT[step][1]}
+
+    monkeypatch.setattr(selection_module, "validation_scores", scripted)
+    cfg = tiny_config(
+        mode="supervised",
+        dataset=f"folder:{gray_folder}",
+        train_steps=6,
+        checkpoint_steps=1,
+        label_fraction=0.5,
+        labeled_val_fraction=0.25,
+        val_split="labeled_val",
+        best_checkpoint_metric="balanced_accuracy",
+        min_val_examples=min_val_examples,
+        model_dir=str(tmp_path / "run"),
+    )
+    result = train(cfg)
+    assert result["num_val_examples"] == 8
+    assert result["selection"]["best_step"] == kept_step
+    assert result["selection"]["kept_last"] == (kept_step == 6)
+    assert max(SCRIPT[s][0] for s in SCRIPT) > SCRIPT[6][0]  # the last is not the best scored
+    method, data, _, run_cfg = restore.load_trained(cfg.model_dir)  # the run's last checkpoint
+    again = evaluate.evaluate(method, data, run_cfg.eval_split, 32)
+    assert result["eval"]["top_1_accuracy"] == pytest.approx(again["top_1_accuracy"], abs=1e-12)
+
+
+def test_best_of_keeps_the_latest_evaluation_of_a_small_split():
+    best_of = selection.best_of
+    history = [
+        {"step": 0, "balanced_accuracy": 0.5, "loss": 1.0, "num_examples": 14},
+        {"step": 5, "balanced_accuracy": 0.9, "loss": 0.4, "num_examples": 14},
+        {"step": 9, "balanced_accuracy": 0.7, "loss": 0.6, "num_examples": 14},
+    ]
+    assert best_of(history, "balanced_accuracy")["step"] == 5
+    assert best_of(history, "balanced_accuracy", min_examples=14)["step"] == 5
+    assert best_of(history, "balanced_accuracy", min_examples=15)["step"] == 9
+    assert best_of(list(reversed(history)), "loss", min_examples=100)["step"] == 9

@@ -218,6 +218,7 @@ class Comparison:
                 val_split=LABELED_VAL,
                 labeled_val_fraction=self.val_fraction,
                 best_checkpoint_metric=self.metric,
+                min_val_examples=self.cfg.min_val_examples,
             )
         try:
             probe = Config.for_job(given)
@@ -296,11 +297,29 @@ class Comparison:
             result = self.run_job(method, spec.job, spec.budget, directory, **flags)
             self.results[key], self.dirs[key] = result, directory
             return result
-        tried = []
-        for candidate in candidates:
+        # The recipe's cell trains first: a split too small to choose stops the grid there.
+        recipe_cell = self.recipe_values(method, spec, flags)
+        kept = recipe_cell if recipe_cell in candidates else candidates[0]
+        done = {}
+        for candidate in [kept] + [c for c in candidates if c != kept]:
             run = os.path.join(directory, grids.candidate_name(candidate))
             result = self.run_job(method, spec.job, spec.budget, run, **flags, **candidate)
-            tried.append({"flags": candidate, "run_dir": run, "result": result})
+            done[grids.candidate_name(candidate)] = {
+                "flags": candidate,
+                "run_dir": run,
+                "result": result,
+            }
+            if (result.get("num_val_examples") or 0) < self.cfg.min_val_examples:
+                self.grids[key] = grids.kept_recipe(
+                    done[grids.candidate_name(kept)], self.metric, self.cfg.min_val_examples
+                )
+                write_json(os.path.join(directory, "grid.json"), self.grids[key])
+                log.info(
+                    "compare: %s %s seed %d: too few val images to choose", method, fraction, index
+                )
+                self.results[key], self.dirs[key] = result, run
+                return result
+        tried = [done[grids.candidate_name(c)] for c in candidates]  # the grid's order for ties
         self.grids[key] = grids.choose(tried, self.metric)
         write_json(os.path.join(directory, "grid.json"), self.grids[key])
         chosen = self.grids[key]["chosen"]
@@ -308,6 +327,15 @@ class Comparison:
         winner = next(t for t in tried if t["flags"] == chosen)
         self.results[key], self.dirs[key] = winner["result"], winner["run_dir"]
         return winner["result"]
+
+    def recipe_values(self, method, spec, flags):
+        """{flag: value} of the grid's flags in the method's recipe (or their defaults): the cell
+        a grid keeps when its validation split is too small to choose (if the grid has it; else
+        its first)."""
+        path = recipes.recipe_path(self.recipe_dir, self.cfg.dataset, method)
+        recipe_flags = recipes.read_recipe(path, spec.job, recipes.CONTROLLED)
+        cfg = Config.for_job({**recipe_flags, **self.shared, **flags, "mode": spec.job})
+        return {flag: getattr(cfg, flag) for flag, _ in spec.grid}
 
     # --- everything ---
     def run(self):
@@ -373,7 +401,11 @@ def compare(cfg):
             for name, spec in COMPARE_METHODS.items()
             for other in tuple(m for m in (spec.teacher, spec.init) if m) + spec.also
         ],
-        val={"fraction": comparison.val_fraction, "metric": comparison.metric},
+        val={
+            "fraction": comparison.val_fraction,
+            "metric": comparison.metric,
+            "min_examples": cfg.min_val_examples,
+        },
         starts=[(n, s.init) for n, s in COMPARE_METHODS.items() if s.init],
         teachers=[(n, s.teacher) for n, s in COMPARE_METHODS.items() if s.teacher],
         budget={

@@ -44,3 +44,15 @@ def choose(tried, metric):
             for t in tried
         ],
     }
+
+
+def kept_recipe(run, metric, min_examples):
+    """What a grid records when its validation split has fewer than min_examples images, too few
+    to choose: only one cell ran, the recipe's values (or the grid's first cell without them)
+    (run: {flags, run_dir, result})."""
+    record = choose([run], metric)
+    record["too_small"] = {
+        "num_val_examples": run["result"].get("num_val_examples"),
+        "min_val_examples": min_examples,
+    }
+    return record

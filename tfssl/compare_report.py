@@ -242,12 +242,19 @@ def validation_note(rows, val, labels=None, starts=()):
         f"{metric} (ties: the lower val loss), and scored test once, on that checkpoint."
     ]
     smallest = min(v for pairs in sizes.values() for v, _ in pairs)
-    if smallest < SMALL_VALIDATION:
+    least = val.get("min_examples", 0)
+    if smallest < max(SMALL_VALIDATION, least):
         paragraphs[0] += (
             f" The smallest validation split has {smallest} images: one image is "
             f"{100 / smallest:.1f} points of its accuracy, and the standard error of an accuracy "
             f"measured on it is up to {50 / math.sqrt(smallest):.1f} points (sqrt(p (1 - p) / n) "
             "at p = 0.5), so candidates closer than that are not told apart reliably."
+        )
+    if smallest < least:
+        paragraphs[0] += (
+            f" A split of fewer than {least} images (--min_val_examples) does not choose: those "
+            "runs kept their last checkpoint, and their grids the recipe's values (or their first "
+            "cell)."
         )
     ran = {r["method"] for r in rows}
     for method, start in starts:
@@ -267,6 +274,8 @@ def validation_note(rows, val, labels=None, starts=()):
                 + ("**" if c["flags"] == chosen else "")
                 for c in r["grid"]["candidates"]
             )
+            if r["grid"].get("too_small"):
+                tried += " (kept, not chosen: too few val images)"
             lines.append(
                 f"| {r['method']} | {labels_name(r['label_fraction'])} | {r['seed']} | {tried} | "
                 f"{r['grid']['train_wall_time_s']:.0f} s |"

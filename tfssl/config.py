@@ -570,6 +570,13 @@ class Config:
         "the eval split once, on it. --mode=compare: none means balanced_accuracy.",
         ("none", "balanced_accuracy", "top_1_accuracy", "auroc", "loss"),
     )
+    min_val_examples: int = _field(
+        100,
+        "A validation split with fewer images cannot choose (one image is over a point): the run "
+        "keeps its last checkpoint, still logging the val scores, and a --mode=compare grid "
+        "keeps its recipe's values.",
+        valid=NON_NEGATIVE,
+    )
     finetune_learning_rates: str = _field(
         "0.02,0.1",
         "Compare: fine-tuning learning rates (per 256) tried for every fine-tuned run; the "

@@ -67,6 +67,7 @@ CONTROLLED = SHARED_FIELDS + (
     "val_split",
     "labeled_val_fraction",
     "best_checkpoint_metric",
+    "min_val_examples",
     "checkpoint_steps",
     "checkpoint_epochs",
     "finetune_learning_rates",

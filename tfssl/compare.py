@@ -20,7 +20,8 @@ grid (Spec.grid; `simclr`: --finetune_learning_rates x --finetune_crop_min_areas
 per combination on the same labels and keeps the one whose chosen checkpoint scores best on
 validation, as SimCLRv2 chose its fine-tuning hyperparameters on held-out labels. The report
 states the validation size, each run's chosen step and each grid's choice; its time counts every
-run of the grid.
+run of the grid. A split of fewer than --min_val_examples (100) images does not choose: its runs
+keep their last checkpoint, and a grid trains only the recipe's cell.
 
 How long. Each run's steps follow from epochs over its own training data:
 

@@ -245,6 +245,7 @@ class Comparison:
         if os.path.exists(result_path):
             result = read_json(result_path)
             if result.get("global_step") == steps:
+                self.check_choice_rule(result, model_dir)
                 log.info("reusing %s (finished)", model_dir)
                 return result
         log.info("compare: %s in %s (%d steps, recipe %s)", job, model_dir, steps, path)
@@ -253,6 +254,20 @@ class Comparison:
 
             return self_train(run_cfg)
         return train(run_cfg)
+
+    def check_choice_rule(self, result, model_dir):
+        """A finished run must have chosen its checkpoint as --min_val_examples now would: one
+        from before the rule, or under another value, is a one-line error, not a silent reuse."""
+        selection = result.get("selection")
+        if not selection:
+            return
+        small = (result.get("num_val_examples") or 0) < self.cfg.min_val_examples
+        if bool(selection.get("kept_last")) != small:
+            raise ConfigError(
+                f"{model_dir} chose its checkpoint on {result.get('num_val_examples')} validation "
+                f"images under another rule than --min_val_examples={self.cfg.min_val_examples}; "
+                "remove that folder to train it again, or pass the value it ran with"
+            )
 
     def pretrain_dir(self, ssl="simclr"):
         return os.path.join(self.root, f"{ssl}_pretrain")

@@ -8,9 +8,9 @@ lower val loss, then to the earlier step) has its networks (Method.checkpoint_it
 the eval split once, on it. Every evaluation is kept in <model_dir>/selection.json, so a resumed
 run continues the same choice.
 
-A split of fewer than --min_val_examples images does not choose: there the latest evaluation counts
-as the best, so the run keeps its last checkpoint: on HAM10000 at 1% of the labels (14 validation
-images), choosing did no better than this on 1,009 held-out images (BENCHMARKS.md).
+A split of fewer than --min_val_examples images does not choose. There the latest evaluation counts
+as the best, so the run keeps its last checkpoint. On HAM10000 at 1% of the labels (14 validation
+images), choosing had done no better than that on 1,009 held-out images (BENCHMARKS.md).
 """
 
 import logging

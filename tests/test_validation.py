@@ -121,11 +121,10 @@ SCRIPT = {
 }
 
 
-def test_best_checkpoint_is_restored_and_the_only_one_tested(gray_folder, tmp_path, monkeypatch):
-    from tfssl import restore
-    from tfssl.train import evaluate, trainer
+def script_validation(monkeypatch):
+    """Replaces the validation scores with SCRIPT's, by step (the other scores stay real)."""
+    from tfssl.train import evaluate
     from tfssl.train import selection as selection_module
-    from tfssl.train.launch import train
 
     def scripted(method, cfg):
         real = evaluate.scores(*evaluate.predict(method, method.data, cfg.val_split, 32))
@@ -133,23 +132,36 @@ def test_best_checkpoint_is_restored_and_the_only_one_tested(gray_folder, tmp_pa
         return {**real, "balanced_accuracy": SCRIPT[step][0], "loss": SCRIPT[step][1]}
 
     monkeypatch.setattr(selection_module, "validation_scores", scripted)
-    tested = []
-    real_evaluate_all = trainer.evaluate_all
-    monkeypatch.setattr(
-        trainer, "evaluate_all", lambda m, c: tested.append(1) or real_evaluate_all(m, c)
-    )
-    cfg = tiny_config(
+
+
+def scripted_run_config(gray_folder, tmp_path, **values):
+    """A 6-step supervised run that validates at every step on 8 held-out labeled images."""
+    return tiny_config(
         mode="supervised",
         dataset=f"folder:{gray_folder}",
         train_steps=6,
         checkpoint_steps=1,
-        keep_checkpoint_max=10,
         label_fraction=0.5,
         labeled_val_fraction=0.25,
         val_split="labeled_val",
         best_checkpoint_metric="balanced_accuracy",
         model_dir=str(tmp_path / "run"),
+        **values,
     )
+
+
+def test_best_checkpoint_is_restored_and_the_only_one_tested(gray_folder, tmp_path, monkeypatch):
+    from tfssl import restore
+    from tfssl.train import evaluate, trainer
+    from tfssl.train.launch import train
+
+    script_validation(monkeypatch)
+    tested = []
+    real_evaluate_all = trainer.evaluate_all
+    monkeypatch.setattr(
+        trainer, "evaluate_all", lambda m, c: tested.append(1) or real_evaluate_all(m, c)
+    )
+    cfg = scripted_run_config(gray_folder, tmp_path, keep_checkpoint_max=10)
     result = train(cfg)
     assert len(tested) == 1  # test scored once, at the end
     chosen = result["selection"]
@@ -181,27 +193,10 @@ def test_a_split_under_min_val_examples_keeps_the_last_checkpoint(
     """8 validation images: --min_val_examples=8 chooses step 3 by the script, 9 keeps step 6."""
     from tfssl import restore
     from tfssl.train import evaluate
-    from tfssl.train import selection as selection_module
     from tfssl.train.launch import train
 
-    def scripted(method, cfg):
-        real = evaluate.scores(*evaluate.predict(method, method.data, cfg.val_split, 32))
-        step = int(method.step.numpy())
-        return {**real, "balanced_accuracy": SCRIPT[step][0], "loss": SCRIPT[step][1]}
-
-    monkeypatch.setattr(selection_module, "validation_scores", scripted)
-    cfg = tiny_config(
-        mode="supervised",
-        dataset=f"folder:{gray_folder}",
-        train_steps=6,
-        checkpoint_steps=1,
-        label_fraction=0.5,
-        labeled_val_fraction=0.25,
-        val_split="labeled_val",
-        best_checkpoint_metric="balanced_accuracy",
-        min_val_examples=min_val_examples,
-        model_dir=str(tmp_path / "run"),
-    )
+    script_validation(monkeypatch)
+    cfg = scripted_run_config(gray_folder, tmp_path, min_val_examples=min_val_examples)
     result = train(cfg)
     assert result["num_val_examples"] == 8
     assert result["selection"]["best_step"] == kept_step

@@ -255,14 +255,17 @@ class Comparison:
             return self_train(run_cfg)
         return train(run_cfg)
 
+    def too_few_val(self, result):
+        """Whether a run's validation split is under --min_val_examples, too small to choose."""
+        return (result.get("num_val_examples") or 0) < self.cfg.min_val_examples
+
     def check_choice_rule(self, result, model_dir):
         """A finished run must have chosen its checkpoint as --min_val_examples now would: one
         from before the rule, or under another value, is a one-line error, not a silent reuse."""
         selection = result.get("selection")
         if not selection:
             return
-        small = (result.get("num_val_examples") or 0) < self.cfg.min_val_examples
-        if bool(selection.get("kept_last")) != small:
+        if bool(selection.get("kept_last")) != self.too_few_val(result):
             raise ConfigError(
                 f"{model_dir} chose its checkpoint on {result.get('num_val_examples')} validation "
                 f"images under another rule than --min_val_examples={self.cfg.min_val_examples}; "
@@ -316,26 +319,22 @@ class Comparison:
         # The recipe's cell trains first: a split too small to choose stops the grid there.
         recipe_cell = self.recipe_values(method, spec, flags)
         kept = recipe_cell if recipe_cell in candidates else candidates[0]
-        done = {}
-        for candidate in [kept] + [c for c in candidates if c != kept]:
+
+        def grid_run(candidate):
             run = os.path.join(directory, grids.candidate_name(candidate))
             result = self.run_job(method, spec.job, spec.budget, run, **flags, **candidate)
-            done[grids.candidate_name(candidate)] = {
-                "flags": candidate,
-                "run_dir": run,
-                "result": result,
-            }
-            if (result.get("num_val_examples") or 0) < self.cfg.min_val_examples:
-                self.grids[key] = grids.kept_recipe(
-                    done[grids.candidate_name(kept)], self.metric, self.cfg.min_val_examples
-                )
-                write_json(os.path.join(directory, "grid.json"), self.grids[key])
-                log.info(
-                    "compare: %s %s seed %d: too few val images to choose", method, fraction, index
-                )
-                self.results[key], self.dirs[key] = result, run
-                return result
-        tried = [done[grids.candidate_name(c)] for c in candidates]  # the grid's order for ties
+            return {"flags": candidate, "run_dir": run, "result": result}
+
+        first = grid_run(kept)
+        if self.too_few_val(first["result"]):
+            self.grids[key] = grids.kept_recipe(first, self.metric, self.cfg.min_val_examples)
+            write_json(os.path.join(directory, "grid.json"), self.grids[key])
+            log.info(
+                "compare: %s %s seed %d: too few val images to choose", method, fraction, index
+            )
+            self.results[key], self.dirs[key] = first["result"], first["run_dir"]
+            return first["result"]
+        tried = [first if c == kept else grid_run(c) for c in candidates]  # grid order for ties
         self.grids[key] = grids.choose(tried, self.metric)
         write_json(os.path.join(directory, "grid.json"), self.grids[key])
         chosen = self.grids[key]["chosen"]

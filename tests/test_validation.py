@@ -207,6 +207,37 @@ def test_a_split_under_min_val_examples_keeps_the_last_checkpoint(
     assert result["eval"]["top_1_accuracy"] == pytest.approx(again["top_1_accuracy"], abs=1e-12)
 
 
+@pytest.mark.parametrize("first,changed", [(8, 9), (9, 8)])
+def test_a_resume_under_another_min_val_examples_stops_in_one_line(
+    gray_folder, tmp_path, monkeypatch, first, changed
+):
+    """Interrupted after step 4's validation: at 8 the best so far is step 3, at 9 step 4, and
+    best/ holds that step only. Resuming under the other value would move the best to a step whose
+    networks are gone; under the same value the run finishes with the uninterrupted choice."""
+    from tfssl.train import evaluate
+    from tfssl.train import selection as selection_module
+    from tfssl.train.launch import train
+
+    def interrupted(method, cfg):
+        step = int(method.step.numpy())
+        if step == 5:
+            raise KeyboardInterrupt
+        real = evaluate.scores(*evaluate.predict(method, method.data, cfg.val_split, 32))
+        return {**real, "balanced_accuracy": SCRIPT[step][0], "loss": SCRIPT[step][1]}
+
+    monkeypatch.setattr(selection_module, "validation_scores", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(scripted_run_config(gray_folder, tmp_path, min_val_examples=first))
+    with open(tmp_path / "run" / selection.SELECTION_FILE) as f:
+        assert json.load(f)["best_step"] == (3 if first == 8 else 4)
+    script_validation(monkeypatch)
+    with pytest.raises(ConfigError, match="another --min_val_examples"):
+        train(scripted_run_config(gray_folder, tmp_path, min_val_examples=changed))
+    result = train(scripted_run_config(gray_folder, tmp_path, min_val_examples=first))
+    assert result["global_step"] == 6
+    assert result["selection"]["best_step"] == (3 if first == 8 else 6)
+
+
 def test_best_of_keeps_the_latest_evaluation_of_a_small_split():
     best_of = selection.best_of
     history = [

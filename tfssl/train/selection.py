@@ -6,7 +6,7 @@ lower val loss, then to the earlier step) has its networks (Method.checkpoint_it
 <model_dir>/best/. At the end the trainer restores them, saves them as the run's last checkpoint
 (so eval, export, a distillation teacher and a fine-tune all get the chosen model) and evaluates
 the eval split once, on it. Every evaluation is kept in <model_dir>/selection.json, so a resumed
-run continues the same choice.
+run continues the same choice (under another --min_val_examples that would change it, it stops).
 
 A split of fewer than --min_val_examples images does not choose. There the latest evaluation counts
 as the best, so the run keeps its last checkpoint. On HAM10000 at 1% of the labels (14 validation
@@ -75,9 +75,23 @@ class BestCheckpoint:
         self.path = os.path.join(run_dir, SELECTION_FILE)
         saved = read_json(self.path) if os.path.exists(self.path) else {}
         self.history = saved.get("history", []) if saved.get("metric") == metric else []
+        self.check_resumed_choice(saved.get("best_step"))
         self.checkpoint = tf.train.Checkpoint(**items)
         # Other workers of a multi-worker run write too (collectives), but to a scratch directory.
         self.directory = directory or os.path.join(run_dir, BEST_DIR)
+
+    def check_resumed_choice(self, saved_step):
+        """A resumed run must keep choosing as it chose: best/ holds only the networks of the step
+        selection.json names, so another --min_val_examples that moves the best elsewhere is a
+        one-line error, not a failed restore at the end."""
+        if not self.history or saved_step is None or self.best["step"] == saved_step:
+            return
+        size = self.history[-1].get("num_examples")
+        raise ConfigError(
+            f"{self.run_dir} chose step {saved_step} on {size} validation images under another "
+            f"--min_val_examples than {self.min_examples}, which would take step "
+            f"{self.best['step']}; resume it with the value it ran with, or remove that folder"
+        )
 
     def evaluated(self, step):
         return any(e["step"] == step for e in self.history)

@@ -16,7 +16,7 @@ from PIL import Image
 
 from tests.conftest import REPO, tiny_config
 from tfssl import jobs, recipes, stats
-from tfssl.compare import BUDGETS, COMPARE_METHODS, Rule, budget_steps, expand_methods
+from tfssl.compare_methods import BUDGETS, COMPARE_METHODS, Rule, budget_steps, expand_methods
 from tfssl.compare_report import write_report
 from tfssl.compare_verdict import verdict
 from tfssl.config import Config

@@ -201,7 +201,8 @@ def test_compare_runs_fixmatch_and_self_train_from_the_simclr_fine_tune(
     self-training starts from that fine-tune; the configs each run gets (no training here)."""
     import tfssl.self_train
     import tfssl.train.launch
-    from tfssl.compare import BUDGETS, Comparison, budget_steps
+    from tfssl.compare import Comparison
+    from tfssl.compare_methods import BUDGETS, budget_steps
 
     calls = []
 

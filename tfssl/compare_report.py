@@ -299,7 +299,7 @@ def notes(rows, budget=None, shared=(), command_wall_time_s=None):
         )
         paragraphs.append(
             f"Budget `{budget['name']}`: each run trains for ceil(epochs x examples per epoch / "
-            "batch) steps, at least its floor and at most its ceiling (tfssl/compare.py): "
+            "batch) steps, at least its floor and at most its ceiling (tfssl/compare_methods.py): "
             f"{rules}. "
             "Epochs count passes over each run's own training data (the labeled subset for "
             "supervised, fine-tuned and probe runs, all train images for pretraining and "

@@ -650,7 +650,7 @@ class Config:
     budget: str = _field(
         "small",
         "Compare: steps per run from epochs over its own training data, with a floor and "
-        "a ceiling (tfssl/compare.py).",
+        "a ceiling (tfssl/compare_methods.py).",
         ("tiny", "small", "full"),
     )
     seeds: int = _field(

@@ -53,13 +53,8 @@ from tfssl.compare_methods import (
     examples_per_epoch,
     expand_methods,
 )
-from tfssl.compare_report import (
-    VAL_EVALUATIONS,
-    fraction_name,
-    report_row,
-    write_figures,
-    write_report,
-)
+from tfssl.compare_report import report_row, write_figures, write_report
+from tfssl.compare_text import VAL_EVALUATIONS, fraction_name
 from tfssl.config import Config, dataset_slug
 from tfssl.data.subsets import LABELED_VAL
 from tfssl.errors import ConfigError

@@ -479,6 +479,7 @@ def test_a_split_too_small_to_choose_keeps_the_recipes_cell_and_last_checkpoint(
     text = open(tmp_path / "compare" / "report.md").read()
     assert "A split of fewer than 9 images (--min_val_examples) does not choose" in text
     assert "(kept, not chosen: too few val images)" in text
+    assert "so that run's network is one of its candidates where validation chooses." in text
     # Finished runs chose under this rule: another value is a one-line error, not a reuse.
     with pytest.raises(ConfigError, match="under another rule than --min_val_examples=8"):
         jobs.run(cfg.replace(min_val_examples=8))

@@ -97,7 +97,8 @@ def validation_note(rows, val, labels=None, starts=()):
         if method in ran and start in ran:
             paragraphs[0] += (
                 f" {method_name(labels, method)} starts from {method_name(labels, start)}, so "
-                "that run's network is one of its candidates."
+                "that run's network is one of its candidates"
+                + (" where validation chooses." if smallest < least else ".")
             )
     grids = [r for r in rows if r.get("grid")]
     if grids:

@@ -212,8 +212,9 @@ def test_a_resume_under_another_min_val_examples_stops_in_one_line(
     gray_folder, tmp_path, monkeypatch, first, changed
 ):
     """Interrupted after step 4's validation: at 8 the best so far is step 3, at 9 step 4, and
-    best/ holds that step only. Resuming under the other value would move the best to a step whose
-    networks are gone; under the same value the run finishes with the uninterrupted choice."""
+    best/ holds that step only. Resuming under the other value, which would move the best, is a
+    one-line error that leaves the folder's record of the value as it was; under the same value
+    the run finishes with the uninterrupted choice."""
     from tfssl.train import evaluate
     from tfssl.train import selection as selection_module
     from tfssl.train.launch import train
@@ -231,8 +232,10 @@ def test_a_resume_under_another_min_val_examples_stops_in_one_line(
     with open(tmp_path / "run" / selection.SELECTION_FILE) as f:
         assert json.load(f)["best_step"] == (3 if first == 8 else 4)
     script_validation(monkeypatch)
-    with pytest.raises(ConfigError, match="another --min_val_examples"):
+    with pytest.raises(ConfigError, match=f"resume it with --min_val_examples={first},"):
         train(scripted_run_config(gray_folder, tmp_path, min_val_examples=changed))
+    with open(tmp_path / "run" / "flags.json") as f:
+        assert json.load(f)["min_val_examples"] == first
     result = train(scripted_run_config(gray_folder, tmp_path, min_val_examples=first))
     assert result["global_step"] == 6
     assert result["selection"]["best_step"] == (3 if first == 8 else 6)

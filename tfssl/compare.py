@@ -7,7 +7,8 @@ data, seed and machine flags on top. `simclr_linear` is the linear probe of the 
 pretraining (simclr_pretrain.cfg): the encoder frozen, a linear head on the labels. `simclr`
 fine-tunes the whole network starting from that probe (LP-FT: encoder, projection layer and the
 trained head), so its starting point, the probe, is one of the checkpoints validation chooses
-from; `simclr_distill` distils the chosen `simclr` run of the same labels and seed.
+from (where it chooses); `simclr_distill` distils the chosen `simclr` run of the same labels and
+seed.
 COMPARE_METHODS (tfssl/compare_methods.py) is the table: a new method is one line there and one
 recipe file.
 
@@ -17,12 +18,13 @@ same images for every method of a seed; tfssl/data/subsets.py), and fits on the 
 evaluates that split before its first step and at about VAL_EVALUATIONS checkpoints, keeps the
 best by --best_checkpoint_metric (none means balanced_accuracy; ties go to the lower val loss),
 and scores the test split once, on that checkpoint (tfssl/train/selection.py). A method with a
-grid (Spec.grid; `simclr`: --finetune_learning_rates x --finetune_crop_min_areas) trains one run
-per combination on the same labels and keeps the one whose chosen checkpoint scores best on
-validation, as SimCLRv2 chose its fine-tuning hyperparameters on held-out labels. The report
-states the validation size, each run's chosen step and each grid's choice; its time counts every
-run of the grid. A split of fewer than --min_val_examples (100) images does not choose: its runs
-keep their last checkpoint, and a grid trains only the recipe's cell.
+grid (Spec.grid in tfssl/compare_methods.py; `simclr`: --finetune_learning_rates x
+--finetune_crop_min_areas) trains one run per combination on the same labels and keeps the one
+whose chosen checkpoint scores best on validation, as SimCLRv2 chose its fine-tuning
+hyperparameters on held-out labels. The report states the validation size, each run's chosen
+step and each grid's choice; its time counts every run of the grid. A split of fewer than
+--min_val_examples (100) images does not choose: its runs keep their last checkpoint, and a grid
+trains only the recipe's cell.
 
 How long. Each run's steps follow from epochs over its own training data, within a floor and a
 ceiling of steps (the rule and BUDGETS are in tfssl/compare_methods.py). The report states each

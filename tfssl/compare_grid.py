@@ -1,5 +1,5 @@
 """A compared method's grid: one run per combination of flag values, the validation split
-choosing (tfssl/compare.py's Spec.grid)."""
+choosing (Spec.grid in tfssl/compare_methods.py)."""
 
 import itertools
 

@@ -75,22 +75,29 @@ class BestCheckpoint:
         self.path = os.path.join(run_dir, SELECTION_FILE)
         saved = read_json(self.path) if os.path.exists(self.path) else {}
         self.history = saved.get("history", []) if saved.get("metric") == metric else []
-        self.check_resumed_choice(saved.get("best_step"))
+        self.saved = saved if self.history else {}
         self.checkpoint = tf.train.Checkpoint(**items)
         # Other workers of a multi-worker run write too (collectives), but to a scratch directory.
         self.directory = directory or os.path.join(run_dir, BEST_DIR)
 
-    def check_resumed_choice(self, saved_step):
-        """A resumed run must keep choosing as it chose: best/ holds only the networks of the step
-        selection.json names, so another --min_val_examples that moves the best elsewhere is a
-        one-line error, not a failed restore at the end."""
-        if not self.history or saved_step is None or self.best["step"] == saved_step:
+    def check_resume(self):
+        """A resumed run keeps the rule it began under: another --min_val_examples that moves its
+        best step is a one-line error (best/ holds only the networks of the step selection.json
+        names). Called before a resume, so the folder still records what the run used."""
+        step = self.saved.get("best_step")
+        if step is None or self.best["step"] == step:
             return
-        size = self.history[-1].get("num_examples")
+        before = self.saved.get("min_val_examples")
+        how = "kept its last checkpoint" if self.saved.get("kept_last") else "chose"
         raise ConfigError(
-            f"{self.run_dir} chose step {saved_step} on {size} validation images under another "
-            f"--min_val_examples than {self.min_examples}, which would take step "
-            f"{self.best['step']}; resume it with the value it ran with, or remove that folder"
+            f"{self.run_dir} {how} (step {step}) on {self.history[-1].get('num_examples')} "
+            f"validation images under another --min_val_examples than {self.min_examples}; "
+            + (
+                f"resume it with --min_val_examples={before}"
+                if before is not None
+                else "resume it with the value it ran with"
+            )
+            + ", or remove that folder"
         )
 
     def evaluated(self, step):
@@ -169,6 +176,7 @@ class BestCheckpoint:
             "best_step": best["step"] if best else None,
             "best": best,
             "kept_last": bool(best) and too_small(best, self.min_examples),
+            "min_val_examples": self.min_examples,
             "history": sorted(self.history, key=lambda e: e["step"]),
         }
 

@@ -212,6 +212,8 @@ class Trainer:
         if self.selection is not None and not latest:
             self.selection.history = []  # a fresh start: earlier evaluations are of other weights
         if latest:
+            if self.selection is not None:
+                self.selection.check_resume()
             checkpoints.restore(
                 self.checkpoint,
                 latest,
@@ -247,12 +249,12 @@ class Trainer:
         cfg = self.cfg
         self.run_dir.open(self.method.job)
         try:
-            self.run_dir.write_flags(cfg.to_dict(), self.method.job)
             manager = self._checkpoint_manager()
             self.selection = selection.for_run(
                 cfg, self.method, self.run_dir.path, self.is_chief, manager.directory
             )
             self._restore_or_initialize()
+            self.run_dir.write_flags(cfg.to_dict(), self.method.job)  # after the resume checks
             with self.strategy.scope():
                 self.method.setup_training()
             result = self._train(manager)

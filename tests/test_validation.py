@@ -241,6 +241,28 @@ def test_a_resume_under_another_min_val_examples_stops_in_one_line(
     assert result["selection"]["best_step"] == (3 if first == 8 else 6)
 
 
+def test_a_resumed_worker_restores_a_best_chosen_before_from_the_chiefs_copy(tmp_path):
+    """Another worker of a multi-worker run saves to a scratch folder of its own process; resumed,
+    its best may be a step saved before the interruption, which only the chief's best/ holds."""
+    run_dir = str(tmp_path / "run")
+    os.makedirs(run_dir)
+    weight = tf.Variable(1.0)
+    chief = selection.BestCheckpoint(run_dir, "balanced_accuracy", "labeled_val", {"w": weight})
+    chief.add(2, {"balanced_accuracy": 0.9, "loss": 0.1, "num_examples": 10})
+    resumed = tf.Variable(5.0)
+    worker = selection.BestCheckpoint(
+        run_dir,
+        "balanced_accuracy",
+        "labeled_val",
+        {"w": resumed},
+        writer=False,
+        directory=str(tmp_path / "scratch"),
+    )
+    worker.add(4, {"balanced_accuracy": 0.5, "loss": 0.3, "num_examples": 10})
+    assert worker.restore_best()["step"] == 2
+    assert float(resumed.numpy()) == 1.0
+
+
 def test_best_of_keeps_the_latest_evaluation_of_a_small_split():
     best_of = selection.best_of
     history = [

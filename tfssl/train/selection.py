@@ -155,7 +155,10 @@ class BestCheckpoint:
     def restore_best(self):
         """Loads the best networks into the method; returns the best evaluation."""
         best = self.best
-        self.checkpoint.read(self.prefix(best["step"])).assert_existing_objects_matched()
+        prefix = self.prefix(best["step"])
+        if not tf.io.gfile.exists(prefix + ".index"):  # another worker, resumed: the chief's copy
+            prefix = os.path.join(self.run_dir, BEST_DIR, f"ckpt-{best['step']}")
+        self.checkpoint.read(prefix).assert_existing_objects_matched()
         how = "kept the last checkpoint, step %d (too few val images to choose): val %s=%.4g (%s)"
         log.info(
             how

@@ -36,6 +36,7 @@ def test_offline_mnist_is_the_standard_tfds_dataset(mnist_data_dir):
     assert key(stored["image"].numpy()[..., 0], stored["label"].numpy()) == key(images, labels)
 
 
+@pytest.mark.slow  # 35 s on 2 cores: it writes all 70,000 images
 @pytest.mark.skipif(
     not os.path.isdir(offline.FASHION_MNIST_DIR), reason="dataset-fashion-mnist not installed"
 )

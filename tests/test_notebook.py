@@ -6,10 +6,15 @@
 - zip: the checkout's tfssl on a generated zip of one top-level folder with one sub-folder per
   class and images of mixed sizes.
 
-The two kernels run concurrently: each spends most of its time building graphs on one core.
+The two kernels run concurrently: each spends most of its time building graphs on one core. Both
+take about 3 minutes, so they are `slow`; the default suite reads the notebook's code instead:
+every tfssl name it imports or uses must exist, and every flag it passes must be a Config field.
 """
 
+import ast
 import asyncio
+import dataclasses
+import importlib
 import json
 import os
 import re
@@ -26,6 +31,7 @@ from nbclient.exceptions import CellExecutionError
 from PIL import Image
 
 from tests.conftest import REPO, class_pattern_images
+from tfssl.config import MODES, Config
 
 NOTEBOOK = os.path.join(REPO, "colab", "tfssl_assignment.ipynb")
 CLASSES = ("circle", "cross", "stripes")
@@ -200,6 +206,7 @@ def check_common(notebook, work):
     return printed, flags
 
 
+@pytest.mark.slow
 def test_installed_wheel_runs_the_notebook_in_simulated_colab(executed):
     notebook, error, root, venv = executed["install"]
     assert error is None, error
@@ -212,6 +219,7 @@ def test_installed_wheel_runs_the_notebook_in_simulated_colab(executed):
     assert flags["dataset"] == "mnist" and flags["precision"] != "auto"
 
 
+@pytest.mark.slow
 def test_zip_of_one_folder_with_mixed_sizes(executed):
     notebook, error, root, _ = executed["zip"]
     assert error is None, error
@@ -245,3 +253,71 @@ def test_without_a_wheel_or_git_url_colab_says_what_to_do(tmp_path):
     assert error["ename"] == "SystemExit"
     assert "TFSSL_WHEEL" in error["evalue"] and "TFSSL_GIT" in error["evalue"]
     assert "python -m build" in error["evalue"]
+
+
+def notebook_code():
+    """The notebook's code cells as one module (they run in one namespace), shell lines dropped."""
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    cells = [c.source for c in notebook.cells if c.cell_type == "code"]
+    lines = [ln for cell in cells for ln in cell.splitlines() if ln.lstrip()[:1] not in "!%"]
+    return ast.parse("\n".join(lines))
+
+
+def test_the_notebook_uses_only_names_and_flags_that_tfssl_has():
+    """A renamed function, module or flag breaks the notebook in Colab; this finds it without
+    running it: each tfssl import and module attribute exists, each tfssl.run keyword (and each key
+    of a dict splatted into it, or of a *_FLAGS list) is a Config field, each mode a mode."""
+    tree = notebook_code()
+    fields = {f.name for f in dataclasses.fields(Config)}
+    modules = {}  # local name -> imported tfssl module
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == "tfssl":
+                    importlib.import_module(alias.name)
+                    modules[alias.asname or "tfssl"] = importlib.import_module("tfssl")
+        elif isinstance(node, ast.ImportFrom) and node.module.split(".")[0] == "tfssl":
+            module = importlib.import_module(node.module)
+            for alias in node.names:
+                value = getattr(module, alias.name, None)
+                if value is None:
+                    value = importlib.import_module(f"{node.module}.{alias.name}")
+                if isinstance(value, type(module)):
+                    modules[alias.asname or alias.name] = value
+    assert {"tfssl", "notebook", "compare", "figures"} <= set(modules)
+    used, splatted, run_calls = 0, set(), []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            if node.value.id in modules:
+                assert hasattr(modules[node.value.id], node.attr), f"{node.value.id}.{node.attr}"
+                used += 1
+        is_run = (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "run"
+            and getattr(node.func.value, "id", "") == "tfssl"
+        )
+        if is_run:
+            run_calls.append(node)
+            assert isinstance(node.args[0], ast.Constant) and node.args[0].value in MODES
+            for keyword in node.keywords:
+                if keyword.arg is None:
+                    splatted.add(getattr(keyword.value, "id", None))
+                else:
+                    assert keyword.arg in fields, keyword.arg
+    assert used > 10 and len(run_calls) >= 4
+    checked = set()
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)):
+            continue
+        name, value = node.targets[0].id, node.value
+        is_dict = isinstance(value, ast.Call) and getattr(value.func, "id", "") == "dict"
+        if name in splatted and is_dict:
+            keys = {keyword.arg for keyword in value.keywords}
+        elif name.endswith("_FLAGS") and isinstance(value, ast.List):
+            keys = {element.value for element in value.elts}
+        else:
+            continue
+        assert keys and keys <= fields, (name, keys - fields)
+        checked.add(name)
+    assert "COMMON" in checked and len(checked) >= 5, checked

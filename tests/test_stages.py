@@ -308,6 +308,7 @@ json.dump(results, open(sys.argv[2], 'w'))
 """
 
 
+@pytest.mark.slow  # 35 s on 2 cores; test_export_round_trip_without_tfssl is the fast check
 def test_export_from_every_stage_at_any_image_size(runs, tmp_path):
     """Pretrain, fine-tune and Mean Teacher runs export; in a process without tfssl, `serve` takes
     uint8 images at the trained size and at twice it (a bicubic resize inside) and gives the Keras

@@ -36,6 +36,22 @@ def test_offline_mnist_is_the_standard_tfds_dataset(mnist_data_dir):
     assert key(stored["image"].numpy()[..., 0], stored["label"].numpy()) == key(images, labels)
 
 
+def test_tfds_labels_are_read_once_per_process(mnist_data_dir, monkeypatch):
+    """A compare command opens the dataset once per run: a second source of the same split gives
+    tfds' labels, in tfds' order, without reading the split again."""
+    import tensorflow_datasets as tfds
+
+    from tfssl.data.sources import tfds as tfds_module
+
+    monkeypatch.setattr(tfds_module, "_LABELS", {})
+    first = load_source("mnist", SourceOptions(data_dir=mnist_data_dir)).labels("test")
+    ds = tfds.load("mnist", split="test", data_dir=mnist_data_dir, download=False).batch(10000)
+    np.testing.assert_array_equal(first, next(iter(ds))["label"].numpy())
+    second = load_source("mnist", SourceOptions(data_dir=mnist_data_dir))
+    monkeypatch.setattr(second, "records", lambda split: pytest.fail("read the split again"))
+    assert second.labels("test") is first and not first.flags.writeable
+
+
 @pytest.mark.slow  # 35 s on 2 cores: it writes all 70,000 images
 @pytest.mark.skipif(
     not os.path.isdir(offline.FASHION_MNIST_DIR), reason="dataset-fashion-mnist not installed"

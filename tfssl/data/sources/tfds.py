@@ -11,6 +11,9 @@ from tfssl.data.sources import DatasetInfo, SourceOptions
 from tfssl.data.sources.base import Source
 from tfssl.errors import DataError
 
+# (fingerprint, split) -> labels: a prepared tfds split does not change while a process runs.
+_LABELS = {}
+
 
 class TfdsSource(Source):
     """A tfds dataset; MNIST and Fashion-MNIST are prepared offline when needed."""
@@ -72,13 +75,16 @@ class TfdsSource(Source):
         return self.builder.info.features["image"].decode_example(encoded)
 
     def labels(self, split):
-        """The split's labels, read once (the images are not decoded)."""
-        cache = self.__dict__.setdefault("_labels", {})
-        if split not in cache:
+        """The split's labels, read once per process (the images are not decoded): a compare
+        command opens the dataset for each of its runs, and MNIST's take seconds to read."""
+        key = (self.fingerprint(), split)
+        if key not in _LABELS:
             ds = self.records(split).map(lambda r: r["label"]).batch(65536)
             batches = [b.numpy() for b in ds]
-            cache[split] = np.concatenate(batches) if batches else np.zeros([0], np.int64)
-        return cache[split]
+            labels = np.concatenate(batches) if batches else np.zeros([0], np.int64)
+            labels.flags.writeable = False
+            _LABELS[key] = labels
+        return _LABELS[key]
 
     def fingerprint(self):
         return f"{self.info.name}|{self.builder.data_dir}"

@@ -25,7 +25,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: longer than a minute; run with -m slow")
+    config.addinivalue_line(
+        "markers",
+        "slow: over about 30 s where a faster test covers the same code; run with -m slow",
+    )
 
 
 def class_pattern_images(num_classes=4, per_class=12, size=16, channels=1, seed=0):

@@ -30,6 +30,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from PIL import Image
 
+import tfssl
 from tests.conftest import REPO, class_pattern_images
 from tfssl.config import MODES, Config
 
@@ -259,7 +260,8 @@ def notebook_code():
     """The notebook's code cells as one module (they run in one namespace), shell lines dropped."""
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     cells = [c.source for c in notebook.cells if c.cell_type == "code"]
-    lines = [ln for cell in cells for ln in cell.splitlines() if ln.lstrip()[:1] not in "!%"]
+    shell = ("!", "%")
+    lines = [ln for cell in cells for ln in cell.splitlines() if not ln.lstrip().startswith(shell)]
     return ast.parse("\n".join(lines))
 
 
@@ -274,8 +276,8 @@ def test_the_notebook_uses_only_names_and_flags_that_tfssl_has():
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.split(".")[0] == "tfssl":
-                    importlib.import_module(alias.name)
-                    modules[alias.asname or "tfssl"] = importlib.import_module("tfssl")
+                    module = importlib.import_module(alias.name)
+                    modules[alias.asname or "tfssl"] = module if alias.asname else tfssl
         elif isinstance(node, ast.ImportFrom) and node.module.split(".")[0] == "tfssl":
             module = importlib.import_module(node.module)
             for alias in node.names:

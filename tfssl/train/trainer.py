@@ -176,18 +176,16 @@ class Trainer:
         """The compiled loop fit() runs: train_loop(iterator, num_steps) -> (summed metrics, steps
         run). --mode=benchmark times it on a fixed batch."""
         stop_on_nonfinite = not self.cfg.skip_nonfinite_steps
-        # A function of its own, so the two calls below trace the step once, not twice.
-        distributed_step = tf.function(self._distributed_step)
 
         def train_loop(iterator, num_steps):
             """Runs up to num_steps steps; returns (summed metrics, steps run). Stops at a
             non-finite step."""
-            totals = distributed_step(iterator)
+            totals = self._distributed_step(iterator)
             steps_run = tf.constant(1)
             for _ in tf.range(num_steps - 1):
                 if stop_on_nonfinite and totals["nonfinite_steps"] > 0:
                     break
-                metrics = distributed_step(iterator)
+                metrics = self._distributed_step(iterator)
                 totals = {k: totals[k] + metrics[k] for k in totals}
                 steps_run += 1
             return totals, steps_run

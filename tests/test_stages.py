@@ -173,6 +173,59 @@ def test_smaller_student(runs):
     assert result["global_step"] == 2
 
 
+def copied_student(cfg):
+    """A Distill method built and initialised as a fresh run would be."""
+    from tfssl.methods.distill import Distill
+
+    method = Distill(cfg, DataBundle(cfg, cfg.run_dir))
+    method.build()
+    method.initialize()
+    return method
+
+
+def test_a_student_copied_from_its_teacher_starts_as_the_teacher(runs, tmp_path):
+    """--student_init=teacher: the student's first logits are the fine-tuned teacher's (read back
+    by restore, with its projection layer under the head), and a copy of that student copies it."""
+    root, common, _ = runs
+    teacher, data, _, _ = restore.load_trained(str(root / "ft"))
+    images = next(iter(data.eval_batches(teacher.eval_view, 8, "test", 1)))[0]
+    cfg = tiny_config(
+        mode="distill",
+        teacher=str(root / "ft"),
+        student_init="teacher",
+        model_dir=str(tmp_path / "copy"),
+        train_steps=2,
+        **common,
+    )
+    student = copied_student(cfg)
+    assert student.model.ft_proj_selector == 1  # the teacher's, not a fresh student's 0
+    np.testing.assert_allclose(student.eval_logits(images), teacher.eval_logits(images), atol=1e-5)
+    fresh = copied_student(cfg.replace(student_init="scratch"))
+    assert np.max(np.abs(fresh.eval_logits(images) - teacher.eval_logits(images))) > 1e-3
+
+    trained = launch.train(cfg)  # two steps at lr 0.1 move it away from the teacher
+    assert trained["global_step"] == 2
+    first = restore.load_trained(str(tmp_path / "copy"))[0]
+    assert np.max(np.abs(first.eval_logits(images) - teacher.eval_logits(images))) > 1e-4
+    second = copied_student(
+        cfg.replace(teacher=str(tmp_path / "copy"), model_dir=str(tmp_path / "copy2"))
+    )
+    np.testing.assert_allclose(second.eval_logits(images), first.eval_logits(images), atol=1e-5)
+
+
+def test_a_copied_student_needs_a_tfssl_classifier_of_its_size(runs, tmp_path):
+    root, common, _ = runs
+    cfg = dict(mode="distill", student_init="teacher", model_dir=str(tmp_path / "d"), **common)
+    with pytest.raises(ConfigError, match="copies the teacher's network"):
+        train(teacher=str(root / "ft"), student_width_multiplier=0.5, **cfg)
+    with pytest.raises(ConfigError, match="is a pretrain run"):
+        train(teacher=str(root / "pre"), **cfg)
+    export_dir = str(tmp_path / "exported")
+    jobs.run(tiny_config(mode="export", checkpoint=str(root / "ft"), export_dir=export_dir))
+    with pytest.raises(ConfigError, match="is a SavedModel"):
+        train(teacher=export_dir, **cfg)
+
+
 def test_distill_loss_with_labels_matches_numpy(runs, tmp_path):
     """--distill_label_weight=w: T^2 CE(softmax(t/T), s/T) on the unlabeled batch + w CE(labels, s)
     on a labeled one."""

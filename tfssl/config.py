@@ -22,6 +22,7 @@ from tfssl.fields import (
 from tfssl.jobs import JOBS, TRAINS_WITH
 from tfssl.method_fields import (
     ContrastiveFields,
+    DistillFields,
     FixMatchFields,
     LadderFields,
     MeanTeacherFields,
@@ -68,6 +69,7 @@ class Config(
     MilFields,
     PretextFields,
     MicleFields,
+    DistillFields,
     OfficialFields,
 ):
     """Every flag of a run. The shared ones are declared here; each method family's are in
@@ -230,10 +232,6 @@ class Config(
     teacher: str = field(
         "", "Distill / self_train: teacher model_dir, checkpoint prefix or SavedModel."
     )
-    student_resnet_depth: int = field(0, "Distill: student depth (0 = teacher's).")
-    student_width_multiplier: float = field(0.0, "Distill: student width (0 = teacher's).")
-    distill_temperature: float = field(1.0, "Distill: softmax temperature T.", valid=POSITIVE)
-    distill_label_weight: float = field(0.0, "Distill: weight of the labeled cross-entropy.")
 
     # --- eval / export ---
     export_dir: str = field("", "Export: SavedModel directory (default: <run>/saved_model).")

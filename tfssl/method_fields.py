@@ -376,3 +376,19 @@ class MicleFields:
         "Folder datasets have a group level (e.g. the patient) under each class: "
         "root/[<split>/]<class>/<group>/<image>.",
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillFields:
+    """SimCLRv2's distillation (--mode=distill); its --teacher is shared with self-training."""
+
+    student_resnet_depth: int = field(0, "Distill: student depth (0 = teacher's).")
+    student_width_multiplier: float = field(0.0, "Distill: student width (0 = teacher's).")
+    student_init: str = field(
+        "scratch",
+        "Distill: the student's first weights: scratch (SimCLRv2) or teacher (a copy of the "
+        "fine-tuned tfssl teacher, same network).",
+        ("scratch", "teacher"),
+    )
+    distill_temperature: float = field(1.0, "Distill: softmax temperature T.", valid=POSITIVE)
+    distill_label_weight: float = field(0.0, "Distill: weight of the labeled cross-entropy.")

@@ -4,7 +4,8 @@ The teacher (a tfssl run or an exported SavedModel) labels each augmented
 image with its softened class probabilities; the student, of the same size
 (self-distillation) or smaller, learns them. The paper distils on every train
 image, labeled or not, without using labels; --distill_label_weight adds the
-labeled cross-entropy.
+labeled cross-entropy. --student_init=teacher starts the student as a copy of a tfssl teacher
+(its network and weights), so a short run refines the teacher instead of rebuilding it.
 """
 
 import tensorflow as tf
@@ -15,8 +16,8 @@ from tfssl.losses.supervised import accuracy, cross_entropy, distillation_loss
 from tfssl.methods.base import Method
 from tfssl.methods.finetune import LABELED_TRAINING_DEFAULTS
 from tfssl.models.factory import build_simclr_model
-from tfssl.train.checkpoints import resolve_checkpoint
-from tfssl.train.warm_start import official_model
+from tfssl.train.checkpoints import resolve_checkpoint, run_config
+from tfssl.train.warm_start import official_model, warm_start
 
 
 class Distill(Method):
@@ -37,19 +38,60 @@ class Distill(Method):
                 "--mode=distill: --checkpoint names the teacher when --teacher is not given; "
                 "give one of them"
             )
+        if cfg.student_init == "teacher" and (
+            cfg.student_resnet_depth or cfg.student_width_multiplier
+        ):
+            raise ConfigError(
+                "--student_init=teacher copies the teacher's network; leave out "
+                "--student_resnet_depth and --student_width_multiplier"
+            )
 
     def build(self):
         cfg = self.cfg
-        self.model = build_simclr_model(
-            cfg,
+        if cfg.student_init == "teacher":
+            self.model = self._teacher_copy()
+        else:
+            self.model = build_simclr_model(
+                cfg,
+                self.data.info.num_classes,
+                self.data.image_shape,
+                self.num_replicas,
+                proj_head_mode="none",
+                depth=cfg.student_resnet_depth,
+                width=cfg.student_width_multiplier,
+            )
+        self.teacher = None
+
+    def _teacher_prefix(self):
+        """The checkpoint of the tfssl run that --student_init=teacher copies."""
+        path = self.cfg.teacher or self.cfg.checkpoint
+        resolved = resolve_checkpoint(path, "--teacher", allow_saved_model=True)
+        if resolved.official or not resolved.prefix:
+            raise ConfigError(
+                f"--student_init=teacher copies a tfssl run, and --teacher={path} is "
+                f"{'an official checkpoint' if resolved.official else 'a SavedModel'}; give the "
+                "teacher's model_dir or use --student_init=scratch"
+            )
+        return resolved
+
+    def _teacher_copy(self):
+        """A trainable network shaped as the teacher's: its ResNet, the projection layers its
+        head reads (none for a supervised teacher) and its linear head."""
+        resolved = self._teacher_prefix()
+        teacher_cfg, kept = head_input_of(resolved.run_dir)
+        return build_simclr_model(
+            self.cfg.with_architecture_of(teacher_cfg),
             self.data.info.num_classes,
             self.data.image_shape,
             self.num_replicas,
-            proj_head_mode="none",
-            depth=cfg.student_resnet_depth,
-            width=cfg.student_width_multiplier,
+            proj_head_mode=None if kept else "none",
+            ft_proj_selector=kept,
+            num_proj_layers_kept=kept,
         )
-        self.teacher = None
+
+    def initialize(self):
+        if self.cfg.student_init == "teacher":
+            warm_start(self.model, self._teacher_prefix().prefix, False, ".*", "--teacher")
 
     def setup_training(self):
         path = self.cfg.teacher or self.cfg.checkpoint
@@ -101,6 +143,22 @@ class Distill(Method):
 
     def summary_images(self, batch):
         return (batch if not self.cfg.distill_label_weight else batch[0])[0][:8]
+
+
+def head_input_of(run_dir):
+    """(config, projection layers under the linear head) of a tfssl run with a classifier: a
+    fine-tuning's --ft_proj_selector; none for supervised training and a fresh student; a copied
+    student's, its teacher's."""
+    cfg, job = run_config(run_dir, "--teacher")
+    if job == "distill" and cfg.student_init == "teacher":
+        teacher = resolve_checkpoint(cfg.teacher or cfg.checkpoint, "--teacher")
+        return cfg, head_input_of(teacher.run_dir)[1]
+    if job not in ("finetune", "supervised", "distill"):
+        raise ConfigError(
+            f"--student_init=teacher: --teacher={run_dir} is a {job} run; give a fine-tuned, "
+            "supervised or distilled run"
+        )
+    return cfg, cfg.proj_layers_kept if job == "finetune" else 0
 
 
 def load_teacher(path, image_shape, cfg=None):

@@ -8,6 +8,7 @@ import tensorflow as tf
 from tests.conftest import assert_config_round_trip
 from tfssl.models import resnet
 from tfssl.models.heads import LinearLayer, ProjectionHead, SimCLRModel
+from tfssl.models.layers import BATCH_NORM_EPSILON, BatchNormRelu
 
 
 def count_trainable(layer):
@@ -131,7 +132,7 @@ def test_zero_init_logits_layer():
 
 
 CUSTOM_LAYERS = [
-    resnet.BatchNormRelu(relu=False, init_zero=True, momentum=0.8),
+    BatchNormRelu(relu=False, init_zero=True, momentum=0.8),
     resnet.ConvFixedPadding(4, 3, 2),
     resnet.SelectiveKernelConv(4, 1, 0.0625),
     resnet.SqueezeExcite(4, 0.25),
@@ -155,10 +156,10 @@ def test_get_config_round_trip(layer):
 def test_fused_batch_norm_equals_keras_batch_norm(shape, center):
     """Outputs, input gradients, moving statistics and inference match keras' BatchNormalization."""
     x = tf.random.normal(shape, seed=1) * 3 + 1
-    fused = resnet.BatchNormRelu(relu=True, center=center, momentum=0.9)
+    fused = BatchNormRelu(relu=True, center=center, momentum=0.9)
     fused.build(shape)
     reference = keras.layers.BatchNormalization(
-        momentum=0.9, epsilon=resnet.BATCH_NORM_EPSILON, center=center
+        momentum=0.9, epsilon=BATCH_NORM_EPSILON, center=center
     )
     reference.build(shape)
     rng = np.random.default_rng(0)

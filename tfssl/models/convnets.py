@@ -18,10 +18,9 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from tfssl.models.resnet import ConfigMixin
+from tfssl.models.layers import BATCH_NORM_EPSILON, ConfigMixin
 
 LEAKY_RELU_SLOPE = 0.1
-BATCH_NORM_EPSILON = 1e-5
 
 
 @keras.saving.register_keras_serializable("tfssl")

@@ -4,7 +4,8 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from tfssl.models.resnet import BatchNormRelu, ConfigMixin, ResNet
+from tfssl.models.layers import BatchNormRelu, ConfigMixin
+from tfssl.models.resnet import ResNet
 from tfssl.models.vit import VisionTransformer
 
 

@@ -29,7 +29,7 @@ import tensorflow as tf
 from keras import layers
 
 from tfssl.losses.ladder import BATCH_NORM_EPSILON, gaussian_combinator
-from tfssl.models.resnet import ConfigMixin
+from tfssl.models.layers import ConfigMixin
 
 #: Initial values of the combinator parameters a1..a10 (the reference code's "gauss" decoder).
 COMBINATOR_INIT = (0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0)

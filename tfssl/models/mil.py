@@ -23,7 +23,8 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from tfssl.models.resnet import ConfigMixin, ResNet
+from tfssl.models.layers import ConfigMixin
+from tfssl.models.resnet import ResNet
 
 POOLINGS = ("max", "mean", "attention", "gated_attention")
 

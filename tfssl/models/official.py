@@ -9,13 +9,8 @@ below `model/`: `resnet_model/...`, `_projection_head/linear_layers/<j>/...` and
 
 import re
 
-from tfssl.models.resnet import (
-    BLOCKS,
-    BatchNormRelu,
-    ConvFixedPadding,
-    SelectiveKernelConv,
-    SqueezeExcite,
-)
+from tfssl.models.layers import BatchNormRelu
+from tfssl.models.resnet import BLOCKS, ConvFixedPadding, SelectiveKernelConv, SqueezeExcite
 
 BN_VARIABLES = ("gamma", "beta", "moving_mean", "moving_variance")
 SK_MIN_DIM = 32  # the official SK_Conv2D's min_dim

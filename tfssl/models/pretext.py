@@ -9,7 +9,7 @@ import tensorflow as tf
 from keras import layers
 
 from tfssl.models.heads import LinearLayer
-from tfssl.models.resnet import BatchNormRelu, ConfigMixin
+from tfssl.models.layers import BatchNormRelu, ConfigMixin
 
 
 @keras.saving.register_keras_serializable("tfssl")

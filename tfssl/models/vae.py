@@ -15,7 +15,7 @@ import tensorflow as tf
 from keras import layers
 
 from tfssl.losses import elbo
-from tfssl.models.resnet import ConfigMixin
+from tfssl.models.layers import ConfigMixin
 
 # Smallest variance of a Gaussian decoder: image pixels that are always 0 would otherwise drive the
 # variance, and the likelihood, to infinity. log_var = log(exp(raw) + MIN_VARIANCE).

@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from tfssl.models.resnet import ConfigMixin
+from tfssl.models.layers import ConfigMixin
 
 LAYER_NORM_EPSILON = 1e-6
 

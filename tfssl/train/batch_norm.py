@@ -7,7 +7,12 @@ layer's moving mean and variance are replaced by the plain average of the batch 
 some batches of clean train images (no labels are read).
 """
 
+import logging
+import time
+
 import keras
+
+log = logging.getLogger("tfssl")
 
 
 def batch_norm_layers(network):
@@ -43,3 +48,22 @@ def recalibrate_batch_norm(networks, batches):
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum
     return count
+
+
+def recalibrate_on_train_images(method, cfg, strategy):
+    """A method's BN statistics re-estimated on --bn_recalibration_batches batches of clean
+    (eval-view) train images, drawn with their own seed, before the final checkpoint."""
+    start = time.time()
+    batches = method.data.train_batches(
+        lambda image, seed: method.eval_view(image), cfg.eval_batch_size, "all", stream=9
+    ).map(lambda images, labels: images)
+    with strategy.scope():
+        count = recalibrate_batch_norm(
+            method.batch_norm_networks(), batches.take(cfg.bn_recalibration_batches)
+        )
+    log.info(
+        "re-estimated batch-norm statistics on %d batches of %d clean train images (%.0f s)",
+        count,
+        cfg.eval_batch_size,
+        time.time() - start,
+    )

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from tfssl.errors import ConfigError, NonFiniteLossError
 from tfssl.train import checkpoints, distribute, eval_figures, optim, selection
-from tfssl.train.batch_norm import batch_norm_layers, recalibrate_batch_norm
+from tfssl.train.batch_norm import batch_norm_layers, recalibrate_on_train_images
 from tfssl.train.evaluate import evaluate_all, metrics_text, publish_eval
 from tfssl.train.knn import KnnMonitor
 from tfssl.train.progress import Progress, Summaries
@@ -361,23 +361,7 @@ class Trainer:
         return self._finish(summaries, averages, before_recalibration, chosen)
 
     def _recalibrate_batch_norm(self):
-        """Before the final checkpoint: BN statistics from clean train images
-        (tfssl/train/batch_norm.py)."""
-        cfg, method = self.cfg, self.method
-        start = time.time()
-        batches = method.data.train_batches(
-            lambda image, seed: method.eval_view(image), cfg.eval_batch_size, "all", stream=9
-        ).map(lambda images, labels: images)  # own seed
-        with self.strategy.scope():
-            count = recalibrate_batch_norm(
-                method.batch_norm_networks(), batches.take(cfg.bn_recalibration_batches)
-            )
-        log.info(
-            "re-estimated batch-norm statistics on %d batches of %d clean train images (%.0f s)",
-            count,
-            cfg.eval_batch_size,
-            time.time() - start,
-        )
+        recalibrate_on_train_images(self.method, self.cfg, self.strategy)
 
     def _write_view_summary(self, summaries, step):
         if not self.is_chief:

@@ -220,10 +220,6 @@ def test_a_copied_student_needs_a_tfssl_classifier_of_its_size(runs, tmp_path):
         train(teacher=str(root / "ft"), student_width_multiplier=0.5, **cfg)
     with pytest.raises(ConfigError, match="is a pretrain run"):
         train(teacher=str(root / "pre"), **cfg)
-    export_dir = str(tmp_path / "exported")
-    jobs.run(tiny_config(mode="export", checkpoint=str(root / "ft"), export_dir=export_dir))
-    with pytest.raises(ConfigError, match="is a SavedModel"):
-        train(teacher=export_dir, **cfg)
 
 
 def test_distill_loss_with_labels_matches_numpy(runs, tmp_path):
@@ -456,6 +452,14 @@ def test_distill_from_an_exported_teacher(runs, tmp_path):
         **common,
     )
     assert result["global_step"] == 2 and 0 <= result["train"]["teacher_agreement"] <= 1
+    with pytest.raises(ConfigError, match="is a SavedModel"):  # no run to copy the student from
+        train(
+            mode="distill",
+            teacher=export_dir,
+            student_init="teacher",
+            model_dir=str(tmp_path / "copy"),
+            **common,
+        )
 
 
 def test_bad_checkpoints(runs, tmp_path):

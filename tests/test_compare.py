@@ -317,7 +317,7 @@ TINY_RECIPES = {
     "--train_batch_size=16",
     "simclr": "--mode=finetune\n--train_batch_size=16\n--learning_rate=0.02",
     "simclr_linear": "--mode=finetune\n--fine_tune_after_block=4\n--train_batch_size=16",
-    "simclr_distill": "--mode=distill\n--train_batch_size=8",
+    "simclr_distill": "--mode=distill\n--train_batch_size=8\n--student_init=teacher",
     "supervised": "--mode=supervised\n--width_multiplier=0.0625\n--train_batch_size=32",
 }
 # gray_folder: 64 train images, 4 classes; at fraction 0.5, 32 labels (8 a class), of which the
@@ -443,6 +443,12 @@ def test_the_grid_keeps_the_run_with_the_best_validation(comparison):
         flags = json.load(open(os.path.join(row["run_dir"], "flags.json")))
         chosen = next(r for r in rows if r["method"] == "simclr" and r["seed"] == row["seed"])
         assert flags["teacher"] == chosen["run_dir"]
+        # The student starts as a copy of its teacher: its step-0 validation is the teacher's pick.
+        teacher = json.load(open(os.path.join(chosen["run_dir"], "result.json")))["selection"]
+        start = json.load(open(os.path.join(row["run_dir"], "result.json")))["selection"]
+        assert start["history"][0]["step"] == 0
+        assert start["history"][0]["top_1_accuracy"] == teacher["best"]["top_1_accuracy"]
+        assert start["history"][0]["loss"] == pytest.approx(teacher["best"]["loss"], rel=1e-5)
 
 
 def test_a_split_too_small_to_choose_keeps_the_recipes_cell_and_last_checkpoint(

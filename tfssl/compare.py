@@ -8,7 +8,8 @@ pretraining (simclr_pretrain.cfg): the encoder frozen, a linear head on the labe
 fine-tunes the whole network starting from that probe (LP-FT: encoder, projection layer and the
 trained head), so its starting point, the probe, is one of the checkpoints validation chooses
 from (where it chooses); `simclr_distill` distils the chosen `simclr` run of the same labels and
-seed.
+seed into a copy of it (its recipe's --student_init=teacher), so validation, which scores the
+student's step 0, can keep the teacher itself.
 COMPARE_METHODS (tfssl/compare_methods.py) is the table: a new method is one line there and one
 recipe file.
 

@@ -177,7 +177,8 @@ def test_mae_pretrain_finetune_export_end_to_end(gray_folder, tmp_path):
     assert os.path.exists(export_dir + ".keras")
 
 
-@pytest.mark.parametrize("task", ["rotation", "mae"])
+# rotation (a ResNet, as SimCLR's monitor in test_ssl_methods.py): slow; MAE's ViT stays.
+@pytest.mark.parametrize("task", [pytest.param("rotation", marks=pytest.mark.slow), "mae"])
 def test_knn_monitor_reads_the_pretext_encoder(task, gray_folder, tmp_path):
     """The k-NN accuracy a pretext run reports equals numpy's on its encoder's features (ResNet
     for rotation, ViT for MAE)."""

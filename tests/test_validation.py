@@ -207,7 +207,7 @@ def test_a_split_under_min_val_examples_keeps_the_last_checkpoint(
     assert result["eval"]["top_1_accuracy"] == pytest.approx(again["top_1_accuracy"], abs=1e-12)
 
 
-@pytest.mark.parametrize("first,changed", [(8, 9), (9, 8)])
+@pytest.mark.parametrize("first,changed", [(8, 9), pytest.param(9, 8, marks=pytest.mark.slow)])
 def test_a_resume_under_another_min_val_examples_stops_in_one_line(
     gray_folder, tmp_path, monkeypatch, first, changed
 ):

@@ -165,6 +165,7 @@ def copied_student(cfg):
     """A Distill method built and initialised as a fresh run would be."""
     from tfssl.methods.distill import Distill
 
+    cfg = launch.inherit_architecture(cfg)
     method = Distill(cfg, DataBundle(cfg, cfg.run_dir))
     method.build()
     method.initialize()
@@ -173,13 +174,15 @@ def copied_student(cfg):
 
 def test_a_student_copied_from_its_teacher_starts_as_the_teacher(runs, tmp_path):
     """--student_init=teacher: the student's first logits are the fine-tuned teacher's (read back
-    by restore, with its projection layer under the head), and a copy of that student copies it."""
+    by restore, with its projection layer under the head), a copy of that student copies it, and
+    the trained student loads without its teacher."""
     root, common, _ = runs
     teacher, data, _, _ = restore.load_trained(str(root / "ft"))
     images = next(iter(data.eval_batches(teacher.eval_view, 8, "test", 1)))[0]
+    shutil.copytree(root / "ft", tmp_path / "ft")
     cfg = tiny_config(
         mode="distill",
-        teacher=str(root / "ft"),
+        teacher=str(tmp_path / "ft"),
         student_init="teacher",
         model_dir=str(tmp_path / "copy"),
         train_steps=2,
@@ -199,6 +202,9 @@ def test_a_student_copied_from_its_teacher_starts_as_the_teacher(runs, tmp_path)
         cfg.replace(teacher=str(tmp_path / "copy"), model_dir=str(tmp_path / "copy2"))
     )
     np.testing.assert_allclose(second.eval_logits(images), first.eval_logits(images), atol=1e-5)
+    shutil.rmtree(tmp_path / "ft")  # eval and export read the student's network from its own run
+    again = restore.load_trained(str(tmp_path / "copy"))[0]
+    np.testing.assert_allclose(again.eval_logits(images), first.eval_logits(images), atol=1e-6)
 
 
 def test_a_copied_student_needs_a_tfssl_classifier_of_its_size(runs, tmp_path):

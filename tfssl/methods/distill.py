@@ -62,25 +62,13 @@ class Distill(Method):
             )
         self.teacher = None
 
-    def _teacher_prefix(self):
-        """The checkpoint of the tfssl run that --student_init=teacher copies."""
-        path = self.cfg.teacher or self.cfg.checkpoint
-        resolved = resolve_checkpoint(path, "--teacher", allow_saved_model=True)
-        if resolved.official or not resolved.prefix:
-            raise ConfigError(
-                f"--student_init=teacher copies a tfssl run, and --teacher={path} is "
-                f"{'an official checkpoint' if resolved.official else 'a SavedModel'}; give the "
-                "teacher's model_dir or use --student_init=scratch"
-            )
-        return resolved
-
     def _teacher_copy(self):
-        """A trainable network shaped as the teacher's: its ResNet, the projection layers its
-        head reads (none for a supervised teacher) and its linear head."""
-        resolved = self._teacher_prefix()
-        teacher_cfg, kept = head_input_of(resolved.run_dir)
+        """A trainable network shaped as the teacher's: its ResNet (the run's inherited network),
+        the projection layers its head reads (--ft_proj_selector, set by copied_student_config)
+        and its linear head."""
+        kept = self.cfg.proj_layers_kept
         return build_simclr_model(
-            self.cfg.with_architecture_of(teacher_cfg),
+            self.cfg,
             self.data.info.num_classes,
             self.data.image_shape,
             self.num_replicas,
@@ -91,7 +79,8 @@ class Distill(Method):
 
     def initialize(self):
         if self.cfg.student_init == "teacher":
-            warm_start(self.model, self._teacher_prefix().prefix, False, ".*", "--teacher")
+            prefix = resolve_checkpoint(self.cfg.teacher or self.cfg.checkpoint, "--teacher").prefix
+            warm_start(self.model, prefix, False, ".*", "--teacher")
 
     def setup_training(self):
         path = self.cfg.teacher or self.cfg.checkpoint
@@ -145,20 +134,29 @@ class Distill(Method):
         return (batch if not self.cfg.distill_label_weight else batch[0])[0][:8]
 
 
-def head_input_of(run_dir):
-    """(config, projection layers under the linear head) of a tfssl run with a classifier: a
-    fine-tuning's --ft_proj_selector; none for supervised training and a fresh student; a copied
-    student's, its teacher's."""
-    cfg, job = run_config(run_dir, "--teacher")
-    if job == "distill" and cfg.student_init == "teacher":
-        teacher = resolve_checkpoint(cfg.teacher or cfg.checkpoint, "--teacher")
-        return cfg, head_input_of(teacher.run_dir)[1]
-    if job not in ("finetune", "supervised", "distill"):
+def copied_student_config(cfg, resolved):
+    """cfg of a student copied from the teacher at `resolved` (--student_init=teacher): the
+    teacher's network (trained_cfg) and, as --ft_proj_selector, the projection layers under its
+    linear head, which the run's flags.json then keeps. One-line errors for a teacher it cannot
+    copy."""
+    path = cfg.teacher or cfg.checkpoint
+    if resolved.official or not resolved.prefix:
         raise ConfigError(
-            f"--student_init=teacher: --teacher={run_dir} is a {job} run; give a fine-tuned, "
+            f"--student_init=teacher copies a tfssl run, and --teacher={path} is "
+            f"{'an official checkpoint' if resolved.official else 'a SavedModel'}; give the "
+            "teacher's model_dir or use --student_init=scratch"
+        )
+    teacher_cfg, job = run_config(resolved.run_dir, "--teacher")
+    if job == "finetune" or (job == "distill" and teacher_cfg.student_init == "teacher"):
+        kept = teacher_cfg.proj_layers_kept
+    elif job in ("supervised", "distill"):
+        kept = 0
+    else:
+        raise ConfigError(
+            f"--student_init=teacher: --teacher={path} is a {job} run; give a fine-tuned, "
             "supervised or distilled run"
         )
-    return cfg, cfg.proj_layers_kept if job == "finetune" else 0
+    return cfg.with_architecture_of(teacher_cfg).replace(ft_proj_selector=kept)
 
 
 def load_teacher(path, image_shape, cfg=None):

@@ -9,8 +9,9 @@ from tfssl.train.warm_start import official_network
 
 def inherit_architecture(cfg):
     """A fine-tune, or pretraining continued from --checkpoint, takes its network from that
-    checkpoint; a distillation from its teacher (--teacher, else --checkpoint). An official SimCLR
-    checkpoint gives it by its variables' shapes."""
+    checkpoint; a distillation from its teacher (--teacher, else --checkpoint), a copied student
+    with the teacher's head input too. An official SimCLR checkpoint gives it by its variables'
+    shapes."""
     source = {
         "finetune": ("--checkpoint", cfg.checkpoint),
         "pretrain": ("--checkpoint", cfg.checkpoint),
@@ -20,6 +21,10 @@ def inherit_architecture(cfg):
     if source is None or not source[1]:
         return cfg
     resolved = resolve_checkpoint(source[1], source[0], allow_saved_model=cfg.job == "distill")
+    if cfg.job == "distill" and cfg.student_init == "teacher":
+        from tfssl.methods.distill import copied_student_config
+
+        return copied_student_config(cfg, resolved)
     if resolved.official:
         return cfg.replace(**official_network(resolved.prefix)[0])
     if resolved.saved_model_dir:

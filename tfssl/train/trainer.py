@@ -238,7 +238,8 @@ class Trainer:
         """Loads the chosen networks, saved as the run's last checkpoint; returns the selection."""
         best = self.selection.restore_best()
         if best["step"] != step and self.cfg.bn_recalibration_batches:
-            self._recalibrate_batch_norm()  # the final weights were re-estimated; these were not
+            # the final weights were re-estimated; these were not
+            recalibrate_on_train_images(self.method, self.cfg, self.strategy)
         self._save(manager)
         return self.selection.summary()
 
@@ -349,7 +350,7 @@ class Trainer:
                             "eval before re-estimating batch norm: %s",
                             metrics_text(before_recalibration),
                         )
-                    self._recalibrate_batch_norm()
+                    recalibrate_on_train_images(self.method, self.cfg, self.strategy)
                 if step % self.checkpoint_every == 0 or step >= self.total_steps:
                     self.method.at_checkpoint(step)
                     self._save(manager)
@@ -359,9 +360,6 @@ class Trainer:
             self._validate(summaries, int(self.step.numpy()))  # e.g. resumed after the last save
             chosen = self._restore_best(manager, int(self.step.numpy()))
         return self._finish(summaries, averages, before_recalibration, chosen)
-
-    def _recalibrate_batch_norm(self):
-        recalibrate_on_train_images(self.method, self.cfg, self.strategy)
 
     def _write_view_summary(self, summaries, step):
         if not self.is_chief:

@@ -9,6 +9,7 @@ import dataclasses
 import os
 
 from tfssl import official_flags
+from tfssl.compare_fields import CompareFields, ValidationFields
 from tfssl.data.subsets import LABELED_VAL
 from tfssl.errors import ConfigError
 from tfssl.fields import (
@@ -71,9 +72,11 @@ class Config(
     MicleFields,
     DistillFields,
     OfficialFields,
+    ValidationFields,
+    CompareFields,
 ):
     """Every flag of a run. The shared ones are declared here; each method family's are in
-    tfssl/method_fields.py."""
+    tfssl/method_fields.py, validation's and compare's in tfssl/compare_fields.py."""
 
     # --- job ---
     mode: str = field("pretrain", "Job to run.", MODES)
@@ -269,64 +272,6 @@ class Config(
         False, "Draw the labeled stream class-balanced (each class equally often)."
     )
 
-    # --- validation: choices on held-out labels ---
-    labeled_val_fraction: float = field(
-        0.0,
-        "Share of the labeled subset held out as a stratified validation split (at least one "
-        "image per class, chosen by --label_seed, saved in label_subset.json); the run fits on "
-        "the rest. Name it with --val_split=labeled_val. --mode=compare: 0 means 0.2.",
-        valid=BELOW_ONE,
-    )
-    best_checkpoint_metric: str = field(
-        "none",
-        "Evaluate --val_split before the first step and at every checkpoint, keep the best "
-        "checkpoint by this metric (ties: the lower val loss) as the run's model, and evaluate "
-        "the eval split once, on it. --mode=compare: none means balanced_accuracy.",
-        ("none", "balanced_accuracy", "top_1_accuracy", "auroc", "loss"),
-    )
-    min_val_examples: int = field(
-        100,
-        "A validation split with fewer images cannot choose (one image is over a point): the run "
-        "keeps its last checkpoint, still logging the val scores, and a --mode=compare grid "
-        "keeps its recipe's values.",
-        valid=NON_NEGATIVE,
-    )
-    finetune_learning_rates: str = field(
-        "0.02,0.1",
-        "Compare: fine-tuning learning rates (per 256) tried for every fine-tuned run; the "
-        "validation split chooses (empty: the recipe's).",
-        valid=NUMBER_LIST,
-    )
-    finetune_crop_min_areas: str = field(
-        "0.3,0.8",
-        "Compare: fine-tuning crop strengths (--crop_min_area) tried with each learning rate; "
-        "the validation split chooses (empty: the recipe's).",
-        valid=NUMBER_LIST,
-    )
-
-    # --- compare ---
-    label_fractions: str = field("0.01,0.1,1.0", "Compare: label fractions.", valid=NUMBER_LIST)
-    methods: str = field(
-        "supervised,simclr,simclr_distill",
-        "Compare: methods to run (simclr brings its linear probe simclr_linear; "
-        "simclr_distill its teacher simclr).",
-    )
-    budget: str = field(
-        "small",
-        "Compare: steps per run from epochs over its own training data, with a floor and "
-        "a ceiling (tfssl/compare_methods.py).",
-        ("tiny", "small", "full"),
-    )
-    seeds: int = field(
-        1,
-        "Compare: runs per method and fraction; run k uses --seed+k and --label_seed+k "
-        "(the pretraining is shared).",
-        valid=POSITIVE,
-    )
-    recipe_dir: str = field(
-        "", "Compare: directory of recipe flagfiles (default: the checkout's configs/compare)."
-    )
-
     @classmethod
     def for_job(cls, given):
         """A validated config from the flags the user gave; unset ones take their method's
@@ -427,13 +372,6 @@ class Config(
                 f"--best_checkpoint_metric={self.best_checkpoint_metric} needs --val_split "
                 "(e.g. --labeled_val_fraction=0.2 --val_split=labeled_val, or --val_split=val)"
             )
-        if any(v <= 0 for v in self.float_list("finetune_learning_rates")):
-            raise ConfigError("--finetune_learning_rates must be positive numbers")
-        if any(not 0 < v <= 1 for v in self.float_list("finetune_crop_min_areas")):
-            raise ConfigError("--finetune_crop_min_areas must be numbers in (0, 1]")
-        for fraction in self.float_list("label_fractions"):
-            if not 0 < fraction <= 1:
-                raise ConfigError(f"--label_fractions has {fraction}: each must be in (0, 1]")
         if self.job in ("eval", "export") and not (self.checkpoint or self.model_dir):
             raise ConfigError(
                 f"--mode={self.job} needs --checkpoint=<run dir or checkpoint prefix>"

@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import re
+import shutil
 import sys
 
 import numpy as np
@@ -452,28 +453,30 @@ def test_the_grid_keeps_the_run_with_the_best_validation(comparison):
 
 
 def test_a_split_too_small_to_choose_keeps_the_recipes_cell_and_last_checkpoint(
-    gray_folder, tmp_path
+    comparison, tmp_path
 ):
     """8 validation images under --min_val_examples=9: the grid trains only the recipe's cell (lr
-    0.02 and the default crop 0.3, not the grid's first cell), and every run keeps its last step."""
-    recipe_dir = tmp_path / "recipes"
-    recipe_dir.mkdir()
-    for name, text in TINY_RECIPES.items():
-        (recipe_dir / f"{name}.cfg").write_text(text + "\n")
+    0.02 and the default crop 0.3, not the grid's first cell), and every run keeps its last step.
+    The pretraining is the comparison's, which compare reuses."""
+    shared_cfg, shared_root, _ = comparison
+    pretrain = tmp_path / "compare" / "simclr_pretrain"
+    shutil.copytree(shared_root / "simclr_pretrain", pretrain)
+    pretrained = sorted(os.listdir(pretrain))
     cfg = tiny_config(
         mode="compare",
-        dataset=f"folder:{gray_folder}",
+        dataset=shared_cfg.dataset,
         model_dir=str(tmp_path / "compare"),
         budget="tiny",
         methods="simclr",
         label_fractions="0.5",
         eval_steps=1,
-        recipe_dir=str(recipe_dir),
+        recipe_dir=shared_cfg.recipe_dir,
         finetune_learning_rates="0.1,0.02",
         finetune_crop_min_areas="0.8,0.3",
         min_val_examples=9,
     )
     rows = jobs.run(cfg)
+    assert sorted(os.listdir(pretrain)) == pretrained
     directory = tmp_path / "compare" / "simclr" / "50pct" / "seed0"
     assert sorted(os.listdir(directory)) == ["grid.json", "lr0.02_crop0.3"]
     grid = json.load(open(directory / "grid.json"))

@@ -28,12 +28,14 @@ run with the same flags take the same steps of the same batch.
 """
 
 import dataclasses
+import logging
 
 import numpy as np
 import tensorflow as tf
 
 from tfssl.errors import DataError
 
+log = logging.getLogger("tfssl")
 _FOREVER = np.iinfo(np.int64).max
 _ORDER_SALT = 0x47524F55  # fold-in constants: the group orders, the pair draws and the
 _PAIR_SALT = 0x4D49434C  # augmentation seeds (seed, n) are independent streams
@@ -137,3 +139,21 @@ def pair_elements(index, batch_size, seed, start=0):
 
     numbers = tf.data.Dataset.range(start, _FOREVER)
     return tf.data.Dataset.zip(numbers, groups).map(pair)
+
+
+def warn_shared_groups(source, train_split, eval_split):
+    """Warns when a group (e.g. a patient) has images in both the train and the eval split."""
+    train = source.groups(train_split)
+    held_out = source.groups(eval_split)
+    if train is None or held_out is None:
+        return
+    shared = ({str(g).strip() for g in train} & {str(g).strip() for g in held_out}) - {""}
+    if shared:
+        log.warning(
+            "%d groups (e.g. %s) have images in both %s and %s: eval scores of images of "
+            "patients seen in training are optimistic; split by group",
+            len(shared),
+            sorted(shared)[0],
+            train_split,
+            eval_split,
+        )

@@ -89,24 +89,7 @@ class DataBundle:
         self.resize = native is None or tuple(self.info.image_shape[:2]) != (self.image_size,) * 2
         self.dtype = np.uint16 if self.info.high_depth else np.uint8
         self._arrays = {}
-        self._warn_shared_groups()
-
-    def _warn_shared_groups(self):
-        """Warns when a group (e.g. a patient) has images in both the train and the eval split."""
-        train = self.source.groups(self.cfg.train_split)
-        held_out = self.source.groups(self.cfg.eval_split)
-        if train is None or held_out is None:
-            return
-        shared = ({str(g).strip() for g in train} & {str(g).strip() for g in held_out}) - {""}
-        if shared:
-            log.warning(
-                "%d groups (e.g. %s) have images in both %s and %s: eval scores of images of "
-                "patients seen in training are optimistic; split by group",
-                len(shared),
-                sorted(shared)[0],
-                self.cfg.train_split,
-                self.cfg.eval_split,
-            )
+        groups.warn_shared_groups(self.source, cfg.train_split, cfg.eval_split)
 
     @property
     def image_shape(self):

@@ -125,8 +125,9 @@ def test_a_binary_run_reports_every_metric_and_the_val_threshold(tmp_path):
     val_labels, val_logits = predict(method, data, "val", 32)
     val_scores = softmax(val_logits.astype(np.float64))[:, 0]
     fpr, tpr, thresholds = sk.roc_curve(val_labels == 0, val_scores, drop_intermediate=False)
+    j = (tpr - fpr)[1:]  # scikit-learn's first point, threshold inf, calls nothing positive
     at = result["at_val_threshold"]
-    assert at["threshold"] == pytest.approx(thresholds[int(np.argmax(tpr - fpr))])
+    assert at["threshold"] == pytest.approx(thresholds[1:][int(np.argmax(j))])
     chosen = probabilities[:, 0] >= at["threshold"]
     assert at["specificity"] == pytest.approx(sk.recall_score(labels == 0, chosen, pos_label=False))
     assert os.path.exists(os.path.join(run_dir, "roc_curve.png"))

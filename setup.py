@@ -28,6 +28,7 @@ setup(
         "medical": ["pydicom>=3", "tifffile"],
         "test": [
             "pytest",
+            "pytest-xdist",  # pytest.ini runs the suite in 2 processes, a test file each
             "nbclient",
             "nbformat",
             "ipykernel",

@@ -2,17 +2,7 @@
 
 import dataclasses
 
-from tfssl.fields import BELOW_ONE, NON_NEGATIVE, POSITIVE, field, is_number_list
-
-
-def numbers_where(holds, requirement):
-    """A `valid` pair for a comma-separated list whose every number satisfies `holds`."""
-    return (
-        lambda text: (
-            is_number_list(text) and all(holds(float(v)) for v in text.split(",") if v.strip())
-        ),
-        f"must be comma-separated numbers, each {requirement}",
-    )
+from tfssl.fields import BELOW_ONE, NON_NEGATIVE, POSITIVE, field, numbers_where
 
 
 @dataclasses.dataclass(frozen=True)

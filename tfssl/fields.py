@@ -29,6 +29,16 @@ BELOW_ONE = (lambda v: 0 <= v < 1, "must be in [0, 1)")
 NUMBER_LIST = (is_number_list, "must be comma-separated numbers")
 
 
+def numbers_where(holds, requirement):
+    """A `valid` pair for a comma-separated list whose every number satisfies `holds`."""
+    return (
+        lambda text: (
+            is_number_list(text) and all(holds(float(v)) for v in text.split(",") if v.strip())
+        ),
+        f"must be comma-separated numbers, each {requirement}",
+    )
+
+
 def field(default, help, choices=None, valid=None):
     """A dataclass field whose metadata run.py turns into a flag and Config.validate checks."""
     metadata = {"help": help}

@@ -365,16 +365,22 @@ def beats(key, method, fraction, others, points=0.0, std_of=(), metric="top_1_ac
     return f"{pct(left)} against {name} {pct(right)}{terms} ({verdict}, {gap:+.2f} points)"
 
 
-def paired(key, method, other, fraction, metric="top_1_accuracy"):
+def paired(key, method, other, fraction, metric="top_1_accuracy", other_key=None):
     """method less other, seed by seed (one seed's runs share their labels), over the seeds of a
-    compare record: '+1.30 ± 2.10 points (95% interval [-0.20, 2.80], 10 seeds, 7 above)'."""
+    compare record (other's runs from other_key's record if given): '+1.30 ± 2.10 points (95%
+    interval [-0.20, 2.80], 10 seeds, 7 above)'."""
     from tfssl.stats import summarize
 
-    by_seed = {}
-    for row in compare_report(key)["rows"]:
-        if row["label_fraction"] == fraction and row["method"] in (method, other):
-            by_seed.setdefault(row["seed"], {})[row["method"]] = row[metric]
-    gaps = [100 * (v[method] - v[other]) for v in by_seed.values() if len(v) == 2]
+    def scores(record, name):
+        rows = compare_report(record)["rows"]
+        return {
+            r["seed"]: r[metric]
+            for r in rows
+            if r["label_fraction"] == fraction and r["method"] == name
+        }
+
+    left, right = scores(key, method), scores(other_key or key, other)
+    gaps = [100 * (left[seed] - right[seed]) for seed in left if seed in right]
     s = summarize(gaps)
     above = sum(g > 0 for g in gaps)
     return (

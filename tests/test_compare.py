@@ -456,8 +456,9 @@ def test_a_split_too_small_to_choose_keeps_the_recipes_cell_and_last_checkpoint(
     comparison, tmp_path
 ):
     """8 validation images under --min_val_examples=9: the grid trains only the recipe's cell (lr
-    0.02 and the default crop 0.3, not the grid's first cell), and every run keeps its last step.
-    The pretraining is the comparison's, which compare reuses."""
+    0.02, which the grid lacks, and the default crop 0.3), and every run keeps its last step. The
+    probe, trained first on the same labels, sized the split, so no grid cell trained before the
+    recipe's. The pretraining is the comparison's, which compare reuses."""
     shared_cfg, shared_root, _ = comparison
     pretrain = tmp_path / "compare" / "simclr_pretrain"
     shutil.copytree(shared_root / "simclr_pretrain", pretrain)
@@ -471,7 +472,7 @@ def test_a_split_too_small_to_choose_keeps_the_recipes_cell_and_last_checkpoint(
         label_fractions="0.5",
         eval_steps=1,
         recipe_dir=shared_cfg.recipe_dir,
-        finetune_learning_rates="0.1,0.02",
+        finetune_learning_rates="0.1,0.05",
         finetune_crop_min_areas="0.8,0.3",
         min_val_examples=9,
     )
@@ -492,6 +493,39 @@ def test_a_split_too_small_to_choose_keeps_the_recipes_cell_and_last_checkpoint(
     # Finished runs chose under this rule: another value is a one-line error, not a reuse.
     with pytest.raises(ConfigError, match="under another rule than --min_val_examples=8"):
         jobs.run(cfg.replace(min_val_examples=8))
+
+
+def test_an_unsized_split_too_small_to_choose_still_keeps_the_recipes_cell(
+    comparison, tmp_path, monkeypatch
+):
+    """With no earlier run of its labels to size the split (fine-tuning without its probe), the
+    grid's first cell trains, shows the split too small, and the recipe's cell trains and is
+    kept."""
+    shared_cfg, shared_root, _ = comparison
+    shutil.copytree(shared_root / "simclr_pretrain", tmp_path / "compare" / "simclr_pretrain")
+    spec = dataclasses.replace(COMPARE_METHODS["simclr"], init="")
+    monkeypatch.setitem(COMPARE_METHODS, "simclr", spec)
+    cfg = tiny_config(
+        mode="compare",
+        dataset=shared_cfg.dataset,
+        model_dir=str(tmp_path / "compare"),
+        budget="tiny",
+        methods="simclr",
+        label_fractions="0.5",
+        eval_steps=1,
+        recipe_dir=shared_cfg.recipe_dir,
+        finetune_learning_rates="0.1,0.05",
+        finetune_crop_min_areas="0.8",
+        min_val_examples=9,
+    )
+    (row,) = jobs.run(cfg)
+    directory = tmp_path / "compare" / "simclr" / "50pct" / "seed0"
+    assert sorted(os.listdir(directory)) == ["grid.json", "lr0.02_crop0.3", "lr0.1_crop0.8"]
+    assert row["run_dir"] == str(directory / "lr0.02_crop0.3")
+    assert json.load(open(directory / "grid.json"))["chosen"] == {
+        "learning_rate": 0.02,
+        "crop_min_area": 0.3,
+    }
 
 
 def test_report_numbers_are_the_runs_results(comparison):

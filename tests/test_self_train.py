@@ -230,9 +230,10 @@ def test_compare_runs_fixmatch_and_self_train_from_the_simclr_fine_tune(
     )
     assert jobs == ["pretrain", "fixmatch", "finetune"] + ["finetune"] * grid + ["self_train"]
     pretrain, fixmatch, probe, *finetunes, self_training = calls
-    # The recipe's cell (lr 0.02, crop 0.8) trains first; the fakes tie on validation, so the
-    # grid's first cell (lr 0.02, crop 0.3) wins.
-    assert finetunes[0].learning_rate == 0.02 and finetunes[0].crop_min_area == 0.8
+    # The recipe's learning rate (0.001, for splits too small to choose) is not in the grid, so
+    # the grid's first cell (lr 0.02, crop 0.3) trains first; the fakes tie on validation, so it
+    # wins.
+    assert finetunes[0].learning_rate == 0.02 and finetunes[0].crop_min_area == 0.3
     finetune = next(f for f in finetunes if f.model_dir.endswith("lr0.02_crop0.3"))
     num_images, labeled = 64, 16  # gray_folder: 4 classes x 16 train images; 25% labeled
     assert fixmatch.train_steps == budget_steps(

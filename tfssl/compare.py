@@ -25,7 +25,7 @@ whose chosen checkpoint scores best on validation, as SimCLRv2 chose its fine-tu
 hyperparameters on held-out labels. The report states the validation size, each run's chosen
 step and each grid's choice; its time counts every run of the grid. A split of fewer than
 --min_val_examples (100) images does not choose: its runs keep their last checkpoint, and a grid
-trains only the recipe's cell.
+trains only the recipe's values, in the grid or not (simclr.cfg's learning rate of 0.005 is not).
 
 How long. Each run's steps follow from epochs over its own training data, within a floor and a
 ceiling of steps (the rule and BUDGETS are in tfssl/compare_methods.py). The report states each
@@ -204,9 +204,12 @@ class Comparison:
             result = self.run_job(method, spec.job, spec.budget, directory, **flags)
             self.results[key], self.dirs[key] = result, directory
             return result
-        # The recipe's cell trains first: a split too small to choose stops the grid there.
+        # The recipe's cell trains first: a split too small to choose stops the grid there. Every
+        # method of a seed and fraction has the same split, so an earlier run (the probe) sizes it.
         recipe_cell = self.recipe_values(method, spec, flags)
-        kept = recipe_cell if recipe_cell in candidates else candidates[0]
+        sized = next((r for k, r in self.results.items() if k[1:] == key[1:]), None)
+        too_small = sized is not None and self.too_few_val(sized)
+        kept = recipe_cell if too_small or recipe_cell in candidates else candidates[0]
 
         def grid_run(candidate):
             run = os.path.join(directory, grids.candidate_name(candidate))
@@ -214,6 +217,8 @@ class Comparison:
             return {"flags": candidate, "run_dir": run, "result": result}
 
         first = grid_run(kept)
+        if self.too_few_val(first["result"]) and first["flags"] != recipe_cell:
+            first = grid_run(recipe_cell)  # the split, unsized before, is too small: the recipe
         if self.too_few_val(first["result"]):
             self.grids[key] = grids.kept_recipe(first, self.metric, self.cfg.min_val_examples)
             write_json(os.path.join(directory, "grid.json"), self.grids[key])
@@ -233,8 +238,8 @@ class Comparison:
 
     def recipe_values(self, method, spec, flags):
         """{flag: value} of the grid's flags in the method's recipe (or their defaults): the cell
-        a grid keeps when its validation split is too small to choose (if the grid has it; else
-        its first)."""
+        a grid trains first if the grid has it, and the one it keeps when its validation split is
+        too small to choose."""
         path = recipes.recipe_path(self.recipe_dir, self.cfg.dataset, method)
         recipe_flags = recipes.read_recipe(path, spec.job, recipes.CONTROLLED)
         cfg = Config.for_job({**recipe_flags, **self.shared, **flags, "mode": spec.job})

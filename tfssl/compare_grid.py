@@ -48,8 +48,7 @@ def choose(tried, metric):
 
 def kept_recipe(run, metric, min_examples):
     """What a grid records when its validation split has fewer than min_examples images, too few
-    to choose: only one cell ran, the recipe's values (or the grid's first cell without them)
-    (run: {flags, run_dir, result})."""
+    to choose: it keeps one run, of the recipe's values (run: {flags, run_dir, result})."""
     record = choose([run], metric)
     record["too_small"] = {
         "num_val_examples": run["result"].get("num_val_examples"),

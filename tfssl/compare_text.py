@@ -89,8 +89,7 @@ def validation_note(rows, val, labels=None, starts=()):
     if smallest < least:
         paragraphs[0] += (
             f" A split of fewer than {least} images (--min_val_examples) does not choose: those "
-            "runs kept their last checkpoint, and their grids the recipe's values (or their first "
-            "cell)."
+            "runs kept their last checkpoint, and their grids the recipe's values."
         )
     ran = {r["method"] for r in rows}
     for method, start in starts:

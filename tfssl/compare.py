@@ -25,7 +25,7 @@ whose chosen checkpoint scores best on validation, as SimCLRv2 chose its fine-tu
 hyperparameters on held-out labels. The report states the validation size, each run's chosen
 step and each grid's choice; its time counts every run of the grid. A split of fewer than
 --min_val_examples (100) images does not choose: its runs keep their last checkpoint, and a grid
-trains only the recipe's values, in the grid or not (simclr.cfg's learning rate of 0.005 is not).
+trains only the recipe's values, in the grid or not (simclr.cfg's learning rate of 0.001 is not).
 
 How long. Each run's steps follow from epochs over its own training data, within a floor and a
 ceiling of steps (the rule and BUDGETS are in tfssl/compare_methods.py). The report states each
@@ -204,8 +204,9 @@ class Comparison:
             result = self.run_job(method, spec.job, spec.budget, directory, **flags)
             self.results[key], self.dirs[key] = result, directory
             return result
-        # The recipe's cell trains first: a split too small to choose stops the grid there. Every
-        # method of a seed and fraction has the same split, so an earlier run (the probe) sizes it.
+        # The recipe's cell trains first (where the grid lacks it, the grid's first cell): a split
+        # too small to choose stops the grid there, on the recipe's values. Every method of a seed
+        # and fraction has the same split, so an earlier run of them (the probe) sizes it.
         recipe_cell = self.recipe_values(method, spec, flags)
         sized = next((r for k, r in self.results.items() if k[1:] == key[1:]), None)
         too_small = sized is not None and self.too_few_val(sized)

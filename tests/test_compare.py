@@ -452,18 +452,13 @@ def test_the_grid_keeps_the_run_with_the_best_validation(comparison):
         assert start["history"][0]["loss"] == pytest.approx(teacher["best"]["loss"], rel=1e-5)
 
 
-def test_a_split_too_small_to_choose_keeps_the_recipes_cell_and_last_checkpoint(
-    comparison, tmp_path
-):
-    """8 validation images under --min_val_examples=9: the grid trains only the recipe's cell (lr
-    0.02, which the grid lacks, and the default crop 0.3), and every run keeps its last step. The
-    probe, trained first on the same labels, sized the split, so no grid cell trained before the
-    recipe's. The pretraining is the comparison's, which compare reuses."""
+def _small_split_config(comparison, tmp_path, **flags):
+    """SimCLR alone at 50% of the comparison's labels (8 validation images) under
+    --min_val_examples=9, with a grid of learning rates without the tiny recipe's 0.02, in
+    tmp_path/compare with the comparison's pretraining copied in (compare reuses it)."""
     shared_cfg, shared_root, _ = comparison
-    pretrain = tmp_path / "compare" / "simclr_pretrain"
-    shutil.copytree(shared_root / "simclr_pretrain", pretrain)
-    pretrained = sorted(os.listdir(pretrain))
-    cfg = tiny_config(
+    shutil.copytree(shared_root / "simclr_pretrain", tmp_path / "compare" / "simclr_pretrain")
+    return tiny_config(
         mode="compare",
         dataset=shared_cfg.dataset,
         model_dir=str(tmp_path / "compare"),
@@ -473,9 +468,21 @@ def test_a_split_too_small_to_choose_keeps_the_recipes_cell_and_last_checkpoint(
         eval_steps=1,
         recipe_dir=shared_cfg.recipe_dir,
         finetune_learning_rates="0.1,0.05",
-        finetune_crop_min_areas="0.8,0.3",
         min_val_examples=9,
+        **flags,
     )
+
+
+def test_a_split_too_small_to_choose_keeps_the_recipes_cell_and_last_checkpoint(
+    comparison, tmp_path
+):
+    """8 validation images under --min_val_examples=9: the grid trains only the recipe's cell (lr
+    0.02, which the grid lacks, and the default crop 0.3), and every run keeps its last step. The
+    probe, trained first on the same labels, sized the split, so no grid cell trained before the
+    recipe's. The pretraining is the comparison's, which compare reuses."""
+    cfg = _small_split_config(comparison, tmp_path, finetune_crop_min_areas="0.8,0.3")
+    pretrain = tmp_path / "compare" / "simclr_pretrain"
+    pretrained = sorted(os.listdir(pretrain))
     rows = jobs.run(cfg)
     assert sorted(os.listdir(pretrain)) == pretrained
     directory = tmp_path / "compare" / "simclr" / "50pct" / "seed0"
@@ -501,23 +508,9 @@ def test_an_unsized_split_too_small_to_choose_still_keeps_the_recipes_cell(
     """With no earlier run of its labels to size the split (fine-tuning without its probe), the
     grid's first cell trains, shows the split too small, and the recipe's cell trains and is
     kept."""
-    shared_cfg, shared_root, _ = comparison
-    shutil.copytree(shared_root / "simclr_pretrain", tmp_path / "compare" / "simclr_pretrain")
     spec = dataclasses.replace(COMPARE_METHODS["simclr"], init="")
     monkeypatch.setitem(COMPARE_METHODS, "simclr", spec)
-    cfg = tiny_config(
-        mode="compare",
-        dataset=shared_cfg.dataset,
-        model_dir=str(tmp_path / "compare"),
-        budget="tiny",
-        methods="simclr",
-        label_fractions="0.5",
-        eval_steps=1,
-        recipe_dir=shared_cfg.recipe_dir,
-        finetune_learning_rates="0.1,0.05",
-        finetune_crop_min_areas="0.8",
-        min_val_examples=9,
-    )
+    cfg = _small_split_config(comparison, tmp_path, finetune_crop_min_areas="0.8")
     (row,) = jobs.run(cfg)
     directory = tmp_path / "compare" / "simclr" / "50pct" / "seed0"
     assert sorted(os.listdir(directory)) == ["grid.json", "lr0.02_crop0.3", "lr0.1_crop0.8"]

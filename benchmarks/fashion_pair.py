@@ -7,8 +7,9 @@ read on data nobody tuned on without touching the kept-back set.
 
 The idx files come from Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist/).
 Train: --per_class images of each class, drawn with a seeded order from the 6,000 of each; test:
-all 1,000 test images of each class. Labels: 0 for --classes' first, 1 for its second. Nothing of
-it is committed.
+all 1,000 test images of each class; val (with --val_per_class, for tuning): that many more of each
+class from the train images left over, so train and test are the same with or without it.
+Labels: 0 for --classes' first, 1 for its second. Nothing of it is committed.
 """
 
 import argparse
@@ -31,13 +32,14 @@ def read_idx(path):
     return np.frombuffer(data, np.uint8, count * rows * cols, 16).reshape(count, rows, cols)
 
 
-def pair(images, labels, classes, per_class, rng):
-    """The images of `classes` (per_class of each in a seeded order, or all), labelled 0 and 1."""
+def pair(images, labels, classes, per_class, rng, skip=0):
+    """The images of `classes` (per_class of each in a seeded order after the first `skip` of that
+    order, or all), labelled 0 and 1."""
     picked = []
     for new_label, old_label in enumerate(classes):
         index = np.flatnonzero(labels == old_label)
         if per_class:
-            index = np.sort(rng.permutation(index)[:per_class])
+            index = np.sort(rng.permutation(index)[skip : skip + per_class])
         picked.append((index, new_label))
     index = np.concatenate([i for i, _ in picked])
     new_labels = np.concatenate([np.full(len(i), c, np.uint8) for i, c in picked])
@@ -51,6 +53,7 @@ def main():
     parser.add_argument("--source", default="/usr/share/datasets/fashion-mnist")
     parser.add_argument("--classes", default="coat,pullover")
     parser.add_argument("--per_class", type=int, default=1214)
+    parser.add_argument("--val_per_class", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     classes = [NAMES.index(name) for name in args.classes.split(",")]
@@ -62,9 +65,16 @@ def main():
         arrays[f"{split}_images"], arrays[f"{split}_labels"] = pair(
             images, labels, classes, per_class, rng
         )
+    if args.val_per_class:  # the same permutations as train's, past its images
+        train_rng = np.random.default_rng(args.seed)
+        images = read_idx(os.path.join(args.source, "train-images-idx3-ubyte.gz"))
+        labels = read_idx(os.path.join(args.source, "train-labels-idx1-ubyte.gz"))
+        arrays["val_images"], arrays["val_labels"] = pair(
+            images, labels, classes, args.val_per_class, train_rng, skip=args.per_class
+        )
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     np.savez_compressed(args.out, **arrays)
-    for split in ("train", "test"):
+    for split in ("train", "val", "test")[: 3 if args.val_per_class else 2]:
         counts = np.bincount(arrays[f"{split}_labels"][:, 0], minlength=2)
         print(f"{split}: {len(arrays[split + '_labels'])} images, {counts.tolist()} a class")
 

@@ -57,24 +57,30 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     classes = [NAMES.index(name) for name in args.classes.split(",")]
+    source = {
+        prefix: tuple(
+            read_idx(os.path.join(args.source, f"{prefix}-{kind}-idx{dims}-ubyte.gz"))
+            for kind, dims in (("images", 3), ("labels", 1))
+        )
+        for prefix in ("train", "t10k")
+    }
     rng = np.random.default_rng(args.seed)
     arrays = {}
     for split, prefix, per_class in (("train", "train", args.per_class), ("test", "t10k", 0)):
-        images = read_idx(os.path.join(args.source, f"{prefix}-images-idx3-ubyte.gz"))
-        labels = read_idx(os.path.join(args.source, f"{prefix}-labels-idx1-ubyte.gz"))
         arrays[f"{split}_images"], arrays[f"{split}_labels"] = pair(
-            images, labels, classes, per_class, rng
+            *source[prefix], classes, per_class, rng
         )
     if args.val_per_class:  # the same permutations as train's, past its images
-        train_rng = np.random.default_rng(args.seed)
-        images = read_idx(os.path.join(args.source, "train-images-idx3-ubyte.gz"))
-        labels = read_idx(os.path.join(args.source, "train-labels-idx1-ubyte.gz"))
         arrays["val_images"], arrays["val_labels"] = pair(
-            images, labels, classes, args.val_per_class, train_rng, skip=args.per_class
+            *source["train"],
+            classes,
+            args.val_per_class,
+            np.random.default_rng(args.seed),
+            skip=args.per_class,
         )
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     np.savez_compressed(args.out, **arrays)
-    for split in ("train", "val", "test")[: 3 if args.val_per_class else 2]:
+    for split in [s for s in ("train", "val", "test") if f"{s}_labels" in arrays]:
         counts = np.bincount(arrays[f"{split}_labels"][:, 0], minlength=2)
         print(f"{split}: {len(arrays[split + '_labels'])} images, {counts.tolist()} a class")
 

@@ -1,6 +1,7 @@
 """Offline tfds preparation, folder datasets, label subsets and the deterministic pipeline."""
 
 import gzip
+import json
 import os
 
 import numpy as np
@@ -224,6 +225,30 @@ def test_labeled_and_unlabeled_parts(gray_folder, tmp_path):
     assert bundle.num_examples("labeled") == 8 and bundle.num_examples("unlabeled") == 56
     labeled = np.concatenate([y for _, y in batches(bundle, 4, part="labeled")])
     assert sorted(np.bincount(labeled)) == [8, 8, 8, 8]  # 4 epochs of 2 per class
+
+
+def test_all_known_part_labels_only_the_fitted_subset(gray_folder, tmp_path):
+    """part="all_known": every train image once an epoch, with its label when it is in the
+    labeled part and -1 otherwise (the held-out validation labels included)."""
+    cfg = tiny_config(
+        dataset=f"folder:{gray_folder}",
+        num_labels=16,
+        labeled_val_fraction=0.25,
+        val_split="labeled_val",
+    )
+    bundle = DataBundle(cfg, str(tmp_path))
+    row_ids = np.arange(64, dtype=np.float32)[:, None]
+    seen = batches(bundle, 8, part="all_known", features=row_ids)
+    ids = np.concatenate([x[:, 0] for x, _ in seen]).astype(int)
+    labels = np.concatenate([y for _, y in seen])
+    assert sorted(ids) == list(range(64))
+    with open(tmp_path / subsets.SUBSET_FILE) as f:
+        saved = json.load(f)
+    fitted = set(saved["indices"]) - set(saved["val_indices"])
+    assert len(fitted) == 12 and len(saved["val_indices"]) == 4
+    true = np.asarray(bundle.source.labels("train"))
+    for i, label in zip(ids, labels):
+        assert label == (true[i] if i in fitted else -1)
 
 
 def test_precomputed_features_follow_their_examples_through_the_stream(gray_folder, tmp_path):

@@ -5,7 +5,12 @@ import pytest
 import tensorflow as tf
 
 from tfssl.losses.contrastive import contrast_metrics, nt_xent
-from tfssl.losses.supervised import accuracy, cross_entropy, distillation_loss
+from tfssl.losses.supervised import (
+    accuracy,
+    cross_entropy,
+    distillation_loss,
+    known_label_cross_entropy,
+)
 
 
 def numpy_nt_xent(z1, z2, temperature, hidden_norm):
@@ -74,6 +79,22 @@ def test_cross_entropy_and_accuracy():
     assert float(accuracy(labels, logits)) == pytest.approx(2 / 3)
     assert float(accuracy(labels, logits, k=2)) == pytest.approx(2 / 3)  # label 1 is third in row 2
     assert float(accuracy(labels, logits, k=3)) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("class_weights", [None, [0.5, 2.0, 1.0]])
+def test_known_label_cross_entropy_counts_unknown_labels_as_zero_terms(class_weights):
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(5, 3))
+    labels = np.array([2, -1, 0, -1, 1])
+    weights = np.ones(3) if class_weights is None else np.array(class_weights)
+    total = 0.0
+    for row, label in zip(logits, labels):
+        if label >= 0:
+            total += -weights[label] * (row[label] - np.log(np.exp(row).sum()))
+    loss = known_label_cross_entropy(labels, tf.constant(logits, tf.float32), class_weights)
+    assert float(loss) == pytest.approx(total / 5, rel=1e-5)  # over all 5, not the 3 labeled
+    none_known = known_label_cross_entropy([-1, -1], tf.constant(logits[:2], tf.float32))
+    assert float(none_known) == 0.0
 
 
 @pytest.mark.parametrize("temperature", [1.0, 2.0, 4.0])

@@ -254,6 +254,44 @@ def test_distill_loss_with_labels_matches_numpy(runs, tmp_path):
     assert float(loss) == pytest.approx(kd + 0.5 * supervised, rel=1e-4)
 
 
+def test_distill_loss_with_known_labels_matches_numpy(runs, tmp_path):
+    """--distill_known_labels: T^2 CE(softmax(t/T), s/T) + 1/B sum over the batch's labeled
+    images of CE(label, s), on one batch of all train images (unlabeled ones add nothing)."""
+    from tfssl.methods.distill import Distill
+
+    root, common, _ = runs
+    cfg = tiny_config(
+        mode="distill",
+        teacher=str(root / "ft"),
+        model_dir=str(tmp_path / "d"),
+        num_labels=32,
+        distill_known_labels=True,
+        distill_temperature=2.0,
+        **common,
+    )
+    method = Distill(cfg, DataBundle(cfg, cfg.run_dir))
+    method.build()
+    method.setup_training()
+    batch = next(iter(method.train_dataset(None, 0)))
+    images, labels = batch[0].numpy(), batch[1].numpy()
+    known = labels >= 0
+    assert images.shape[0] == 16 and 0 < known.sum() < 16
+    loss, metrics = method.loss(batch)
+
+    def log_softmax(x):
+        x = x - x.max(-1, keepdims=True)
+        return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+    logits = method.model(images, training=True)["logits"].numpy()
+    teacher = method.teacher(images).numpy() / 2.0
+    kd = 4.0 * np.mean(-np.sum(np.exp(log_softmax(teacher)) * log_softmax(logits / 2.0), -1))
+    own = -log_softmax(logits)[np.flatnonzero(known), labels[known]].sum() / 16
+    assert float(metrics["distill_loss"]) == pytest.approx(kd, rel=1e-4)
+    assert float(loss) == pytest.approx(kd + own, rel=1e-4)
+    with pytest.raises(ConfigError, match="give one of them"):
+        Distill.validate_config(cfg.replace(distill_label_weight=0.5))
+
+
 EXPORT_CHECK = """
 import json, sys
 import numpy as np

@@ -391,4 +391,11 @@ class DistillFields:
         ("scratch", "teacher"),
     )
     distill_temperature: float = field(1.0, "Distill: softmax temperature T.", valid=POSITIVE)
-    distill_label_weight: float = field(0.0, "Distill: weight of the labeled cross-entropy.")
+    distill_label_weight: float = field(
+        0.0, "Distill: weight of the cross-entropy on a second batch, of labeled images."
+    )
+    distill_known_labels: bool = field(
+        False,
+        "Distill: the labeled images among the distilled ones also learn their own label "
+        "(cross-entropy, no extra batch).",
+    )

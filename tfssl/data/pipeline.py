@@ -126,6 +126,13 @@ class DataBundle:
     def train_labels(self):
         return np.asarray(self.source.labels(self.cfg.train_split), np.int64)
 
+    @functools.cached_property
+    def known_labels(self):
+        """The train labels, -1 outside the labeled part the run fits on."""
+        known = np.full(self.num_train_examples, -1, np.int64)
+        known[self.labeled_indices] = self.train_labels[self.labeled_indices]
+        return known
+
     def num_examples(self, part="all"):
         """Examples in the train split's 'all', 'labeled' (fitted), 'unlabeled' (the rest, held-out
         validation images included: their labels are not used) or 'val' part."""
@@ -252,10 +259,13 @@ class DataBundle:
         --balanced_sampling. With `targets` (an integer array with one entry
         per train-split example, e.g. true labels and pseudo-labels) the stream
         holds the examples whose entry is not negative, labeled with it, and
-        `part` is not used.
+        `part` is not used. part="all_known" holds every example, labeled -1 outside the
+        labeled part (held-out validation images included).
         """
         seed = self.cfg.seed * 1000 + stream
-        if targets is None:
+        if part == "all_known":  # every image; -1 for the labels the run may not use
+            indices, all_labels = self.part_indices("all"), self.known_labels
+        elif targets is None:
             indices, all_labels = self.part_indices(part), self.train_labels
         else:
             all_labels = np.asarray(targets, np.int64)

@@ -20,6 +20,24 @@ def cross_entropy(labels, logits, class_weights=None):
     return tf.reduce_mean(losses)
 
 
+def known_label_cross_entropy(labels, logits, class_weights=None):
+    """Cross-entropy of the examples whose label is known (label >= 0), over the whole batch:
+
+        loss = 1/B * sum_i [y_i >= 0] * w[y_i] * -log softmax(logits_i)[y_i]
+
+    B counts every example, so each labeled image adds its own term whatever the share of
+    labeled images in the batch (w as in cross_entropy).
+    """
+    logits = tf.cast(logits, tf.float32)
+    labels = tf.cast(labels, tf.int32)
+    known = tf.cast(labels >= 0, tf.float32)
+    safe_labels = tf.maximum(labels, 0)
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(safe_labels, logits) * known
+    if class_weights is not None:
+        losses *= tf.gather(tf.constant(class_weights, tf.float32), safe_labels)
+    return tf.reduce_mean(losses)
+
+
 def accuracy(labels, logits, k=1):
     """Fraction of examples whose label is among the k largest logits."""
     labels = tf.cast(labels, tf.int32)

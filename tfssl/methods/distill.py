@@ -3,16 +3,23 @@
 The teacher (a tfssl run or an exported SavedModel) labels each augmented
 image with its softened class probabilities; the student, of the same size
 (self-distillation) or smaller, learns them. The paper distils on every train
-image, labeled or not, without using labels; --distill_label_weight adds the
-labeled cross-entropy. --student_init=teacher starts the student as a copy of a tfssl teacher
-(its network and weights), so a short run refines the teacher instead of rebuilding it.
+image, labeled or not, without using labels; --distill_known_labels adds the
+cross-entropy of the labeled images among them (SimCLRv2's combined loss, at no extra cost), and
+--distill_label_weight that of a second, labeled batch. --student_init=teacher starts the
+student as a copy of a tfssl teacher (its network and weights), so a short run refines the
+teacher instead of rebuilding it.
 """
 
 import tensorflow as tf
 
 from tfssl import restore
 from tfssl.errors import ConfigError
-from tfssl.losses.supervised import accuracy, cross_entropy, distillation_loss
+from tfssl.losses.supervised import (
+    accuracy,
+    cross_entropy,
+    distillation_loss,
+    known_label_cross_entropy,
+)
 from tfssl.methods.base import Method
 from tfssl.methods.finetune import LABELED_TRAINING_DEFAULTS
 from tfssl.models.factory import build_simclr_model
@@ -37,6 +44,11 @@ class Distill(Method):
             raise ConfigError(
                 "--mode=distill: --checkpoint names the teacher when --teacher is not given; "
                 "give one of them"
+            )
+        if cfg.distill_known_labels and cfg.distill_label_weight:
+            raise ConfigError(
+                "--distill_known_labels and --distill_label_weight both add the labeled "
+                "cross-entropy; give one of them"
             )
         if cfg.student_init == "teacher" and (
             cfg.student_resnet_depth or cfg.student_width_multiplier
@@ -94,8 +106,9 @@ class Distill(Method):
 
     def train_dataset(self, input_context, start_step):
         cfg = self.cfg
+        everything = "all_known" if cfg.distill_known_labels else "all"
         unlabeled = self.data.train_batches(
-            self.crop_flip_view, cfg.train_batch_size, "all", input_context, start_step
+            self.crop_flip_view, cfg.train_batch_size, everything, input_context, start_step
         )
         if not cfg.distill_label_weight:
             return unlabeled
@@ -111,7 +124,7 @@ class Distill(Method):
 
     def loss(self, batch):
         cfg = self.cfg
-        (images, _), labeled = (batch, None) if not cfg.distill_label_weight else batch
+        (images, known_labels), labeled = (batch, None) if not cfg.distill_label_weight else batch
         teacher_logits = self.teacher(images)
         student_logits = self.model(images, training=True)["logits"]
         loss = distillation_loss(teacher_logits, student_logits, cfg.distill_temperature)
@@ -121,6 +134,10 @@ class Distill(Method):
             )
         )
         metrics = {"distill_loss": loss, "teacher_agreement": agreement}
+        if cfg.distill_known_labels:
+            known_loss = known_label_cross_entropy(known_labels, student_logits, self.class_weights)
+            metrics["known_label_loss"] = known_loss
+            loss += known_loss
         if labeled is not None:
             labeled_logits = self.model(labeled[0], training=True)["logits"]
             supervised_loss = cross_entropy(labeled[1], labeled_logits, self.class_weights)

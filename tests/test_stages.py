@@ -216,9 +216,21 @@ def test_a_copied_student_needs_a_tfssl_classifier_of_its_size(runs, tmp_path):
         train(teacher=str(root / "pre"), **cfg)
 
 
-def test_distill_loss_with_labels_matches_numpy(runs, tmp_path):
-    """--distill_label_weight=w: T^2 CE(softmax(t/T), s/T) on the unlabeled batch + w CE(labels, s)
-    on a labeled one."""
+def numpy_log_softmax(x):
+    x = x - x.max(-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+
+def numpy_distillation(teacher_logits, student_logits, temperature):
+    """T^2 * mean_i sum_c -softmax(t_i/T)_c log softmax(s_i/T)_c, in numpy."""
+    teacher = numpy_log_softmax(teacher_logits / temperature)
+    student = numpy_log_softmax(student_logits / temperature)
+    return temperature**2 * np.mean(-np.sum(np.exp(teacher) * student, -1))
+
+
+def distill_first_batch(runs, tmp_path, **flags):
+    """A distillation of the fine-tuned test run, set up to train at temperature 2, and its first
+    training batch."""
     from tfssl.methods.distill import Distill
 
     root, common, _ = runs
@@ -226,30 +238,29 @@ def test_distill_loss_with_labels_matches_numpy(runs, tmp_path):
         mode="distill",
         teacher=str(root / "ft"),
         model_dir=str(tmp_path / "d"),
-        num_labels=16,
-        distill_label_weight=0.5,
         distill_temperature=2.0,
+        **flags,
         **common,
     )
     method = Distill(cfg, DataBundle(cfg, cfg.run_dir))
     method.build()
     method.setup_training()
-    batch = next(iter(method.train_dataset(None, 0)))
+    return method, next(iter(method.train_dataset(None, 0)))
+
+
+def test_distill_loss_with_labels_matches_numpy(runs, tmp_path):
+    """--distill_label_weight=w: T^2 CE(softmax(t/T), s/T) on the unlabeled batch + w CE(labels, s)
+    on a labeled one."""
+    method, batch = distill_first_batch(runs, tmp_path, num_labels=16, distill_label_weight=0.5)
     (images, _), (labeled_images, labels) = batch
     assert labeled_images.shape[0] == 16 and int(tf.reduce_max(labels)) < 4
     loss, metrics = method.loss(batch)
 
-    def log_softmax(x):
-        x = x - x.max(-1, keepdims=True)
-        return x - np.log(np.exp(x).sum(-1, keepdims=True))
-
-    teacher = method.teacher(images).numpy() / 2.0
-    student = (
-        method.model(images, training=True)["logits"].numpy() / 2.0
-    )  # batch statistics: the same again
-    kd = 4.0 * np.mean(-np.sum(np.exp(log_softmax(teacher)) * log_softmax(student), -1))
+    teacher = method.teacher(images).numpy()
+    student = method.model(images, training=True)["logits"].numpy()  # batch statistics: the same
+    kd = numpy_distillation(teacher, student, 2.0)
     labeled_logits = method.model(labeled_images, training=True)["logits"].numpy()
-    supervised = -np.mean(log_softmax(labeled_logits)[np.arange(16), labels.numpy()])
+    supervised = -np.mean(numpy_log_softmax(labeled_logits)[np.arange(16), labels.numpy()])
     assert float(metrics["distill_loss"]) == pytest.approx(kd, rel=1e-4)
     assert float(loss) == pytest.approx(kd + 0.5 * supervised, rel=1e-4)
 
@@ -257,39 +268,19 @@ def test_distill_loss_with_labels_matches_numpy(runs, tmp_path):
 def test_distill_loss_with_known_labels_matches_numpy(runs, tmp_path):
     """--distill_known_labels: T^2 CE(softmax(t/T), s/T) + 1/B sum over the batch's labeled
     images of CE(label, s), on one batch of all train images (unlabeled ones add nothing)."""
-    from tfssl.methods.distill import Distill
-
-    root, common, _ = runs
-    cfg = tiny_config(
-        mode="distill",
-        teacher=str(root / "ft"),
-        model_dir=str(tmp_path / "d"),
-        num_labels=32,
-        distill_known_labels=True,
-        distill_temperature=2.0,
-        **common,
-    )
-    method = Distill(cfg, DataBundle(cfg, cfg.run_dir))
-    method.build()
-    method.setup_training()
-    batch = next(iter(method.train_dataset(None, 0)))
+    method, batch = distill_first_batch(runs, tmp_path, num_labels=32, distill_known_labels=True)
     images, labels = batch[0].numpy(), batch[1].numpy()
     known = labels >= 0
     assert images.shape[0] == 16 and 0 < known.sum() < 16
     loss, metrics = method.loss(batch)
 
-    def log_softmax(x):
-        x = x - x.max(-1, keepdims=True)
-        return x - np.log(np.exp(x).sum(-1, keepdims=True))
-
     logits = method.model(images, training=True)["logits"].numpy()
-    teacher = method.teacher(images).numpy() / 2.0
-    kd = 4.0 * np.mean(-np.sum(np.exp(log_softmax(teacher)) * log_softmax(logits / 2.0), -1))
-    own = -log_softmax(logits)[np.flatnonzero(known), labels[known]].sum() / 16
+    kd = numpy_distillation(method.teacher(images).numpy(), logits, 2.0)
+    own = -numpy_log_softmax(logits)[np.flatnonzero(known), labels[known]].sum() / 16
     assert float(metrics["distill_loss"]) == pytest.approx(kd, rel=1e-4)
     assert float(loss) == pytest.approx(kd + own, rel=1e-4)
     with pytest.raises(ConfigError, match="give one of them"):
-        Distill.validate_config(cfg.replace(distill_label_weight=0.5))
+        type(method).validate_config(method.cfg.replace(distill_label_weight=0.5))
 
 
 EXPORT_CHECK = """
